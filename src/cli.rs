@@ -1,0 +1,166 @@
+//! The command line: clap definitions and the dispatch from each subcommand to the library.
+
+use crate::experiment::{Experiment, Overrides};
+use crate::headless;
+use crate::train::{self, Control, DeviceKind, RunEnv, Status};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The experiment `make run` and a bare `gradlab` without a terminal start.
+pub const DEFAULT_EXPERIMENT: &str = "experiments/tanh-naive-20.toml";
+
+#[derive(Parser, Debug)]
+#[command(name = "gradlab", version, about = "A terminal lab for the vanishing and exploding gradient problem")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Ledger folder (default `ledger/`).
+    #[arg(long, global = true, env = "GRADLAB_LEDGER", default_value = "ledger")]
+    pub ledger: PathBuf,
+}
+
+/// Options shared by everything that trains.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EnvArgs {
+    /// Backend device.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub device: DeviceKind,
+    /// CPU worker threads (1 is the exact, recorded default).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+}
+
+impl EnvArgs {
+    pub fn env(&self) -> RunEnv {
+        RunEnv { device: self.device, threads: self.threads as usize }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train an experiment (the terminal UI when stdout is a terminal, else headless).
+    Run {
+        file: PathBuf,
+        /// No terminal UI: progress on stderr, summary table on stdout.
+        #[arg(long)]
+        headless: bool,
+        /// Write the full trace as JSON Lines.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Override `train.steps` (recorded as part of the config).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Override `experiment.seed` (recorded as part of the config).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Do not record the run in the ledger.
+        #[arg(long)]
+        no_ledger: bool,
+        #[command(flatten)]
+        env: EnvArgs,
+    },
+    /// Validate experiment files and print each canonical hash.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the canonical form instead of the hash (one file).
+        #[arg(long)]
+        canonical: bool,
+    },
+}
+
+/// Parses the process arguments, runs, and maps the result to an exit code
+/// (0 success, 1 a failed run or check, 2 bad input, 130 interrupted).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(file: &Path, overrides: Overrides) -> Result<Experiment> {
+    Ok(Experiment::load(file)?.with_overrides(overrides)?)
+}
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let command = cli.command.unwrap_or_else(|| Command::Run {
+        file: PathBuf::from(DEFAULT_EXPERIMENT),
+        headless: false,
+        trace: None,
+        steps: None,
+        seed: None,
+        no_ledger: false,
+        env: EnvArgs { device: DeviceKind::Flex, threads: 1 },
+    });
+    match command {
+        Command::Check { files, canonical } => check(&files, canonical),
+        Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
+            let exp = load(&file, Overrides { steps, seed })?;
+            let headless = headless || !std::io::stdout().is_terminal();
+            run_headless(&exp, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()), headless)
+        }
+    }
+}
+
+fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
+    if canonical {
+        anyhow::ensure!(files.len() == 1, "--canonical takes exactly one file");
+        print!("{}", Experiment::load(&files[0])?.canonical());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut bad = 0;
+    for f in files {
+        match Experiment::load(f) {
+            Ok(exp) => println!("{}  {}", exp.hash(), f.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// Stops the run cooperatively on SIGINT and SIGTERM, so it is still recorded.
+fn stop_on_signals(control: &Control) -> Result<()> {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, control.stop_flag()).context("installing a signal handler")?;
+    }
+    Ok(())
+}
+
+fn run_headless(
+    exp: &Experiment,
+    env: RunEnv,
+    trace: Option<&Path>,
+    ledger: Option<&Path>,
+    _headless: bool,
+) -> Result<ExitCode> {
+    env.device.device().map_err(anyhow::Error::msg)?;
+    train::init_threads(env.threads);
+    let control = Control::new();
+    stop_on_signals(&control)?;
+    let outcome = headless::run(exp, env, control);
+    if let Some(path) = trace {
+        std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
+    }
+    let _ = ledger;
+    print!("{}", headless::summary(&outcome));
+    Ok(exit_code(outcome.end.status))
+}
+
+/// The exit code of a run: a diverged run is a result, not an error.
+pub fn exit_code(status: Status) -> ExitCode {
+    match status {
+        Status::Completed | Status::Diverged => ExitCode::SUCCESS,
+        Status::Interrupted => ExitCode::from(130),
+        Status::Failed => ExitCode::from(1),
+    }
+}

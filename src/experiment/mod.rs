@@ -1,0 +1,296 @@
+//! Experiment files: parse (serde + toml), validate once, canonical form and its blake3 hash.
+//!
+//! `Experiment` is the only type the rest of the lab sees; it cannot exist unvalidated.
+//! Its canonical form fills every default, sorts keys and prints each number in one
+//! spelling, so comments, whitespace, key order and spelled-out defaults never change the
+//! hash while any change of value does.
+
+mod spec;
+mod validate;
+
+pub use spec::*;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A bad experiment file: where, and what is allowed instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, a wrong type or an unknown variant.
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A value out of its range.
+    #[error("{path}:{line}: {field} = {value}: {allowed}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        field: String,
+        value: String,
+        allowed: String,
+    },
+}
+
+/// The blake3 hash of a canonical config, as 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ConfigHash(pub String);
+
+impl ConfigHash {
+    /// The first 12 hex digits, for tables and headers.
+    pub fn short(&self) -> &str {
+        &self.0[..12.min(self.0.len())]
+    }
+}
+
+impl fmt::Display for ConfigHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated experiment with its canonical form and hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    spec: Spec,
+    canonical: String,
+    hash: ConfigHash,
+}
+
+/// Command-line overrides applied after parsing; they become part of the recorded config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub steps: Option<usize>,
+    pub seed: Option<u64>,
+}
+
+impl Experiment {
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&source, path)
+    }
+
+    /// Parses and validates TOML text; `path` only names the source in errors.
+    pub fn parse(source: &str, path: &Path) -> Result<Self, ConfigError> {
+        let spec: Spec = toml::from_str(source).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_col(source, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        validate::check(&spec).map_err(|v| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: field_line(source, &v.field),
+            field: v.field,
+            value: v.value,
+            allowed: v.allowed,
+        })?;
+        Ok(Self::from_valid(spec))
+    }
+
+    /// Parses a canonical config embedded elsewhere (a ledger entry).
+    pub fn from_canonical(source: &str) -> Result<Self, ConfigError> {
+        Self::parse(source, Path::new("<embedded config>"))
+    }
+
+    fn from_valid(spec: Spec) -> Self {
+        let canonical = canonical_toml(&spec);
+        let hash = ConfigHash(blake3::hash(canonical.as_bytes()).to_hex().to_string());
+        Self {
+            spec,
+            canonical,
+            hash,
+        }
+    }
+
+    /// Applies command-line overrides, revalidating and rehashing.
+    pub fn with_overrides(self, o: Overrides) -> Result<Self, ConfigError> {
+        let mut spec = self.spec;
+        if let Some(steps) = o.steps {
+            spec.train.steps = steps;
+        }
+        if let Some(seed) = o.seed {
+            spec.experiment.seed = seed;
+        }
+        validate::check(&spec).map_err(|v| ConfigError::Invalid {
+            path: PathBuf::from("<command line>"),
+            line: 0,
+            field: v.field,
+            value: v.value,
+            allowed: v.allowed,
+        })?;
+        Ok(Self::from_valid(spec))
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.experiment.name
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.spec.experiment.seed
+    }
+
+    /// The canonical TOML text whose bytes are hashed.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
+    pub fn hash(&self) -> &ConfigHash {
+        &self.hash
+    }
+}
+
+/// Every default filled, keys sorted (toml's table is a BTreeMap), floats printed by the
+/// shortest round-trip spelling.
+fn canonical_toml(spec: &Spec) -> String {
+    let value = toml::Value::try_from(spec).expect("a validated spec always serializes");
+    let sorted = sort_value(value);
+    toml::to_string(&sorted).expect("a toml value always prints")
+}
+
+fn sort_value(v: toml::Value) -> toml::Value {
+    match v {
+        toml::Value::Table(t) => {
+            let mut entries: Vec<_> = t.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut out = toml::map::Map::new();
+            for (k, v) in entries {
+                out.insert(k, sort_value(v));
+            }
+            toml::Value::Table(out)
+        }
+        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(sort_value).collect()),
+        other => other,
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The line where `section.key` is written, or the section header when the key is absent
+/// (the value came from a default), or line 1.
+fn field_line(source: &str, field: &str) -> usize {
+    let Ok(doc) = toml_edit::ImDocument::parse(source) else {
+        return 1;
+    };
+    let mut parts = field.splitn(2, '.');
+    let (Some(section), key) = (parts.next(), parts.next()) else {
+        return 1;
+    };
+    let Some(table) = doc.get(section) else {
+        return 1;
+    };
+    let span = key
+        .and_then(|k| table.as_table_like().and_then(|t| t.get_key_value(k)))
+        .and_then(|(k, _)| k.span())
+        .or_else(|| table.span());
+    span.map_or(1, |s| line_col(source, s.start).0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Experiment, ConfigError> {
+        Experiment::parse(s, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn defaults_comments_and_order_do_not_change_the_hash() {
+        let a = parse("[experiment]\nname = \"x\"\n").unwrap();
+        let b = parse(
+            "# comment\n[model]\nwidth = 64\ndepth = 20\n\n[experiment]\nseed = 0\nname = \"x\"  # same\n",
+        )
+        .unwrap();
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(a.canonical(), b.canonical());
+    }
+
+    #[test]
+    fn number_spelling_does_not_change_the_hash() {
+        let a = parse("[experiment]\nname = \"x\"\n[train]\nlearning_rate = 0.01\n").unwrap();
+        let b = parse("[experiment]\nname = \"x\"\n[train]\nlearning_rate = 1e-2\n").unwrap();
+        let c = parse("[experiment]\nname = \"x\"\n[model]\nsigma_w = 1\n").unwrap();
+        let d = parse("[experiment]\nname = \"x\"\n[model]\nsigma_w = 1.0\n").unwrap();
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(c.hash(), d.hash());
+    }
+
+    #[test]
+    fn any_value_change_changes_the_hash() {
+        let a = parse("[experiment]\nname = \"x\"\n").unwrap();
+        for extra in [
+            "[train]\nlearning_rate = 0.011\n",
+            "[model]\ndepth = 21\n",
+            "[experiment]\nseed = 1\n",
+        ] {
+            let src = if extra.starts_with("[experiment]") {
+                "[experiment]\nname = \"x\"\nseed = 1\n".to_string()
+            } else {
+                format!("[experiment]\nname = \"x\"\n{extra}")
+            };
+            assert_ne!(a.hash(), parse(&src).unwrap().hash(), "{extra}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse("[experiment]\nname = \"x\"\n[train]\nlerning_rate = 0.1\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("t.toml:4:1: unknown field `lerning_rate`"), "{msg}");
+    }
+
+    #[test]
+    fn out_of_range_names_field_value_and_range() {
+        let err = parse("[experiment]\nname = \"x\"\n\n[model]\ndepth = 0\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.toml:5: model.depth = 0: must be between 1 and 500"
+        );
+    }
+
+    #[test]
+    fn overrides_are_part_of_the_config() {
+        let a = parse("[experiment]\nname = \"x\"\n").unwrap();
+        let b = a
+            .clone()
+            .with_overrides(Overrides {
+                steps: Some(7),
+                seed: None,
+            })
+            .unwrap();
+        assert_eq!(b.spec().train.steps, 7);
+        assert_ne!(a.hash(), b.hash());
+        let again = Experiment::from_canonical(b.canonical()).unwrap();
+        assert_eq!(again.hash(), b.hash());
+    }
+}

@@ -1,0 +1,126 @@
+//! Range checks of a parsed spec: the one place that decides what values are allowed.
+
+use super::spec::{Spec, Task};
+
+/// One value outside what is allowed.
+#[derive(Debug)]
+pub struct Violation {
+    pub field: String,
+    pub value: String,
+    pub allowed: String,
+}
+
+fn int_range(field: &str, v: usize, lo: usize, hi: usize) -> Result<(), Violation> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Violation {
+            field: field.into(),
+            value: v.to_string(),
+            allowed: format!("must be between {lo} and {hi}"),
+        })
+    }
+}
+
+/// `lo < v <= hi` when `open_low`, else `lo <= v <= hi`; NaN and infinities never pass.
+fn float_range(field: &str, v: f64, lo: f64, hi: f64, open_low: bool) -> Result<(), Violation> {
+    let ok = v.is_finite() && if open_low { v > lo } else { v >= lo } && v <= hi;
+    if ok {
+        Ok(())
+    } else {
+        let low = if open_low { "greater than" } else { "at least" };
+        Err(Violation {
+            field: field.into(),
+            value: format!("{v}"),
+            allowed: format!("must be {low} {lo} and at most {hi}"),
+        })
+    }
+}
+
+fn below_one(field: &str, v: f64) -> Result<(), Violation> {
+    if v.is_finite() && (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(Violation {
+            field: field.into(),
+            value: format!("{v}"),
+            allowed: "must be at least 0 and below 1".into(),
+        })
+    }
+}
+
+/// Checks every field of `spec`, returning the first violation in file order.
+pub fn check(spec: &Spec) -> Result<(), Violation> {
+    let e = &spec.experiment;
+    let name_ok = !e.name.is_empty()
+        && e.name.len() <= 64
+        && e
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !name_ok {
+        return Err(Violation {
+            field: "experiment.name".into(),
+            value: format!("'{}'", e.name),
+            allowed: "must be 1 to 64 characters of letters, digits, '_', '-' and '.'".into(),
+        });
+    }
+    if e.description.contains('\n') {
+        return Err(Violation {
+            field: "experiment.description".into(),
+            value: "(several lines)".into(),
+            allowed: "must be one line".into(),
+        });
+    }
+
+    let d = &spec.data;
+    int_range("data.train_size", d.train_size, 1, 1_000_000)?;
+    int_range("data.test_size", d.test_size, 0, 1_000_000)?;
+    float_range("data.noise", d.noise, 0.0, 1.0, false)?;
+    float_range("data.turns", d.turns, 0.25, 5.0, false)?;
+    int_range("data.bits", d.bits, 2, 20)?;
+    int_range("data.input_dim", d.input_dim, 1, 1024)?;
+    int_range("data.output_dim", d.output_dim, 1, 256)?;
+    int_range("data.teacher_depth", d.teacher_depth, 1, 50)?;
+    int_range("data.teacher_width", d.teacher_width, 1, 1024)?;
+    match (d.task, d.path.is_empty()) {
+        (Task::Mnist, true) => {
+            return Err(Violation {
+                field: "data.path".into(),
+                value: "''".into(),
+                allowed: "must name a local folder holding the MNIST IDX files for task 'mnist'"
+                    .into(),
+            });
+        }
+        (Task::Mnist, false) | (_, true) => {}
+        (task, false) => {
+            return Err(Violation {
+                field: "data.path".into(),
+                value: format!("'{}'", d.path),
+                allowed: format!("is only used by task 'mnist', not '{}'", task.name()),
+            });
+        }
+    }
+
+    let m = &spec.model;
+    int_range("model.depth", m.depth, 1, 500)?;
+    int_range("model.width", m.width, 1, 4096)?;
+    float_range("model.sigma_w", m.sigma_w, 0.0, 100.0, true)?;
+    float_range("model.sigma_b", m.sigma_b, 0.0, 100.0, false)?;
+    float_range("model.leaky_slope", m.leaky_slope, 0.0, 1.0, false)?;
+
+    let t = &spec.train;
+    float_range("train.learning_rate", t.learning_rate, 0.0, 100.0, true)?;
+    below_one("train.momentum", t.momentum)?;
+    below_one("train.beta1", t.beta1)?;
+    below_one("train.beta2", t.beta2)?;
+    float_range("train.epsilon", t.epsilon, 0.0, 1.0, true)?;
+    int_range("train.batch_size", t.batch_size, 1, 65_536)?;
+    int_range("train.steps", t.steps, 1, 10_000_000)?;
+    float_range("train.clip_threshold", t.clip_threshold, 0.0, 1e6, true)?;
+
+    let p = &spec.probe;
+    int_range("probe.every", p.every, 1, 1_000_000)?;
+    int_range("probe.test_every", p.test_every, 0, 10_000_000)?;
+    Ok(())
+}

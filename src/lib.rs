@@ -1,0 +1,24 @@
+//! gradlab — a terminal lab for seeing and measuring the vanishing and exploding gradient.
+//!
+//! Data flows one way: experiment file → [`experiment::Experiment`] (validated, hashed) →
+//! [`data`] + [`models`] → [`train`] (its own thread, one event channel) → the listener
+//! ([`headless`] progress or the [`tui`]) and, when the run ends, the [`ledger`].
+//!
+//! - [`experiment`]: TOML spec, validation, canonical form and blake3 hash.
+//! - [`data`]: spirals, parity, teacher–student, the shipped 8×8 digits, MNIST IDX files.
+//! - [`models`]: the deep MLP with its hand-derived backward pass; activations; init schemes.
+//! - [`train`]: the training loop, optimisers and clipping, per-layer probes, events, traces.
+//! - [`ledger`]: the append-only hash-chained record of every run; verify, replay, audit.
+//! - [`headless`]: progress bar and summary table for runs without a terminal UI.
+//! - [`tui`]: the ratatui screens.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod data;
+pub mod experiment;
+pub mod headless;
+pub mod ledger;
+pub mod models;
+pub mod rng;
+pub mod train;
+pub mod tui;

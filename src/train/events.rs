@@ -1,0 +1,130 @@
+//! What the training thread reports: the one event enum, and the trace records it carries.
+//!
+//! The trace records (`Header`, `Probe`, `End`) are also the JSON Lines trace format, so
+//! their field names and order are a public, stable contract documented in the README.
+
+use serde::{Deserialize, Serialize};
+
+/// Version tag of the trace format, written in every header.
+pub const TRACE_FORMAT: &str = "gradlab-trace/1";
+
+/// First trace line: what ran, where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub experiment: String,
+    pub config_hash: String,
+    pub seed: u64,
+    pub model: String,
+    /// `classify` or `regress`.
+    pub objective: String,
+    pub steps: usize,
+    pub backend: String,
+    pub device: String,
+    pub threads: usize,
+    /// Layer labels, input side first.
+    pub layers: Vec<String>,
+}
+
+/// Statistics of one layer at one probe step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct LayerProbe {
+    /// ‖δ‖ = ‖∂L/∂z‖ over the batch: the back-propagated error at the pre-activation.
+    pub delta: f64,
+    /// ‖∂L/∂W‖ (Frobenius).
+    pub grad_w: f64,
+    /// ‖∂L/∂b‖.
+    pub grad_b: f64,
+    /// ‖W‖ before this step's update.
+    pub weight: f64,
+    /// ‖ΔW‖ / ‖W‖ of this step's update.
+    pub update_ratio: f64,
+    /// Mean and standard deviation of the layer's output (after its activation; logits for
+    /// the output layer) over batch and units.
+    pub act_mean: f64,
+    pub act_std: f64,
+    /// Fraction of outputs saturated (tanh |h| > 0.97, sigmoid outside [0.03, 0.97]) or dead
+    /// (relu-family z ≤ 0, gelu z < −2.5); 0 for linear layers.
+    pub saturation: f64,
+}
+
+/// Loss (and accuracy, for classification) on the held-out split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TestMetrics {
+    pub loss: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accuracy: Option<f64>,
+}
+
+/// One probe step. `step` counts from 0 (the gradient at initialisation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub step: usize,
+    /// Training loss on this step's batch.
+    pub loss: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accuracy: Option<f64>,
+    pub layers: Vec<LayerProbe>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub test: Option<TestMetrics>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Completed,
+    /// A loss or gradient became NaN or infinite.
+    Diverged,
+    /// Stopped by the user (or a signal) before the last step.
+    Interrupted,
+    /// An internal error ended the run.
+    Failed,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Diverged => "diverged",
+            Status::Interrupted => "interrupted",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// Last trace line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct End {
+    pub status: Status,
+    /// Steps whose update was applied.
+    pub steps_done: usize,
+    /// The step whose loss or gradient was first non-finite.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub diverged_at: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// One line of a trace file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TraceLine {
+    Header(Header),
+    Probe(Probe),
+    End(End),
+}
+
+/// What the training thread sends. Wall-clock figures ride beside the trace records, never
+/// inside them, so traces stay byte-identical across reruns.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started(Header),
+    Probe {
+        probe: Probe,
+        /// Seconds since the first step began.
+        wall_s: f64,
+    },
+    /// The run has ended; the full outcome comes from the thread's join handle.
+    Finished { end: End, wall_s: f64 },
+}

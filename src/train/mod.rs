@@ -1,0 +1,166 @@
+//! Training on its own thread: the loop, optimisers, probes, and the events it sends.
+//!
+//! `spawn` starts a run and returns the receiving end of its event channel plus a join
+//! handle yielding the `Outcome`; the caller (headless progress or TUI) only listens.
+//! The thread never waits for its listener: a dropped receiver is ignored and the run
+//! finishes so it can still be recorded.
+
+pub mod events;
+pub mod optim;
+mod runner;
+
+pub use events::*;
+pub use runner::train;
+
+use crate::experiment::Experiment;
+use burn::tensor::Device;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Where a run executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    /// Burn's pure-Rust CPU backend (default; bit-exact reruns).
+    Flex,
+    /// Burn's wgpu backend (build with `--features wgpu`).
+    Wgpu,
+    /// Burn's CUDA backend (build with `--features cuda`).
+    Cuda,
+}
+
+impl DeviceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Flex => "flex",
+            DeviceKind::Wgpu => "wgpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+
+    /// The Burn device, or why this build has none.
+    pub fn device(self) -> Result<Device, String> {
+        match self {
+            DeviceKind::Flex => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            DeviceKind::Wgpu => Ok(Device::wgpu(Default::default())),
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda => Ok(Device::cuda(0)),
+            #[allow(unreachable_patterns)]
+            other => Err(format!(
+                "device '{}' is not compiled in: rebuild with `cargo build --release --features {}`",
+                other.name(),
+                other.name()
+            )),
+        }
+    }
+}
+
+/// The execution environment of a run (not part of the config, recorded beside it).
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnv {
+    pub device: DeviceKind,
+    /// Worker threads of the CPU backend's pool.
+    pub threads: usize,
+}
+
+impl Default for RunEnv {
+    fn default() -> Self {
+        Self { device: DeviceKind::Flex, threads: 1 }
+    }
+}
+
+/// Cooperative control of a running training thread, checked every step.
+#[derive(Debug, Default)]
+pub struct Control {
+    stop: Arc<AtomicBool>,
+    paused: AtomicBool,
+}
+
+impl Control {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    /// The stop flag itself, for signal handlers (SIGINT, SIGTERM) to set.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+}
+
+/// Everything a finished run leaves behind.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub header: Header,
+    pub end: End,
+    /// Every probe, in step order (also inside `trace`).
+    pub probes: Vec<Probe>,
+    /// The JSON Lines trace, byte for byte.
+    pub trace: Vec<u8>,
+    /// Final parameters in the canonical layout (see `weights_bytes`).
+    pub weights: Vec<u8>,
+    pub wall_s: f64,
+}
+
+impl Outcome {
+    /// blake3 of the trace bytes.
+    pub fn trace_hash(&self) -> String {
+        blake3::hash(&self.trace).to_hex().to_string()
+    }
+    /// blake3 of the canonical weights bytes.
+    pub fn weights_hash(&self) -> String {
+        blake3::hash(&self.weights).to_hex().to_string()
+    }
+    /// Optimisation steps per second of wall time.
+    pub fn steps_per_s(&self) -> f64 {
+        if self.wall_s > 0.0 { self.end.steps_done as f64 / self.wall_s } else { 0.0 }
+    }
+}
+
+/// Canonical weights layout: for each parameter in model order, a line
+/// `name dtype d0xd1…\n`, then its elements as little-endian f32, row-major.
+pub fn weights_bytes(params: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, shape, values) in params {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        out.extend_from_slice(format!("{name} f32 {}\n", dims.join("x")).as_bytes());
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Starts `exp` on a new thread. Events arrive on the receiver; the handle yields the outcome.
+pub fn spawn(exp: Experiment, env: RunEnv, control: Arc<Control>) -> (Receiver<Event>, JoinHandle<Outcome>) {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("gradlab-train".into())
+        .spawn(move || {
+            let mut sink = |e: Event| {
+                // A listener that went away must not stop the run: it is still recorded.
+                let _ = tx.send(e);
+            };
+            train(&exp, env, &control, &mut sink)
+        })
+        .expect("the OS can start the training thread");
+    (rx, handle)
+}
+
+/// Sets the CPU backend's worker pool size once per process (later calls are no-ops).
+pub fn init_threads(threads: usize) {
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
+}

@@ -1,0 +1,165 @@
+//! Optimisers and gradient clipping over a flat list of parameter tensors.
+//!
+//! Written here rather than taken from burn-optim because the lab needs the global-norm
+//! clipping of Pascanu et al. (burn clips each tensor separately), works on its own
+//! hand-derived gradients, and must keep every update's arithmetic fixed for exact replays.
+
+use crate::experiment::{Clip, Optimizer, TrainSection};
+use burn::tensor::Tensor;
+
+/// Rescales or clamps `grads` in place as `[train].clip` says. `total_sq` is Σ‖g‖² of all
+/// gradients (a 1-element tensor, kept on the device: no host read is needed to clip).
+pub fn clip(grads: &mut [Tensor<2>], total_sq: &Tensor<1>, kind: Clip, threshold: f64) {
+    match kind {
+        Clip::None => {}
+        Clip::GlobalNorm => {
+            // g ← g · min(1, c / ‖g‖); the tiny floor only guards an all-zero gradient.
+            let scale = total_sq
+                .clone()
+                .sqrt()
+                .clamp_min(1e-30)
+                .recip()
+                .mul_scalar(threshold)
+                .clamp_max(1.0)
+                .reshape([1, 1]);
+            for g in grads.iter_mut() {
+                *g = g.clone().mul(scale.clone());
+            }
+        }
+        Clip::Value => {
+            for g in grads.iter_mut() {
+                *g = g.clone().clamp(-threshold, threshold);
+            }
+        }
+    }
+}
+
+/// Optimiser state for one list of parameters.
+pub struct Optim {
+    kind: Optimizer,
+    lr: f64,
+    momentum: f64,
+    beta1: f64,
+    beta2: f64,
+    epsilon: f64,
+    t: i32,
+    first: Vec<Option<Tensor<2>>>,
+    second: Vec<Option<Tensor<2>>>,
+}
+
+impl Optim {
+    pub fn new(t: &TrainSection, n_params: usize) -> Self {
+        Self {
+            kind: t.optimizer,
+            lr: t.learning_rate,
+            momentum: t.momentum,
+            beta1: t.beta1,
+            beta2: t.beta2,
+            epsilon: t.epsilon,
+            t: 0,
+            first: vec![None; n_params],
+            second: vec![None; n_params],
+        }
+    }
+
+    /// Applies one update: `params[i] ← params[i] − step(grads[i])`.
+    pub fn step(&mut self, params: &mut [Tensor<2>], grads: Vec<Tensor<2>>) {
+        self.t += 1;
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            let update = match self.kind {
+                Optimizer::Sgd => g.mul_scalar(self.lr),
+                Optimizer::Momentum => {
+                    let v = match self.first[i].take() {
+                        Some(v) => v.mul_scalar(self.momentum).add(g),
+                        None => g,
+                    };
+                    self.first[i] = Some(v.clone());
+                    v.mul_scalar(self.lr)
+                }
+                Optimizer::Adam => {
+                    let m = match self.first[i].take() {
+                        Some(m) => m.mul_scalar(self.beta1).add(g.clone().mul_scalar(1.0 - self.beta1)),
+                        None => g.clone().mul_scalar(1.0 - self.beta1),
+                    };
+                    let v = match self.second[i].take() {
+                        Some(v) => v.mul_scalar(self.beta2).add(g.square().mul_scalar(1.0 - self.beta2)),
+                        None => g.square().mul_scalar(1.0 - self.beta2),
+                    };
+                    let m_hat = 1.0 / (1.0 - self.beta1.powi(self.t));
+                    let v_hat = 1.0 / (1.0 - self.beta2.powi(self.t));
+                    let u = m
+                        .clone()
+                        .mul_scalar(m_hat)
+                        .div(v.clone().mul_scalar(v_hat).sqrt().add_scalar(self.epsilon));
+                    self.first[i] = Some(m);
+                    self.second[i] = Some(v);
+                    u.mul_scalar(self.lr)
+                }
+            };
+            *p = p.clone().sub(update);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn t(v: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(v, shape), &Device::flex())
+    }
+
+    fn vals(t: &Tensor<2>) -> Vec<f32> {
+        t.to_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn total_sq(gs: &[Tensor<2>]) -> Tensor<1> {
+        Tensor::cat(gs.iter().map(|g| g.clone().square().sum()).collect(), 0).sum()
+    }
+
+    #[test]
+    fn global_norm_clipping_gives_exactly_the_threshold() {
+        let mut gs = vec![t(vec![3.0, 0.0], [1, 2]), t(vec![0.0, 4.0, 12.0], [3, 1])];
+        let sq = total_sq(&gs); // ‖g‖ = 13
+        clip(&mut gs, &sq, Clip::GlobalNorm, 1.0);
+        let norm = total_sq(&gs).into_scalar::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-6, "{norm}");
+        assert!((vals(&gs[1])[2] - 12.0 / 13.0).abs() < 1e-6, "direction is kept");
+        // Below the threshold nothing changes.
+        let mut small = vec![t(vec![0.3, 0.4], [1, 2])];
+        let sq = total_sq(&small);
+        clip(&mut small, &sq, Clip::GlobalNorm, 1.0);
+        assert_eq!(vals(&small[0]), vec![0.3, 0.4]);
+    }
+
+    #[test]
+    fn value_clipping_clamps_each_element() {
+        let mut gs = vec![t(vec![-5.0, 0.5, 2.0], [1, 3])];
+        let sq = total_sq(&gs);
+        clip(&mut gs, &sq, Clip::Value, 1.0);
+        assert_eq!(vals(&gs[0]), vec![-1.0, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn updates_follow_their_rules() {
+        let section = |kind| TrainSection { optimizer: kind, learning_rate: 0.1, ..TrainSection::default() };
+        // sgd: 1 − 0.1·2 = 0.8
+        let mut p = vec![t(vec![1.0], [1, 1])];
+        let mut o = Optim::new(&section(Optimizer::Sgd), 1);
+        o.step(&mut p, vec![t(vec![2.0], [1, 1])]);
+        assert!((vals(&p[0])[0] - 0.8).abs() < 1e-6);
+        // momentum: v1 = 2, v2 = 0.9·2 + 2 = 3.8 → 1 − 0.1·(2 + 3.8) = 0.42
+        let mut p = vec![t(vec![1.0], [1, 1])];
+        let mut o = Optim::new(&section(Optimizer::Momentum), 1);
+        o.step(&mut p, vec![t(vec![2.0], [1, 1])]);
+        o.step(&mut p, vec![t(vec![2.0], [1, 1])]);
+        assert!((vals(&p[0])[0] - 0.42).abs() < 1e-6);
+        // adam's first step moves every weight by ≈ lr whatever the gradient's scale
+        let mut p = vec![t(vec![1.0, 1.0], [1, 2])];
+        let mut o = Optim::new(&section(Optimizer::Adam), 1);
+        o.step(&mut p, vec![t(vec![1e-3, -50.0], [1, 2])]);
+        let v = vals(&p[0]);
+        assert!((v[0] - 0.9).abs() < 1e-4 && (v[1] - 1.1).abs() < 1e-4, "{v:?}");
+    }
+}
