@@ -1,0 +1,5 @@
+//! Integration tests through the real binary and the public library API.
+
+pub mod common;
+mod config;
+mod training;
