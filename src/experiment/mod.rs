@@ -95,7 +95,7 @@ impl Experiment {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: e.message().trim().to_string(),
+                message: plain_types(e.message().trim()),
             }
         })?;
         validate::check(&spec).map_err(|v| ConfigError::Invalid {
@@ -186,6 +186,14 @@ fn sort_value(v: toml::Value) -> toml::Value {
         toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(sort_value).collect()),
         other => other,
     }
+}
+
+/// serde names Rust types in its messages; users of a TOML file think in TOML's terms.
+fn plain_types(message: &str) -> String {
+    message
+        .replace("expected usize", "expected a non-negative integer")
+        .replace("expected u64", "expected a non-negative integer")
+        .replace("expected f64", "expected a number")
 }
 
 /// 1-based line and column of a byte offset.
