@@ -7,18 +7,18 @@
 //! skips the graph bookkeeping. `tests::backward_matches_autodiff` holds it to Burn's
 //! autodiff at every layer.
 
-use super::{activation, init};
+use super::{activation, init, Backward, LayerSignals, Network};
 use crate::experiment::{Activation, ModelSection};
 use crate::rng::Stream;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 
-/// One dense layer: z = h·W + b with W stored `[fan_in, fan_out]`.
+/// One dense layer: z = h·W + b with W stored `[fan_in, fan_out]` and b as `[1, fan_out]`.
 #[derive(Debug, Clone)]
 pub struct Dense {
     pub weight: Tensor<2>,
-    pub bias: Tensor<1>,
+    pub bias: Tensor<2>,
 }
 
 /// A deep MLP: `depth` hidden layers of `width` units, then a linear output layer.
@@ -35,14 +35,6 @@ pub struct Tape {
     pub inputs: Vec<Tensor<2>>,
     /// Pre-activation of each layer (the last is the output logits).
     pub zs: Vec<Tensor<2>>,
-}
-
-/// Gradients of one backward pass, input side first.
-pub struct Grads {
-    /// ∂L/∂z at every layer's pre-activation.
-    pub deltas: Vec<Tensor<2>>,
-    pub weights: Vec<Tensor<2>>,
-    pub biases: Vec<Tensor<1>>,
 }
 
 /// The same network as a Burn module (burn-nn `Linear` layers), for autodiff and export.
@@ -65,7 +57,7 @@ impl Mlp {
                 let bias = init::biases(w[1], m.sigma_b, &mut rng);
                 Dense {
                     weight: Tensor::from_data(TensorData::new(weight, [w[0], w[1]]), device),
-                    bias: Tensor::from_data(TensorData::new(bias, [w[1]]), device),
+                    bias: Tensor::from_data(TensorData::new(bias, [1, w[1]]), device),
                 }
             })
             .collect();
@@ -76,20 +68,59 @@ impl Mlp {
         }
     }
 
-    /// Layer labels, input side first: `h1`..`hN`, then `out`.
-    pub fn layer_names(&self) -> Vec<String> {
+    fn dense(layer: &Dense, h: Tensor<2>) -> Tensor<2> {
+        h.matmul(layer.weight.clone()).add(layer.bias.clone())
+    }
+
+    /// The parameters as a Burn module of `Linear` layers.
+    pub fn to_module(&self) -> MlpModule {
+        MlpModule {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Linear {
+                    weight: Param::from_tensor(l.weight.clone()),
+                    bias: Some(Param::from_tensor(l.bias.clone().squeeze_dim(0))),
+                })
+                .collect(),
+        }
+    }
+
+}
+
+impl Network for Mlp {
+    type Tape = Tape;
+
+    /// `h1`..`hN`, then `out`.
+    fn layer_names(&self) -> Vec<String> {
         let n = self.layers.len();
         (0..n)
             .map(|i| if i + 1 == n { "out".to_string() } else { format!("h{}", i + 1) })
             .collect()
     }
 
-    fn dense(layer: &Dense, h: Tensor<2>) -> Tensor<2> {
-        burn::tensor::module::linear(h, layer.weight.clone(), Some(layer.bias.clone()))
+    /// `<layer>.weight` (`[fan_in, fan_out]`, row-major), then `<layer>.bias` (`[1, fan_out]`).
+    fn param_names(&self) -> Vec<String> {
+        self.layer_names()
+            .into_iter()
+            .flat_map(|l| [format!("{l}.weight"), format!("{l}.bias")])
+            .collect()
     }
 
-    /// Output logits, keeping nothing (evaluation).
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    fn params(&self) -> Vec<Tensor<2>> {
+        self.layers.iter().flat_map(|l| [l.weight.clone(), l.bias.clone()]).collect()
+    }
+
+    fn set_params(&mut self, params: Vec<Tensor<2>>) {
+        debug_assert_eq!(params.len(), 2 * self.layers.len());
+        let mut it = params.into_iter();
+        for layer in &mut self.layers {
+            layer.weight = it.next().expect("a weight per layer");
+            layer.bias = it.next().expect("a bias per layer");
+        }
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = Self::dense(layer, h);
@@ -97,8 +128,7 @@ impl Mlp {
         })
     }
 
-    /// Output logits and the tape for `backward`.
-    pub fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, Tape) {
+    fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, Tape) {
         let last = self.layers.len() - 1;
         let mut tape = Tape {
             inputs: Vec::with_capacity(self.layers.len()),
@@ -114,66 +144,41 @@ impl Mlp {
         (h, tape)
     }
 
-    /// Back-propagates `delta_out` = ∂L/∂logits through the network.
-    pub fn backward(&self, tape: &Tape, delta_out: Tensor<2>) -> Grads {
+    /// δ_L = ∂L/∂logits; then per layer ∂L/∂W = h_inᵀ·δ, ∂L/∂b = Σ_batch δ, and
+    /// δ_{l−1} = (δ_l·W_lᵀ) ⊙ φ′(z_{l−1}).
+    fn backward(&self, tape: Tape, delta_out: Tensor<2>) -> Backward {
         let n = self.layers.len();
-        let mut deltas = Vec::with_capacity(n);
-        let mut weights = Vec::with_capacity(n);
-        let mut biases = Vec::with_capacity(n);
+        let mut grads = vec![None; 2 * n];
+        let mut layers = Vec::with_capacity(n);
         let mut delta = delta_out;
+        let Tape { inputs, zs } = tape;
+        let mut outputs: Vec<Tensor<2>> = inputs[1..].to_vec();
+        outputs.push(zs[n - 1].clone());
         for l in (0..n).rev() {
-            let input = &tape.inputs[l];
-            weights.push(input.clone().transpose().matmul(delta.clone()));
-            let [_, d_out] = delta.dims();
-            biases.push(delta.clone().sum_dim(0).reshape([d_out]));
+            let input = &inputs[l];
+            grads[2 * l] = Some(input.clone().transpose().matmul(delta.clone()));
+            grads[2 * l + 1] = Some(delta.clone().sum_dim(0));
             let next = (l > 0).then(|| {
                 let g_h = delta.clone().matmul(self.layers[l].weight.clone().transpose());
-                // input of layer l is the output of layer l−1's activation
-                match activation::derivative(self.activation, self.slope, &tape.zs[l - 1], input) {
+                // The input of layer l is the output of layer l−1's activation.
+                match activation::derivative(self.activation, self.slope, &zs[l - 1], input) {
                     Some(d) => g_h.mul(d),
                     None => g_h,
                 }
             });
-            deltas.push(delta);
-            match next {
-                Some(d) => delta = d,
-                None => break,
+            let output = outputs.pop().expect("one output per layer");
+            let saturated = if l + 1 == n { None } else { activation::saturated(self.activation, &zs[l], &output) };
+            layers.push(LayerSignals { delta: delta.clone(), output, saturated, weight: 2 * l, bias: Some(2 * l + 1) });
+            if let Some(d) = next {
+                delta = d;
             }
         }
-        deltas.reverse();
-        weights.reverse();
-        biases.reverse();
-        Grads { deltas, weights, biases }
-    }
-
-    /// The parameters as a Burn module of `Linear` layers.
-    pub fn to_module(&self) -> MlpModule {
-        MlpModule {
-            layers: self
-                .layers
-                .iter()
-                .map(|l| Linear {
-                    weight: Param::from_tensor(l.weight.clone()),
-                    bias: Some(Param::from_tensor(l.bias.clone())),
-                })
-                .collect(),
+        layers.reverse();
+        Backward {
+            grads: grads.into_iter().map(|g| g.expect("every parameter has a gradient")).collect(),
+            layers,
+            time: Vec::new(),
         }
-    }
-
-    /// Every parameter with its path, in the canonical order weights are hashed and stored:
-    /// layer by layer, weight (`[fan_in, fan_out]`, row-major) then bias.
-    pub fn named_parameters(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let mut out = Vec::with_capacity(2 * self.layers.len());
-        for (name, l) in self.layer_names().into_iter().zip(&self.layers) {
-            let to_vec = |t: &Tensor<2>| t.to_data().try_to_vec::<f32>().expect("weights are f32");
-            out.push((format!("{name}.weight"), l.weight.dims().to_vec(), to_vec(&l.weight)));
-            out.push((
-                format!("{name}.bias"),
-                l.bias.dims().to_vec(),
-                l.bias.to_data().try_to_vec::<f32>().expect("biases are f32"),
-            ));
-        }
-        out
     }
 }
 
@@ -192,6 +197,7 @@ impl MlpModule {
 mod tests {
     use super::*;
     use crate::experiment::Init;
+    use crate::models::Network;
 
     /// The hand-written backward pass agrees with Burn's autodiff at every layer, for every
     /// activation: δ via a zero leaf added to each pre-activation, ∂L/∂W via the parameters.
@@ -223,7 +229,7 @@ mod tests {
             let cs: Vec<f32> = (0..5 * 2).map(|_| rng.normal() as f32).collect();
             let c = Tensor::<2>::from_data(TensorData::new(cs.clone(), [5, 2]), &device);
             let (_, tape) = mlp.forward_tape(x.clone());
-            let ours = mlp.backward(&tape, c.clone());
+            let ours = mlp.backward(tape, c.clone());
 
             let ad = device.clone().autodiff();
             let module = mlp.to_module();
@@ -256,10 +262,11 @@ mod tests {
                 }
             };
             for l in 0..weights.len() {
-                close(ours.deltas[l].clone(), leaves[l].grad(&grads).unwrap(), &format!("delta {l}"));
-                close(ours.weights[l].clone(), weights[l].grad(&grads).unwrap(), &format!("grad_w {l}"));
+                let layer = &ours.layers[l];
+                close(layer.delta.clone(), leaves[l].grad(&grads).unwrap(), &format!("delta {l}"));
+                close(ours.grads[layer.weight].clone(), weights[l].grad(&grads).unwrap(), &format!("grad_w {l}"));
                 close(
-                    ours.biases[l].clone().unsqueeze(),
+                    ours.grads[layer.bias.unwrap()].clone(),
                     biases[l].grad(&grads).unwrap().unsqueeze(),
                     &format!("grad_b {l}"),
                 );

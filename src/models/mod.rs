@@ -1,7 +1,73 @@
-//! Networks the lab trains, each built deterministically from the config seed.
+//! Networks the lab trains, each built deterministically from the config seed, and the one
+//! trait the training loop drives them through.
+//!
+//! A network exposes its parameters as one flat list of 2-D tensors (biases as `[1, d]`)
+//! in a canonical order, a forward pass that keeps a tape, and a backward pass that returns
+//! the gradient of every parameter plus, for every probed layer, the back-propagated error
+//! δ = ∂L/∂z and the layer's output. How δ is obtained is the network's business: by a
+//! hand-derived pass (the MLP) or by Burn's autodiff with a zero leaf added at each
+//! pre-activation.
 
 pub mod activation;
 pub mod init;
 pub mod mlp;
 
 pub use mlp::Mlp;
+
+use burn::tensor::Tensor;
+
+/// What the backward pass reveals about one probed layer.
+pub struct LayerSignals {
+    /// ∂L/∂z at the layer's pre-activation, `[batch, units]`.
+    pub delta: Tensor<2>,
+    /// The layer's output (after its activation; logits for the output layer).
+    pub output: Tensor<2>,
+    /// 1.0 where a unit is saturated or dead, when the activation has such a notion.
+    pub saturated: Option<Tensor<2>>,
+    /// Index in `params()` of the layer's weight matrix.
+    pub weight: usize,
+    /// Index in `params()` of the layer's bias, if any.
+    pub bias: Option<usize>,
+}
+
+/// Result of one backward pass.
+pub struct Backward {
+    /// ∂L/∂θ for every parameter, aligned with `params()`.
+    pub grads: Vec<Tensor<2>>,
+    /// Input side first, one per name in `layer_names()`.
+    pub layers: Vec<LayerSignals>,
+    /// For recurrent nets: ‖∂L/∂h_t‖² for t = 1..T, each a 1-element tensor.
+    pub time: Vec<Tensor<1>>,
+}
+
+/// A network the training loop can drive.
+pub trait Network {
+    /// What `forward_tape` keeps for `backward`.
+    type Tape;
+    /// Probed layer labels, input side first.
+    fn layer_names(&self) -> Vec<String>;
+    /// Parameter names, aligned with `params()` (used for the canonical weights bytes).
+    fn param_names(&self) -> Vec<String>;
+    /// Every parameter, in canonical order.
+    fn params(&self) -> Vec<Tensor<2>>;
+    /// Replaces every parameter (same order and shapes as `params()`).
+    fn set_params(&mut self, params: Vec<Tensor<2>>);
+    /// Output logits, keeping nothing (evaluation).
+    fn forward(&self, x: Tensor<2>) -> Tensor<2>;
+    /// Output logits and the tape for `backward`.
+    fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, Self::Tape);
+    /// Back-propagates `delta_out` = ∂L/∂logits.
+    fn backward(&self, tape: Self::Tape, delta_out: Tensor<2>) -> Backward;
+}
+
+/// Every parameter with its name and shape, as `f32` values, in canonical order.
+pub fn named_parameters<N: Network>(net: &N) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    net.param_names()
+        .into_iter()
+        .zip(net.params())
+        .map(|(name, p)| {
+            let shape = p.dims().to_vec();
+            (name, shape, p.into_data().try_to_vec::<f32>().expect("parameters are f32"))
+        })
+        .collect()
+}

@@ -65,6 +65,9 @@ pub struct Probe {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub accuracy: Option<f64>,
     pub layers: Vec<LayerProbe>,
+    /// Recurrent nets: ‖∂L/∂h_t‖ for t = 1..T (the vanishing through time); absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub time: Vec<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub test: Option<TestMetrics>,
 }

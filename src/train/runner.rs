@@ -7,8 +7,8 @@ use super::events::*;
 use super::optim::{self, Optim};
 use super::{weights_bytes, Control, Outcome, RunEnv};
 use crate::data::{self, Dataset, Objective, Split};
-use crate::experiment::Experiment;
-use crate::models::{activation, Mlp};
+use crate::experiment::{Experiment, ModelKind};
+use crate::models::{named_parameters, Mlp, Network};
 use crate::rng::Stream;
 use burn::tensor::{activation::log_softmax, Device, Int, Tensor, TensorData};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -24,18 +24,19 @@ pub fn train(exp: &Experiment, env: RunEnv, control: &Control, sink: &mut dyn Fn
     let mut probes = Vec::new();
     let mut header = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        run(exp, env, control, sink, &mut trace, &mut probes, &mut header, start)
+        let mut rec = Record { sink: &mut *sink, trace: &mut trace, probes: &mut probes, header: &mut header, start };
+        run(exp, env, control, &mut rec)
     }));
     let (end, weights) = match result {
         Ok(Ok(done)) => done,
-        Ok(Err(message)) => (failed(message, probes.len()), Vec::new()),
+        Ok(Err(message)) => (failed(message), Vec::new()),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "training panicked".into());
-            (failed(message, probes.len()), Vec::new())
+            (failed(message), Vec::new())
         }
     };
     let header = header.unwrap_or_else(|| header_for(exp, env, Vec::new(), "unknown"));
@@ -48,7 +49,7 @@ pub fn train(exp: &Experiment, env: RunEnv, control: &Control, sink: &mut dyn Fn
     Outcome { header, end, probes, trace, weights, wall_s }
 }
 
-fn failed(message: String, _steps: usize) -> End {
+fn failed(message: String) -> End {
     End { status: Status::Failed, steps_done: 0, diverged_at: None, error: Some(message) }
 }
 
@@ -159,168 +160,167 @@ impl Batcher {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    exp: &Experiment,
-    env: RunEnv,
-    control: &Control,
-    sink: &mut dyn FnMut(Event),
-    trace: &mut Vec<u8>,
-    probes: &mut Vec<Probe>,
-    header_out: &mut Option<Header>,
+/// What a run writes as it goes, kept outside `run` so a panic cannot lose it.
+struct Record<'a> {
+    sink: &'a mut dyn FnMut(Event),
+    trace: &'a mut Vec<u8>,
+    probes: &'a mut Vec<Probe>,
+    header: &'a mut Option<Header>,
     start: Instant,
-) -> Result<(End, Vec<u8>), String> {
+}
+
+fn run(exp: &Experiment, env: RunEnv, control: &Control, rec: &mut Record) -> Result<(End, Vec<u8>), String> {
     let spec = exp.spec();
     let device = env.device.device()?;
     device.seed(exp.seed()); // the lab draws nothing from the backend, but keep it pinned
     let ds = data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
-    let mut mlp = Mlp::new(&spec.model, ds.input_dim, ds.objective.output_dim(), exp.seed(), &device);
-    let n_layers = mlp.layers.len();
+    match spec.model.kind {
+        ModelKind::Mlp => {
+            let net = Mlp::new(&spec.model, ds.input_dim, ds.objective.output_dim(), exp.seed(), &device);
+            drive(net, exp, env, control, &ds, &device, rec)
+        }
+    }
+}
+
+/// The gradient-descent loop over any `Network`.
+fn drive<N: Network>(
+    mut net: N,
+    exp: &Experiment,
+    env: RunEnv,
+    control: &Control,
+    ds: &Dataset,
+    device: &Device,
+    rec: &mut Record,
+) -> Result<(End, Vec<u8>), String> {
+    let spec = exp.spec();
     let objective = match ds.objective {
         Objective::Classify { .. } => "classify",
         Objective::Regress { .. } => "regress",
     };
-    let header = header_for(exp, env, mlp.layer_names(), objective);
-    push_line(trace, &TraceLine::Header(header.clone()));
-    *header_out = Some(header.clone());
-    sink(Event::Started(header));
+    let header = header_for(exp, env, net.layer_names(), objective);
+    push_line(rec.trace, &TraceLine::Header(header.clone()));
+    *rec.header = Some(header.clone());
+    (rec.sink)(Event::Started(header));
 
     let t = &spec.train;
-    let mut optim = Optim::new(t, 2 * n_layers);
+    let mut params = net.params();
+    let mut optim = Optim::new(t, params.len());
     let mut batcher = Batcher::new(ds.train.n, t.batch_size, exp.seed());
-    let full_batch = batcher.full().then(|| to_device(&ds.train, &ds, &device));
-    let test_batch = (ds.test.n > 0).then(|| to_device(&ds.test, &ds, &device));
+    let full_batch = batcher.full().then(|| to_device(&ds.train, ds, device));
+    let test_batch = (ds.test.n > 0).then(|| to_device(&ds.test, ds, device));
     let steps = t.steps;
-    let (out_dim, classify) = (ds.objective.output_dim(), matches!(ds.objective, Objective::Classify { .. }));
-    let _ = out_dim;
+    let out_dim = ds.objective.output_dim();
+    let classify = matches!(ds.objective, Objective::Classify { .. });
 
     for step in 0..steps {
         while control.is_paused() && !control.stop_requested() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         if control.stop_requested() {
-            return Ok((End { status: Status::Interrupted, steps_done: step, diverged_at: None, error: None }, final_weights(&mlp)));
+            let end = End { status: Status::Interrupted, steps_done: step, diverged_at: None, error: None };
+            return Ok((end, weights_bytes(&named_parameters(&net))));
         }
         let last = step + 1 == steps;
         let probing = step % spec.probe.every == 0 || last;
-        let testing = test_batch.is_some()
-            && (last || (spec.probe.test_every > 0 && step % spec.probe.test_every == 0))
-            && probing;
+        let testing = probing
+            && test_batch.is_some()
+            && (last || (spec.probe.test_every > 0 && step % spec.probe.test_every == 0));
 
         let sampled;
         let batch = match &full_batch {
             Some(b) => b,
             None => {
                 let idx = batcher.next().to_vec();
-                sampled = to_device(&ds.train.gather(&idx, ds.input_dim, out_dim), &ds, &device);
+                sampled = to_device(&ds.train.gather(&idx, ds.input_dim, out_dim), ds, device);
                 &sampled
             }
         };
-        let (logits, tape) = mlp.forward_tape(batch.x.clone());
-        let (loss, delta_out, correct) = loss_and_delta(ds.objective, logits.clone(), batch);
-        let grads = mlp.backward(&tape, delta_out);
-
-        // Parameters and gradients as one flat list: w0, b0, w1, b1, … (biases as [1, d]).
-        let mut flat_g: Vec<Tensor<2>> = Vec::with_capacity(2 * n_layers);
-        for (gw, gb) in grads.weights.iter().zip(&grads.biases) {
-            flat_g.push(gw.clone());
-            flat_g.push(gb.clone().unsqueeze());
-        }
-        let sq: Vec<Tensor<1>> = flat_g.iter().map(|g| g.clone().square().sum()).collect();
+        let (logits, tape) = net.forward_tape(batch.x.clone());
+        let (loss, delta_out, correct) = loss_and_delta(ds.objective, logits, batch);
+        let back = net.backward(tape, delta_out);
+        let mut grads = back.grads;
+        let sq: Vec<Tensor<1>> = grads.iter().map(|g| g.clone().square().sum()).collect();
         let total_sq = Tensor::cat(sq.clone(), 0).sum();
-        optim::clip(&mut flat_g, &total_sq, t.clip, t.clip_threshold);
-        let old_w: Vec<Tensor<2>> = mlp.layers.iter().map(|l| l.weight.clone()).collect();
-        let mut flat_p: Vec<Tensor<2>> = Vec::with_capacity(2 * n_layers);
-        for l in &mlp.layers {
-            flat_p.push(l.weight.clone());
-            flat_p.push(l.bias.clone().unsqueeze());
-        }
-        optim.step(&mut flat_p, flat_g);
-        for (l, pair) in mlp.layers.iter_mut().zip(flat_p.chunks(2)) {
-            l.weight = pair[0].clone();
-            let d = pair[1].dims()[1];
-            l.bias = pair[1].clone().reshape([d]);
-        }
+        optim::clip(&mut grads, &total_sq, t.clip, t.clip_threshold);
+        let old = params.clone();
+        optim.step(&mut params, grads);
+        net.set_params(params.clone());
 
-        // One read-back: loss, Σ‖g‖², [correct], then the per-layer scalars.
+        // One read-back: loss, Σ‖g‖², [correct], the per-layer scalars, then ‖∂L/∂h_t‖².
         let mut scalars = vec![loss, total_sq];
         if probing {
-            if let Some(c) = correct {
-                scalars.push(c);
-            }
-            for l in 0..n_layers {
-                let out = if l + 1 == n_layers { tape.zs[l].clone() } else { tape.inputs[l + 1].clone() };
-                let numel = out.dims()[0] * out.dims()[1];
-                let sat = if l + 1 == n_layers {
-                    None
-                } else {
-                    activation::saturated(mlp.activation, &tape.zs[l], &out)
-                };
-                scalars.push(grads.deltas[l].clone().square().sum());
-                scalars.push(sq[2 * l].clone());
-                scalars.push(sq[2 * l + 1].clone());
-                scalars.push(old_w[l].clone().square().sum());
-                scalars.push(mlp.layers[l].weight.clone().sub(old_w[l].clone()).square().sum());
-                scalars.push(out.clone().sum().div_scalar(numel as f64));
-                scalars.push(out.square().sum().div_scalar(numel as f64));
-                scalars.push(match sat {
-                    Some(mask) => mask.sum().div_scalar(numel as f64),
-                    None => Tensor::zeros([1], &device),
+            scalars.extend(correct);
+            for layer in &back.layers {
+                let [rows, cols] = layer.output.dims();
+                let numel = (rows * cols) as f64;
+                scalars.push(layer.delta.clone().square().sum());
+                scalars.push(sq[layer.weight].clone());
+                scalars.push(match layer.bias {
+                    Some(b) => sq[b].clone(),
+                    None => Tensor::zeros([1], device),
+                });
+                scalars.push(old[layer.weight].clone().square().sum());
+                scalars.push(params[layer.weight].clone().sub(old[layer.weight].clone()).square().sum());
+                scalars.push(layer.output.clone().sum().div_scalar(numel));
+                scalars.push(layer.output.clone().square().sum().div_scalar(numel));
+                scalars.push(match &layer.saturated {
+                    Some(mask) => mask.clone().sum().div_scalar(numel),
+                    None => Tensor::zeros([1], device),
                 });
             }
+            scalars.extend(back.time.iter().cloned());
         }
         let values = Tensor::cat(scalars, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
         let (loss_v, gsq) = (values[0] as f64, values[1] as f64);
         if !loss_v.is_finite() || !gsq.is_finite() {
-            return Ok((
-                End { status: Status::Diverged, steps_done: step, diverged_at: Some(step), error: None },
-                final_weights(&mlp),
-            ));
+            let end = End { status: Status::Diverged, steps_done: step, diverged_at: Some(step), error: None };
+            return Ok((end, weights_bytes(&named_parameters(&net))));
         }
         if probing {
             let mut rest = &values[2..];
-            let accuracy = if classify {
+            let accuracy = classify.then(|| {
                 let c = rest[0] as f64;
                 rest = &rest[1..];
-                Some(c / batch.n as f64)
+                c / batch.n as f64
+            });
+            let (per_layer, time) = rest.split_at(back.layers.len() * PER_LAYER);
+            let layers = per_layer.chunks(PER_LAYER).map(layer_probe).collect();
+            let time = time.iter().map(|&v| (v as f64).sqrt()).collect();
+            let test = if testing {
+                test_batch.as_ref().map(|b| evaluate(&net, ds.objective, b)).transpose()?
             } else {
                 None
             };
-            let layers = rest
-                .chunks(PER_LAYER)
-                .map(|v| {
-                    let v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
-                    let weight = v[3].sqrt();
-                    LayerProbe {
-                        delta: v[0].sqrt(),
-                        grad_w: v[1].sqrt(),
-                        grad_b: v[2].sqrt(),
-                        weight,
-                        update_ratio: if weight > 0.0 { v[4].sqrt() / weight } else { 0.0 },
-                        act_mean: v[5],
-                        act_std: (v[6] - v[5] * v[5]).max(0.0).sqrt(),
-                        saturation: v[7],
-                    }
-                })
-                .collect();
-            let test = if testing { test_batch.as_ref().map(|b| evaluate(&mlp, ds.objective, b)).transpose()? } else { None };
-            let probe = Probe { step, loss: loss_v, accuracy, layers, test };
-            push_line(trace, &TraceLine::Probe(probe.clone()));
-            probes.push(probe.clone());
-            sink(Event::Probe { probe, wall_s: start.elapsed().as_secs_f64() });
+            let probe = Probe { step, loss: loss_v, accuracy, layers, time, test };
+            push_line(rec.trace, &TraceLine::Probe(probe.clone()));
+            rec.probes.push(probe.clone());
+            (rec.sink)(Event::Probe { probe, wall_s: rec.start.elapsed().as_secs_f64() });
         }
     }
-    Ok((End { status: Status::Completed, steps_done: steps, diverged_at: None, error: None }, final_weights(&mlp)))
+    let end = End { status: Status::Completed, steps_done: steps, diverged_at: None, error: None };
+    Ok((end, weights_bytes(&named_parameters(&net))))
 }
 
-fn evaluate(mlp: &Mlp, obj: Objective, b: &Batch) -> Result<TestMetrics, String> {
-    let (loss, _, correct) = loss_and_delta(obj, mlp.forward(b.x.clone()), b);
+/// The eight read-back scalars of one layer, turned into its probe record.
+fn layer_probe(v: &[f32]) -> LayerProbe {
+    let v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+    let weight = v[3].sqrt();
+    LayerProbe {
+        delta: v[0].sqrt(),
+        grad_w: v[1].sqrt(),
+        grad_b: v[2].sqrt(),
+        weight,
+        update_ratio: if weight > 0.0 { v[4].sqrt() / weight } else { 0.0 },
+        act_mean: v[5],
+        act_std: (v[6] - v[5] * v[5]).max(0.0).sqrt(),
+        saturation: v[7],
+    }
+}
+
+fn evaluate<N: Network>(net: &N, obj: Objective, b: &Batch) -> Result<TestMetrics, String> {
+    let (loss, _, correct) = loss_and_delta(obj, net.forward(b.x.clone()), b);
     let mut parts = vec![loss];
     parts.extend(correct);
     let v = Tensor::cat(parts, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
     Ok(TestMetrics { loss: v[0] as f64, accuracy: v.get(1).map(|&c| c as f64 / b.n as f64) })
-}
-
-fn final_weights(mlp: &Mlp) -> Vec<u8> {
-    weights_bytes(&mlp.named_parameters())
 }
