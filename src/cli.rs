@@ -62,6 +62,13 @@ pub enum Command {
         #[command(flatten)]
         env: EnvArgs,
     },
+    /// Mean-field prediction of ‖δ‖ per layer at initialisation next to the measurement.
+    Theory {
+        file: PathBuf,
+        /// Average the measurement over this many seeds (the file's seed and the next ones).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        seeds: u64,
+    },
     /// Validate experiment files and print each canonical hash.
     Check {
         #[arg(required = true)]
@@ -101,6 +108,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     });
     match command {
         Command::Check { files, canonical } => check(&files, canonical),
+        Command::Theory { file, seeds } => {
+            print!("{}", crate::theory::report(&Experiment::load(&file)?, seeds).map_err(anyhow::Error::msg)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
             let exp = load(&file, Overrides { steps, seed })?;
             let headless = headless || !std::io::stdout().is_terminal();

@@ -9,6 +9,7 @@
 //! - [`models`]: the deep MLP with its hand-derived backward pass; activations; init schemes.
 //! - [`train`]: the training loop, optimisers and clipping, per-layer probes, events, traces.
 //! - [`ledger`]: the append-only hash-chained record of every run; verify, replay, audit.
+//! - [`theory`]: mean-field prediction of the δ profile (q-map, χ, depth scale ξ).
 //! - [`headless`]: progress bar and summary table for runs without a terminal UI.
 //! - [`tui`]: the ratatui screens.
 //! - [`cli`]: the command line.
@@ -20,5 +21,6 @@ pub mod headless;
 pub mod ledger;
 pub mod models;
 pub mod rng;
+pub mod theory;
 pub mod train;
 pub mod tui;

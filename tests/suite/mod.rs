@@ -2,4 +2,5 @@
 
 pub mod common;
 mod config;
+mod theory;
 mod training;
