@@ -1,6 +1,7 @@
 //! Hidden-layer non-linearities: forward, derivative for the hand-written backward pass, and
 //! the saturation measure each one has.
 
+use super::kernels;
 use crate::experiment::Activation;
 use burn::tensor::{activation, Tensor};
 
@@ -11,7 +12,16 @@ pub const SIGMOID_SATURATED: f64 = 0.03;
 /// GELU counts as saturated where z < −2.5, where |GELU′(z)| < 0.04.
 pub const GELU_SATURATED_Z: f64 = -2.5;
 
-/// φ(z).
+/// φ(z) for the lab's own passes: tanh and sigmoid through the vectorised kernels.
+pub fn forward_fast(act: Activation, slope: f64, z: Tensor<2>) -> Tensor<2> {
+    match act {
+        Activation::Tanh => kernels::tanh(z),
+        Activation::Sigmoid => kernels::sigmoid(z),
+        _ => forward(act, slope, z),
+    }
+}
+
+/// φ(z) in Burn's ops (autodiff-capable; used by the Burn-module form and cross-checks).
 pub fn forward(act: Activation, slope: f64, z: Tensor<2>) -> Tensor<2> {
     match act {
         Activation::Tanh => z.tanh(),

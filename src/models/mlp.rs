@@ -124,7 +124,7 @@ impl Network for Mlp {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = Self::dense(layer, h);
-            if i == last { z } else { activation::forward(self.activation, self.slope, z) }
+            if i == last { z } else { activation::forward_fast(self.activation, self.slope, z) }
         })
     }
 
@@ -138,7 +138,7 @@ impl Network for Mlp {
         for (i, layer) in self.layers.iter().enumerate() {
             let z = Self::dense(layer, h.clone());
             tape.inputs.push(h);
-            h = if i == last { z.clone() } else { activation::forward(self.activation, self.slope, z.clone()) };
+            h = if i == last { z.clone() } else { activation::forward_fast(self.activation, self.slope, z.clone()) };
             tape.zs.push(z);
         }
         (h, tape)
@@ -281,7 +281,10 @@ mod tests {
         let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1], [2, 2]), &device);
         let a = mlp.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
         let b = mlp.to_module().forward(x, mlp.activation, mlp.slope).into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(a, b);
+        // The lab's tanh kernel and Burn's agree to 5e-7 per element (models::kernels).
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
         assert_eq!(mlp.layer_names(), ["h1", "h2", "h3", "out"]);
     }
 }

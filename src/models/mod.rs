@@ -10,6 +10,7 @@
 
 pub mod activation;
 pub mod init;
+pub mod kernels;
 pub mod mlp;
 
 pub use mlp::Mlp;
