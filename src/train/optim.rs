@@ -62,9 +62,11 @@ impl Optim {
         }
     }
 
-    /// Applies one update: `params[i] ← params[i] − step(grads[i])`.
-    pub fn step(&mut self, params: &mut [Tensor<2>], grads: Vec<Tensor<2>>) {
+    /// Applies one update: `params[i] ← params[i] − u_i`; returns the updates u_i when
+    /// `keep` (the probes measure ‖ΔW‖ from them without a subtraction).
+    pub fn step(&mut self, params: &mut [Tensor<2>], grads: Vec<Tensor<2>>, keep: bool) -> Vec<Tensor<2>> {
         self.t += 1;
+        let mut kept = Vec::with_capacity(if keep { params.len() } else { 0 });
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
             let update = match self.kind {
                 Optimizer::Sgd => g.mul_scalar(self.lr),
@@ -96,8 +98,12 @@ impl Optim {
                     u.mul_scalar(self.lr)
                 }
             };
+            if keep {
+                kept.push(update.clone());
+            }
             *p = p.clone().sub(update);
         }
+        kept
     }
 }
 
@@ -147,18 +153,19 @@ mod tests {
         // sgd: 1 − 0.1·2 = 0.8
         let mut p = vec![t(vec![1.0], [1, 1])];
         let mut o = Optim::new(&section(Optimizer::Sgd), 1);
-        o.step(&mut p, vec![t(vec![2.0], [1, 1])]);
+        o.step(&mut p, vec![t(vec![2.0], [1, 1])], false);
         assert!((vals(&p[0])[0] - 0.8).abs() < 1e-6);
         // momentum: v1 = 2, v2 = 0.9·2 + 2 = 3.8 → 1 − 0.1·(2 + 3.8) = 0.42
         let mut p = vec![t(vec![1.0], [1, 1])];
         let mut o = Optim::new(&section(Optimizer::Momentum), 1);
-        o.step(&mut p, vec![t(vec![2.0], [1, 1])]);
-        o.step(&mut p, vec![t(vec![2.0], [1, 1])]);
+        o.step(&mut p, vec![t(vec![2.0], [1, 1])], false);
+        o.step(&mut p, vec![t(vec![2.0], [1, 1])], false);
         assert!((vals(&p[0])[0] - 0.42).abs() < 1e-6);
         // adam's first step moves every weight by ≈ lr whatever the gradient's scale
         let mut p = vec![t(vec![1.0, 1.0], [1, 2])];
         let mut o = Optim::new(&section(Optimizer::Adam), 1);
-        o.step(&mut p, vec![t(vec![1e-3, -50.0], [1, 2])]);
+        let u = o.step(&mut p, vec![t(vec![1e-3, -50.0], [1, 2])], true);
+        assert_eq!(u.len(), 1);
         let v = vals(&p[0]);
         assert!((v[0] - 0.9).abs() < 1e-4 && (v[1] - 1.1).abs() < 1e-4, "{v:?}");
     }

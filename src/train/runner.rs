@@ -211,6 +211,8 @@ fn drive<N: Network>(
     let steps = t.steps;
     let out_dim = ds.objective.output_dim();
     let classify = matches!(ds.objective, Objective::Classify { .. });
+    // Stands in for statistics a layer lacks (no bias, no saturation notion).
+    let zero: Tensor<1> = Tensor::zeros([1], device);
 
     for step in 0..steps {
         while control.is_paused() && !control.stop_requested() {
@@ -242,31 +244,27 @@ fn drive<N: Network>(
         let sq: Vec<Tensor<1>> = grads.iter().map(|g| g.clone().square().sum()).collect();
         let total_sq = Tensor::cat(sq.clone(), 0).sum();
         optim::clip(&mut grads, &total_sq, t.clip, t.clip_threshold);
-        let old = params.clone();
-        optim.step(&mut params, grads);
+        let weights_before: Vec<Tensor<2>> = if probing {
+            back.layers.iter().map(|l| params[l.weight].clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let updates = optim.step(&mut params, grads, probing);
         net.set_params(params.clone());
 
         // One read-back: loss, Σ‖g‖², [correct], the per-layer scalars, then ‖∂L/∂h_t‖².
         let mut scalars = vec![loss, total_sq];
         if probing {
             scalars.extend(correct);
-            for layer in &back.layers {
-                let [rows, cols] = layer.output.dims();
-                let numel = (rows * cols) as f64;
+            for (layer, w_before) in back.layers.iter().zip(&weights_before) {
                 scalars.push(layer.delta.clone().square().sum());
                 scalars.push(sq[layer.weight].clone());
-                scalars.push(match layer.bias {
-                    Some(b) => sq[b].clone(),
-                    None => Tensor::zeros([1], device),
-                });
-                scalars.push(old[layer.weight].clone().square().sum());
-                scalars.push(params[layer.weight].clone().sub(old[layer.weight].clone()).square().sum());
-                scalars.push(layer.output.clone().sum().div_scalar(numel));
-                scalars.push(layer.output.clone().square().sum().div_scalar(numel));
-                scalars.push(match &layer.saturated {
-                    Some(mask) => mask.clone().sum().div_scalar(numel),
-                    None => Tensor::zeros([1], device),
-                });
+                scalars.push(layer.bias.map_or_else(|| zero.clone(), |b| sq[b].clone()));
+                scalars.push(w_before.clone().square().sum());
+                scalars.push(updates[layer.weight].clone().square().sum());
+                scalars.push(layer.output.clone().sum());
+                scalars.push(layer.output.clone().square().sum());
+                scalars.push(layer.saturated.as_ref().map_or_else(|| zero.clone(), |m| m.clone().sum()));
             }
             scalars.extend(back.time.iter().cloned());
         }
@@ -284,7 +282,14 @@ fn drive<N: Network>(
                 c / batch.n as f64
             });
             let (per_layer, time) = rest.split_at(back.layers.len() * PER_LAYER);
-            let layers = per_layer.chunks(PER_LAYER).map(layer_probe).collect();
+            let layers = per_layer
+                .chunks(PER_LAYER)
+                .zip(&back.layers)
+                .map(|(v, l)| {
+                    let [rows, cols] = l.output.dims();
+                    layer_probe(v, (rows * cols) as f64)
+                })
+                .collect();
             let time = time.iter().map(|&v| (v as f64).sqrt()).collect();
             let test = if testing {
                 test_batch.as_ref().map(|b| evaluate(&net, ds.objective, b)).transpose()?
@@ -301,9 +306,13 @@ fn drive<N: Network>(
     Ok((end, weights_bytes(&named_parameters(&net))))
 }
 
-/// The eight read-back scalars of one layer, turned into its probe record.
-fn layer_probe(v: &[f32]) -> LayerProbe {
-    let v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+/// The eight read-back scalars of one layer (sums over its `numel` outputs), turned into
+/// its probe record.
+fn layer_probe(v: &[f32], numel: f64) -> LayerProbe {
+    let mut v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+    for sum in &mut v[5..8] {
+        *sum /= numel;
+    }
     let weight = v[3].sqrt();
     LayerProbe {
         delta: v[0].sqrt(),
