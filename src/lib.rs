@@ -10,6 +10,7 @@
 //! - [`train`]: the training loop, optimisers and clipping, per-layer probes, events, traces.
 //! - [`ledger`]: the append-only hash-chained record of every run; verify, replay, audit.
 //! - [`theory`]: mean-field prediction of the δ profile (q-map, χ, depth scale ξ).
+//! - [`plot`]: SVG/PNG figures (profiles, training curves, sweeps) with plotters.
 //! - [`headless`]: progress bar and summary table for runs without a terminal UI.
 //! - [`tui`]: the ratatui screens.
 //! - [`cli`]: the command line.
@@ -20,6 +21,7 @@ pub mod experiment;
 pub mod headless;
 pub mod ledger;
 pub mod models;
+pub mod plot;
 pub mod rng;
 pub mod theory;
 pub mod train;
