@@ -10,6 +10,7 @@
 //! - [`train`]: the training loop, optimisers and clipping, per-layer probes, events, traces.
 //! - [`ledger`]: the append-only hash-chained record of every run; verify, replay, audit.
 //! - [`theory`]: mean-field prediction of the δ profile (q-map, χ, depth scale ξ).
+//! - [`sweep`]: grids of configs (`--set`), run in parallel, recorded in the ledger.
 //! - [`plot`]: SVG/PNG figures (profiles, training curves, sweeps) with plotters.
 //! - [`headless`]: progress bar and summary table for runs without a terminal UI.
 //! - [`tui`]: the ratatui screens.
@@ -23,6 +24,7 @@ pub mod ledger;
 pub mod models;
 pub mod plot;
 pub mod rng;
+pub mod sweep;
 pub mod theory;
 pub mod train;
 pub mod tui;

@@ -142,6 +142,47 @@ impl Experiment {
         Ok(Self::from_valid(spec))
     }
 
+    /// Sets fields by dotted path (`model.depth`, `train.learning_rate`) to values written
+    /// as TOML (`5`, `0.5`, `"tanh"`; a bare word is taken as a string), then revalidates.
+    /// Used by `--set` and by sweeps; the result is a new config with its own hash.
+    pub fn with_settings(&self, settings: &[(String, String)]) -> Result<Self, ConfigError> {
+        if settings.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut doc: toml::Value = toml::from_str(&self.canonical).expect("the canonical form parses");
+        for (path, raw) in settings {
+            let bad = |allowed: String| ConfigError::Invalid {
+                path: PathBuf::from("<--set>"),
+                line: 0,
+                field: path.clone(),
+                value: format!("'{raw}'"),
+                allowed,
+            };
+            let mut parts = path.splitn(2, '.');
+            let (Some(section), Some(key)) = (parts.next(), parts.next()) else {
+                return Err(bad("is not a field: write it as section.key, e.g. model.depth".into()));
+            };
+            let table = doc
+                .get_mut(section)
+                .and_then(|t| t.as_table_mut())
+                .ok_or_else(|| bad(format!("'{section}' is not a section (experiment, data, model, train, probe)")))?;
+            let slot = table
+                .get_mut(key)
+                .ok_or_else(|| bad(format!("'{key}' is not a field of [{section}]")))?;
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.clone()));
+            // Integers are accepted where the file has floats (`sigma_w=2`).
+            *slot = match (&*slot, value) {
+                (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+                (_, v) => v,
+            };
+        }
+        let text = toml::to_string(&doc).expect("a toml value always prints");
+        Self::parse(&text, Path::new("<--set>"))
+    }
+
     pub fn spec(&self) -> &Spec {
         &self.spec
     }
@@ -284,6 +325,21 @@ mod tests {
             err.to_string(),
             "t.toml:5: model.depth = 0: must be between 1 and 500"
         );
+    }
+
+    #[test]
+    fn settings_change_fields_by_path_and_are_validated() {
+        let a = parse("[experiment]\nname = \"x\"\n").unwrap();
+        let set = |k: &str, v: &str| a.with_settings(&[(k.to_string(), v.to_string())]);
+        let b = set("model.depth", "7").unwrap();
+        assert_eq!(b.spec().model.depth, 7);
+        assert_eq!(set("model.sigma_w", "2").unwrap().spec().model.sigma_w, 2.0);
+        assert_eq!(set("model.activation", "relu").unwrap().spec().model.activation, Activation::Relu);
+        assert_ne!(a.hash(), b.hash());
+        assert_eq!(b.hash(), set("model.depth", "7").unwrap().hash());
+        assert!(set("model.depth", "0").unwrap_err().to_string().contains("must be between 1 and 500"));
+        assert!(set("model.dept", "3").unwrap_err().to_string().contains("'dept' is not a field of [model]"));
+        assert!(set("depth", "3").unwrap_err().to_string().contains("section.key"));
     }
 
     #[test]
