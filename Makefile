@@ -25,6 +25,10 @@ test:
 bench:
 	$(CARGO) bench --locked --bench steps
 
+## gradlab vs PyTorch and JAX on the same workloads, in one run (creates its own venv).
+bench-peers:
+	bash benches/peers/run.sh
+
 ## fmt + clippy (warnings denied) + tests.
 check: fmt clippy test
 

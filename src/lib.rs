@@ -14,8 +14,10 @@
 //! - [`plot`]: SVG/PNG figures (profiles, training curves, sweeps) with plotters.
 //! - [`headless`]: progress bar and summary table for runs without a terminal UI.
 //! - [`tui`]: the ratatui screens.
+//! - [`bench`]: the lab's side of `make bench-peers` (peer-benchmark protocol).
 //! - [`cli`]: the command line.
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod experiment;

@@ -1,0 +1,62 @@
+"""Table of steps/s for gradlab and its peers from one bench-peers run, with ratios.
+
+usage: python summarize.py results.jsonl [--max-foreign 0.15]
+
+For every (framework, mode, workload, threads) the last record is used; a figure measured
+while other processes used more than --max-foreign cores is marked '!'. Ratios are
+gradlab's steps/s over the peer's on the same workload and thread count (> 1: gradlab is
+faster).
+"""
+import argparse
+import json
+
+ap = argparse.ArgumentParser()
+ap.add_argument("path")
+ap.add_argument("--max-foreign", type=float, default=0.15)
+args = ap.parse_args()
+
+recs = [json.loads(l) for l in open(args.path) if l.strip().startswith("{")]
+best = {}
+for r in recs:
+    if "workload" not in r or r.get("check"):
+        continue
+    fw = r["framework"].split("-")[0]
+    best[(fw, r["mode"], r["workload"], r["threads"])] = r
+
+wls = ["w1", "w1_noprobe", "w2", "w2_noprobe", "lstm", "rnn"]
+rows = []
+for key in best:
+    if (key[0], key[1]) not in rows:
+        rows.append((key[0], key[1]))
+rows.sort(key=lambda fm: (fm[0] != "gradlab", fm))
+
+
+def cell(r):
+    if r is None:
+        return "missing"
+    mark = "" if r["foreign_cpu_max"] <= args.max_foreign else "!"
+    return f'{r["steps_per_s_median"]:.1f}{mark}'
+
+
+threads = sorted({k[3] for k in best})
+for t in threads:
+    print(f"\n### steps/s, {t} thread(s) (median; '!' = other processes were busy)\n")
+    print("| framework | mode | " + " | ".join(wls) + " |")
+    print("|---|---|" + "---|" * len(wls))
+    for fw, mode in rows:
+        print(f"| {fw} | {mode} | " + " | ".join(cell(best.get((fw, mode, w, t))) for w in wls) + " |")
+    print(f"\n### gradlab / peer, {t} thread(s)\n")
+    print("| peer | " + " | ".join(wls) + " |")
+    print("|---|" + "---|" * len(wls))
+    for fw, mode in rows:
+        if fw == "gradlab":
+            continue
+        cells = []
+        for w in wls:
+            g = best.get(("gradlab", "flex", w, t))
+            p = best.get((fw, mode, w, t))
+            cells.append(f'{g["steps_per_s_median"] / p["steps_per_s_median"]:.2f}×' if g and p else "-")
+        print(f"| {fw} {mode} | " + " | ".join(cells) + " |")
+    g_on, g_off = best.get(("gradlab", "flex", "w1", t)), best.get(("gradlab", "flex", "w1_noprobe", t))
+    if g_on and g_off:
+        print(f"\ngradlab W1 probe overhead: {100 * (g_on['ms_per_step'] / g_off['ms_per_step'] - 1):+.1f}% of a step")
