@@ -1,5 +1,7 @@
 //! The command line: clap definitions and the dispatch from each subcommand to the library.
 
+pub mod ledger;
+
 use crate::experiment::{Experiment, Overrides};
 use crate::headless;
 use crate::train::{self, Control, DeviceKind, RunEnv, Status};
@@ -62,6 +64,13 @@ pub enum Command {
         #[command(flatten)]
         env: EnvArgs,
     },
+    /// Inspect and check the ledger of runs.
+    Ledger {
+        #[command(subcommand)]
+        command: ledger::LedgerCommand,
+    },
+    /// Rerun a ledger entry and compare it bit for bit with its record (exit 1 if DIVERGED).
+    Replay(ledger::ReplayArgs),
     /// Validate experiment files and print each canonical hash.
     Check {
         #[arg(required = true)]
@@ -101,6 +110,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     });
     match command {
         Command::Check { files, canonical } => check(&files, canonical),
+        Command::Ledger { command } => ledger::dispatch(&cli.ledger, command),
+        Command::Replay(args) => ledger::replay(&cli.ledger, args),
         Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
             let exp = load(&file, Overrides { steps, seed })?;
             let headless = headless || !std::io::stdout().is_terminal();
@@ -147,12 +158,16 @@ fn run_headless(
     train::init_threads(env.threads);
     let control = Control::new();
     stop_on_signals(&control)?;
+    let started = std::time::SystemTime::now();
     let outcome = headless::run(exp, env, control);
     if let Some(path) = trace {
         std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
-    let _ = ledger;
     print!("{}", headless::summary(&outcome));
+    if let Some(dir) = ledger {
+        let entry = ledger::record_run(dir, exp, env, &outcome, started)?;
+        println!("{}", ledger::recorded_line(&entry, dir));
+    }
     Ok(exit_code(outcome.end.status))
 }
 
