@@ -10,7 +10,8 @@ use std::process::Command;
 const CODE_PATHS: &[&str] = &["src", "build.rs", "Cargo.toml", "Cargo.lock", "data"];
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     for p in CODE_PATHS {
@@ -18,11 +19,22 @@ fn main() {
     }
 
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let rustc_version = run(&root, &rustc, &["-V"]).map(|s| s.trim().to_string()).unwrap_or_default();
+    let rustc_version = run(&root, &rustc, &["-V"])
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     println!("cargo:rustc-env=GRADLAB_RUSTC_VERSION={rustc_version}");
-    println!("cargo:rustc-env=GRADLAB_BURN_VERSION={}", locked_version(&root.join("Cargo.lock"), "burn"));
-    println!("cargo:rustc-env=GRADLAB_TARGET={}", std::env::var("TARGET").unwrap_or_default());
-    println!("cargo:rustc-env=GRADLAB_PROFILE={}", std::env::var("PROFILE").unwrap_or_default());
+    println!(
+        "cargo:rustc-env=GRADLAB_BURN_VERSION={}",
+        locked_version(&root.join("Cargo.lock"), "burn")
+    );
+    println!(
+        "cargo:rustc-env=GRADLAB_TARGET={}",
+        std::env::var("TARGET").unwrap_or_default()
+    );
+    println!(
+        "cargo:rustc-env=GRADLAB_PROFILE={}",
+        std::env::var("PROFILE").unwrap_or_default()
+    );
 
     let mut commit = String::new();
     let mut dirty = String::new();
@@ -78,13 +90,22 @@ fn main() {
 
 fn absolute(root: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
 }
 
 fn run_bytes(dir: &Path, program: &str, args: &[&str]) -> Option<Vec<u8>> {
     // `git status` would otherwise refresh the index it is watched through, rerunning this
     // script on every build.
-    let out = Command::new(program).args(args).current_dir(dir).env("GIT_OPTIONAL_LOCKS", "0").output().ok()?;
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .output()
+        .ok()?;
     out.status.success().then_some(out.stdout)
 }
 
@@ -98,7 +119,9 @@ fn locked_version(lock: &Path, name: &str) -> String {
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         if line.trim() == format!("name = \"{name}\"")
-            && let Some(v) = lines.next().and_then(|l| l.trim().strip_prefix("version = "))
+            && let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = "))
         {
             return v.trim_matches('"').to_string();
         }

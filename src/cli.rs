@@ -158,15 +158,17 @@ fn run_headless(
     train::init_threads(env.threads);
     let control = Control::new();
     stop_on_signals(&control)?;
+    // Open the ledger first, so a damaged one is reported before the run rather than after.
+    let mut book = ledger.map(ledger::open).transpose()?;
     let started = std::time::SystemTime::now();
     let outcome = headless::run(exp, env, control);
     if let Some(path) = trace {
         std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
     print!("{}", headless::summary(&outcome));
-    if let Some(dir) = ledger {
-        let entry = ledger::record_run(dir, exp, env, &outcome, started)?;
-        println!("{}", ledger::recorded_line(&entry, dir));
+    if let Some(book) = &mut book {
+        let entry = ledger::record(book, exp, env, &outcome, started)?;
+        println!("{}", ledger::recorded_line(&entry, book.dir()));
     }
     Ok(exit_code(outcome.end.status))
 }

@@ -2,9 +2,11 @@
 
 use crate::experiment::Experiment;
 use crate::ledger::export::{self, Format};
-use crate::ledger::{self, render, replay as rp, store, time, Entry, Filter, Ledger, LedgerOptions, VerdictKind};
+use crate::ledger::{
+    self, Entry, Filter, Ledger, LedgerOptions, VerdictKind, render, replay as rp, store, time,
+};
 use crate::train::{Control, DeviceKind, Outcome, RunEnv, Status};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -90,32 +92,40 @@ pub struct ReplayArgs {
 }
 
 fn parse_status(s: &str) -> Result<Status, String> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .map_err(|_| format!("'{s}' is not a status: use completed, diverged, interrupted or failed"))
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        format!("'{s}' is not a status: use completed, diverged, interrupted or failed")
+    })
 }
 
 fn parse_since(s: &str) -> Result<i64, String> {
-    time::parse(s).ok_or_else(|| format!("'{s}' is not a UTC date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"))
+    time::parse(s)
+        .ok_or_else(|| format!("'{s}' is not a UTC date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"))
 }
 
 /// Writer settings from the environment (`GRADLAB_WEIGHTS_CAP`).
 pub fn options() -> Result<LedgerOptions> {
     let mut o = LedgerOptions::default();
     if let Ok(v) = std::env::var(WEIGHTS_CAP_ENV) {
-        o.weights_cap = v
-            .parse()
-            .with_context(|| format!("{WEIGHTS_CAP_ENV} = '{v}': must be a whole number of bytes"))?;
+        o.weights_cap = v.parse().with_context(|| {
+            format!("{WEIGHTS_CAP_ENV} = '{v}': must be a whole number of bytes")
+        })?;
     }
     Ok(o)
 }
 
-fn open(dir: &Path) -> Result<Ledger> {
+/// Opens the ledger at `dir` with the writer settings from the environment.
+pub fn open(dir: &Path) -> Result<Ledger> {
     Ok(Ledger::open_with(dir, options()?)?)
 }
 
-/// Records a finished run in the ledger at `dir` and returns its entry.
-pub fn record_run(dir: &Path, exp: &Experiment, env: RunEnv, outcome: &Outcome, started: SystemTime) -> Result<Entry> {
-    let mut ledger = open(dir).context("the run finished but cannot be recorded")?;
+/// Records a finished run and returns its entry, durable on disk.
+pub fn record(
+    ledger: &mut Ledger,
+    exp: &Experiment,
+    env: RunEnv,
+    outcome: &Outcome,
+    started: SystemTime,
+) -> Result<Entry> {
     ledger
         .record_run(exp, env, outcome, started)
         .context("the run finished but cannot be recorded")
@@ -123,15 +133,33 @@ pub fn record_run(dir: &Path, exp: &Experiment, env: RunEnv, outcome: &Outcome, 
 
 /// The line `gradlab run` prints once its entry is durable.
 pub fn recorded_line(entry: &Entry, dir: &Path) -> String {
-    format!("recorded entry {} {} in {}", entry.seq, entry.short_hash(), dir.join(store::ENTRIES).display())
+    format!(
+        "recorded entry {} {} in {}",
+        entry.seq,
+        entry.short_hash(),
+        dir.join(store::ENTRIES).display()
+    )
 }
 
 pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
     match command {
-        LedgerCommand::List { experiment, status, since, json } => {
+        LedgerCommand::List {
+            experiment,
+            status,
+            since,
+            json,
+        } => {
             let ledger = open(dir)?;
-            let filter = Filter { experiment, status, since };
-            let rows: Vec<&Entry> = ledger.entries().iter().filter(|e| filter.matches(e)).collect();
+            let filter = Filter {
+                experiment,
+                status,
+                since,
+            };
+            let rows: Vec<&Entry> = ledger
+                .entries()
+                .iter()
+                .filter(|e| filter.matches(e))
+                .collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -154,7 +182,11 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
         LedgerCommand::Verify { head } => {
             let report = ledger::verify::verify_dir(dir, head.as_deref());
             print!("{}", render::verify(&report, head.as_deref()));
-            return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            return Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
         LedgerCommand::Head => {
             let ledger = open(dir)?;
@@ -166,9 +198,11 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
         LedgerCommand::Export { id, format, out } => {
             let ledger = open(dir)?;
             let e = ledger.find(&id)?;
-            let bytes = export::export(&ledger.load_trace_bytes(e)?, format).map_err(anyhow::Error::msg)?;
+            let bytes =
+                export::export(&ledger.load_trace_bytes(e)?, format).map_err(anyhow::Error::msg)?;
             match out {
-                Some(path) => std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?,
+                Some(path) => std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?,
                 None => std::io::stdout().write_all(&bytes)?,
             }
         }
@@ -184,7 +218,11 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
                 None => println!("nothing to repair: {} entries, no torn tail", r.lines),
             }
         }
-        LedgerCommand::Audit { sample, seed, no_record } => {
+        LedgerCommand::Audit {
+            sample,
+            seed,
+            no_record,
+        } => {
             let mut ledger = open(dir)?;
             let report = rp::audit(&mut ledger, sample, seed, !no_record, &mut |item| {
                 for w in &item.warnings {
@@ -192,7 +230,11 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
                 }
             })?;
             print!("{}", render::audit(&report));
-            return Ok(if report.all_exact() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            return Ok(if report.all_exact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -218,7 +260,10 @@ pub fn replay(dir: &Path, args: ReplayArgs) -> Result<ExitCode> {
     };
     let control = Control::new();
     super::stop_on_signals(&control)?;
-    let options = rp::ReplayOptions { env, control: Some(control.clone()) };
+    let options = rp::ReplayOptions {
+        env,
+        control: Some(control.clone()),
+    };
     let plan = rp::plan(&ledger, &args.id, &options)?;
     plan.env.device.device().map_err(anyhow::Error::msg)?;
     for w in &plan.warnings {
@@ -239,8 +284,14 @@ pub fn replay(dir: &Path, args: ReplayArgs) -> Result<ExitCode> {
     }
     print!("{}", render::replay(&report));
     if !args.no_ledger {
-        let entry = ledger.record_replay(&report, Vec::new()).context("the replay finished but cannot be recorded")?;
+        let entry = ledger
+            .record_replay(&report, Vec::new())
+            .context("the replay finished but cannot be recorded")?;
         println!("{}", recorded_line(&entry, dir));
     }
-    Ok(if report.verdict.result == VerdictKind::Exact { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.verdict.result == VerdictKind::Exact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -184,7 +184,10 @@ pub fn split_line(line: &[u8]) -> Option<(Vec<u8>, &str)> {
     }
     let mut body = head.to_vec();
     body.push(b'}');
-    Some((body, std::str::from_utf8(hex).expect("checked to be ASCII hex")))
+    Some((
+        body,
+        std::str::from_utf8(hex).expect("checked to be ASCII hex"),
+    ))
 }
 
 /// blake3 of bytes as 64 lowercase hex digits.
@@ -211,7 +214,10 @@ impl Entry {
         let (body, claimed) = split_line(line).ok_or(LineError::NoHashField)?;
         let computed = hex_hash(&body);
         if computed != claimed {
-            return Err(LineError::HashMismatch { claimed: claimed.to_string(), computed });
+            return Err(LineError::HashMismatch {
+                claimed: claimed.to_string(),
+                computed,
+            });
         }
         serde_json::from_slice(line).map_err(|e| LineError::Json(e.to_string()))
     }
@@ -234,7 +240,9 @@ pub enum LineError {
     NoHashField,
     #[error("not a valid entry: {0}")]
     Json(String),
-    #[error("hash mismatch: the line hashes to {computed}, it claims {claimed} (the entry was altered)")]
+    #[error(
+        "hash mismatch: the line hashes to {computed}, it claims {claimed} (the entry was altered)"
+    )]
     HashMismatch { claimed: String, computed: String },
 }
 
@@ -272,21 +280,39 @@ impl TraceSummary {
             .last()
             .filter(|e| kind(e).as_deref() == Some("end"))
             .ok_or("the trace does not end with an end record")?;
-        let probes: Vec<&Value> = lines.iter().filter(|l| kind(l).as_deref() == Some("probe")).collect();
+        let probes: Vec<&Value> = lines
+            .iter()
+            .filter(|l| kind(l).as_deref() == Some("probe"))
+            .collect();
         if probes.len() + 2 != lines.len() {
             return Err("the trace holds records other than one header, probes and one end".into());
         }
-        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let text = |v: &Value, k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let names: Vec<String> = header
             .get("layers")
             .and_then(Value::as_array)
-            .map(|a| a.iter().map(|n| n.as_str().unwrap_or_default().to_string()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|n| n.as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         let last = probes.last();
-        let last_test = probes.iter().rev().find_map(|p| p.get("test").filter(|t| !t.is_null()));
+        let last_test = probes
+            .iter()
+            .rev()
+            .find_map(|p| p.get("test").filter(|t| !t.is_null()));
         let num = |v: Option<&Value>, k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_f64);
         let layer_num = |p: Option<&&Value>, i: usize, k: &str| {
-            p.and_then(|p| p.get("layers")).and_then(|l| l.get(i)).and_then(|l| l.get(k)).and_then(Value::as_f64)
+            p.and_then(|p| p.get("layers"))
+                .and_then(|l| l.get(i))
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_f64)
         };
         let first = probes.first();
         let layers = if probes.is_empty() {
@@ -304,7 +330,10 @@ impl TraceSummary {
                 })
                 .collect()
         };
-        let status = end.get("status").cloned().and_then(|s| serde_json::from_value(s).ok());
+        let status = end
+            .get("status")
+            .cloned()
+            .and_then(|s| serde_json::from_value(s).ok());
         Ok(TraceSummary {
             experiment: text(header, "experiment"),
             config_hash: text(header, "config_hash"),
@@ -363,7 +392,10 @@ mod tests {
         assert_eq!(claimed, h);
         assert!(split_line(b"{\"a\":1}").is_none());
         let upper = line.replace("ab", "AB");
-        assert!(split_line(upper.as_bytes()).is_none(), "uppercase hex is not canonical");
+        assert!(
+            split_line(upper.as_bytes()).is_none(),
+            "uppercase hex is not canonical"
+        );
     }
 
     #[test]
@@ -380,10 +412,17 @@ mod tests {
         let s = TraceSummary::from_values(&lines).unwrap();
         assert_eq!(s.status, Some(Status::Completed));
         assert_eq!(s.metrics.train_loss, Some(0.5));
-        assert_eq!(s.metrics.test_loss, Some(1.25), "the last probe that has test metrics");
+        assert_eq!(
+            s.metrics.test_loss,
+            Some(1.25),
+            "the last probe that has test metrics"
+        );
         assert_eq!(s.metrics.last_step, Some(1));
         assert_eq!(s.layers[0].delta_first, Some(1.0));
-        assert_eq!(s.layers[0].delta_last, None, "non-finite numbers are null in the trace");
+        assert_eq!(
+            s.layers[0].delta_last, None,
+            "non-finite numbers are null in the trace"
+        );
         assert_eq!(s.layers[1].grad_w_last, Some(8.0));
         assert!(TraceSummary::from_values(&lines[1..]).is_err());
     }

@@ -55,7 +55,14 @@ pub fn code_identity() -> CodeIdentity {
         "false" => Some(false),
         _ => None,
     };
-    let mut features = vec!["burn/std", "burn/autodiff", "burn/optim", "burn/flex", "burn/simd", "burn/rayon"];
+    let mut features = vec![
+        "burn/std",
+        "burn/autodiff",
+        "burn/optim",
+        "burn/flex",
+        "burn/simd",
+        "burn/rayon",
+    ];
     if cfg!(feature = "wgpu") {
         features.push("wgpu");
     }
@@ -104,18 +111,34 @@ impl CodeIdentity {
                 out.push((name, a, b));
             }
         };
-        cmp("crate_version", self.crate_version.clone(), other.crate_version.clone());
+        cmp(
+            "crate_version",
+            self.crate_version.clone(),
+            other.crate_version.clone(),
+        );
         cmp("git_commit", opt(&self.git_commit), opt(&other.git_commit));
         cmp(
             "git_dirty",
             self.git_dirty.map_or("unknown".into(), |d| d.to_string()),
             other.git_dirty.map_or("unknown".into(), |d| d.to_string()),
         );
-        cmp("git_diff_hash", opt(&self.git_diff_hash), opt(&other.git_diff_hash));
-        cmp("cargo_lock_hash", self.cargo_lock_hash.clone(), other.cargo_lock_hash.clone());
+        cmp(
+            "git_diff_hash",
+            opt(&self.git_diff_hash),
+            opt(&other.git_diff_hash),
+        );
+        cmp(
+            "cargo_lock_hash",
+            self.cargo_lock_hash.clone(),
+            other.cargo_lock_hash.clone(),
+        );
         cmp("rustc", self.rustc.clone(), other.rustc.clone());
         cmp("burn", self.burn.clone(), other.burn.clone());
-        cmp("features", self.features.join(","), other.features.join(","));
+        cmp(
+            "features",
+            self.features.join(","),
+            other.features.join(","),
+        );
         cmp("target", self.target.clone(), other.target.clone());
         cmp("profile", self.profile.clone(), other.profile.clone());
         out

@@ -51,7 +51,11 @@ fn cell(v: Option<&Value>) -> String {
 }
 
 fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn csv(trace: &[u8]) -> Result<String, String> {
@@ -60,11 +64,18 @@ fn csv(trace: &[u8]) -> Result<String, String> {
         .first()
         .and_then(|h| h.get("layers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().map(|n| n.as_str().unwrap_or_default().to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|n| n.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
-    for p in lines.iter().filter(|l| l.get("type").and_then(Value::as_str) == Some("probe")) {
+    for p in lines
+        .iter()
+        .filter(|l| l.get("type").and_then(Value::as_str) == Some("probe"))
+    {
         let test = p.get("test");
         let step_cells = [
             cell(p.get("step")),
@@ -74,7 +85,13 @@ fn csv(trace: &[u8]) -> Result<String, String> {
             cell(test.and_then(|t| t.get("accuracy"))),
         ]
         .join(",");
-        for (i, layer) in p.get("layers").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, layer) in p
+            .get("layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let name = names.get(i).cloned().unwrap_or_default();
             let _ = write!(out, "{step_cells},{i},{}", quote(&name));
             for col in &CSV_COLUMNS[7..] {
@@ -106,6 +123,9 @@ mod tests {
         assert_eq!(rows[0].split(',').count(), CSV_COLUMNS.len());
         assert_eq!(rows[1], "0,1.5,,0.5,,0,h1,1.0,2.0,,,,,,");
         assert_eq!(rows[2], "0,1.5,,0.5,,1,out,,4.0,,,,,,");
-        assert_eq!(export(trace.as_bytes(), Format::Json).unwrap(), trace.as_bytes());
+        assert_eq!(
+            export(trace.as_bytes(), Format::Json).unwrap(),
+            trace.as_bytes()
+        );
     }
 }

@@ -23,13 +23,15 @@ pub mod store;
 pub mod time;
 pub mod verify;
 
-pub use entry::{Difference, Entry, EntryKind, LayerProfile, Metrics, ObjectRef, Verdict, VerdictKind};
-pub use replay::{audit, replay, replay_with, AuditItem, AuditReport, ReplayOptions, ReplayReport};
+pub use entry::{
+    Difference, Entry, EntryKind, LayerProfile, Metrics, ObjectRef, Verdict, VerdictKind,
+};
+pub use replay::{AuditItem, AuditReport, ReplayOptions, ReplayReport, audit, replay, replay_with};
 pub use verify::{Problem, VerifyReport};
 
 use crate::experiment::{ConfigError, Experiment};
 use crate::train::{Outcome, RunEnv, TraceLine};
-use entry::{Execution, LineError, Seeds, TraceSummary, GENESIS, LEDGER_FORMAT};
+use entry::{Execution, GENESIS, LEDGER_FORMAT, LineError, Seeds, TraceSummary};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -50,15 +52,23 @@ pub enum LedgerError {
         "ledger {path}: line {line} is torn ({bytes} bytes without a newline: an append was interrupted); \
          run `gradlab ledger repair` to move it aside"
     )]
-    TornTail { path: PathBuf, line: usize, bytes: usize },
-    #[error("ledger {path}: line {line} (entry {line}): {source}; run `gradlab ledger verify` for a full report")]
+    TornTail {
+        path: PathBuf,
+        line: usize,
+        bytes: usize,
+    },
+    #[error(
+        "ledger {path}: line {line} (entry {line}): {source}; run `gradlab ledger verify` for a full report"
+    )]
     BadEntry {
         path: PathBuf,
         line: usize,
         #[source]
         source: LineError,
     },
-    #[error("no entry '{id}': the ledger has {count} entries (give a seq number 1..={count} or a hash prefix)")]
+    #[error(
+        "no entry '{id}': the ledger has {count} entries (give a seq number 1..={count} or a hash prefix)"
+    )]
     NotFound { id: String, count: usize },
     #[error("'{id}' matches entries {matches}: give more hex digits")]
     Ambiguous { id: String, matches: String },
@@ -68,7 +78,9 @@ pub enum LedgerError {
         #[source]
         source: store::ObjectError,
     },
-    #[error("entry {seq}: the weights object is not stored (it was over the size cap when recorded)")]
+    #[error(
+        "entry {seq}: the weights object is not stored (it was over the size cap when recorded)"
+    )]
     WeightsNotStored { seq: u64 },
     #[error("entry {seq}: the stored trace cannot be read: {message}")]
     Trace { seq: u64, message: String },
@@ -91,7 +103,9 @@ pub struct LedgerOptions {
 
 impl Default for LedgerOptions {
     fn default() -> Self {
-        Self { weights_cap: DEFAULT_WEIGHTS_CAP }
+        Self {
+            weights_cap: DEFAULT_WEIGHTS_CAP,
+        }
     }
 }
 
@@ -122,9 +136,16 @@ impl Ledger {
     pub fn open_with(dir: impl AsRef<Path>, options: LedgerOptions) -> Result<Ledger, LedgerError> {
         let dir = dir.as_ref().to_path_buf();
         let _lock = store::read_lock(&dir);
-        let bytes = store::read_entries(&dir).map_err(|source| LedgerError::Io { dir: dir.clone(), source })?;
+        let bytes = store::read_entries(&dir).map_err(|source| LedgerError::Io {
+            dir: dir.clone(),
+            source,
+        })?;
         let entries = parse_all(&dir, &bytes)?;
-        Ok(Ledger { dir, entries, options })
+        Ok(Ledger {
+            dir,
+            entries,
+            options,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -148,22 +169,37 @@ impl Ledger {
     /// Finds an entry by seq number (up to 7 decimal digits) or by a unique prefix of at
     /// least 4 hex digits of its hash (an all-digit prefix needs 8 or more).
     pub fn find(&self, id: &str) -> Result<&Entry, LedgerError> {
-        let not_found = || LedgerError::NotFound { id: id.to_string(), count: self.entries.len() };
+        let not_found = || LedgerError::NotFound {
+            id: id.to_string(),
+            count: self.entries.len(),
+        };
         if !id.is_empty() && id.len() < 8 && id.chars().all(|c| c.is_ascii_digit()) {
             let seq = id.parse::<u64>().map_err(|_| not_found())?;
-            return self.entries.iter().find(|e| e.seq == seq).ok_or_else(not_found);
+            return self
+                .entries
+                .iter()
+                .find(|e| e.seq == seq)
+                .ok_or_else(not_found);
         }
         let id_lower = id.to_ascii_lowercase();
         if id_lower.len() < 4 || !id_lower.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(not_found());
         }
-        let matches: Vec<&Entry> = self.entries.iter().filter(|e| e.hash.starts_with(&id_lower)).collect();
+        let matches: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.hash.starts_with(&id_lower))
+            .collect();
         match matches.as_slice() {
             [one] => Ok(one),
             [] => Err(not_found()),
             many => Err(LedgerError::Ambiguous {
                 id: id.to_string(),
-                matches: many.iter().map(|e| e.seq.to_string()).collect::<Vec<_>>().join(", "),
+                matches: many
+                    .iter()
+                    .map(|e| e.seq.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -180,9 +216,22 @@ impl Ledger {
     }
 
     /// Records a replay with its verdict, linked to the entry it reran.
-    pub fn record_replay(&mut self, report: &ReplayReport, tags: Vec<String>) -> Result<Entry, LedgerError> {
-        let extra = Extra { replay: Some((report.original.hash.clone(), report.verdict.clone())), tags };
-        self.record(&report.experiment, report.env, &report.outcome, report.started, extra)
+    pub fn record_replay(
+        &mut self,
+        report: &ReplayReport,
+        tags: Vec<String>,
+    ) -> Result<Entry, LedgerError> {
+        let extra = Extra {
+            replay: Some((report.original.hash.clone(), report.verdict.clone())),
+            tags,
+        };
+        self.record(
+            &report.experiment,
+            report.env,
+            &report.outcome,
+            report.started,
+            extra,
+        )
     }
 
     /// Records a run with the extra fields of a replay or tags.
@@ -194,32 +243,55 @@ impl Ledger {
         started: SystemTime,
         extra: Extra,
     ) -> Result<Entry, LedgerError> {
-        let io = |source| LedgerError::Io { dir: self.dir.clone(), source };
+        let io = |source| LedgerError::Io {
+            dir: self.dir.clone(),
+            source,
+        };
         let mut entry = self.draft(exp, env, outcome, started, extra)?;
         store::ensure_dir(&self.dir).map_err(io)?;
         // Objects first: once the entry line is durable, everything it names is too.
         let (trace_hash, trace_file) = store::put_object(&self.dir, &outcome.trace).map_err(io)?;
-        entry.trace = ObjectRef { hash: trace_hash, bytes: outcome.trace.len() as u64, file_hash: Some(trace_file) };
+        entry.trace = ObjectRef {
+            hash: trace_hash,
+            bytes: outcome.trace.len() as u64,
+            file_hash: Some(trace_file),
+        };
         let weights_hash = entry::hex_hash(&outcome.weights);
         let weights_file = if outcome.weights.len() as u64 <= self.options.weights_cap {
-            Some(store::put_object(&self.dir, &outcome.weights).map_err(io)?.1)
+            Some(
+                store::put_object(&self.dir, &outcome.weights)
+                    .map_err(io)?
+                    .1,
+            )
         } else {
             None
         };
-        entry.weights = ObjectRef { hash: weights_hash, bytes: outcome.weights.len() as u64, file_hash: weights_file };
+        entry.weights = ObjectRef {
+            hash: weights_hash,
+            bytes: outcome.weights.len() as u64,
+            file_hash: weights_file,
+        };
 
         let _lock = store::lock(&self.dir, true).map_err(io)?;
         let bytes = store::read_entries(&self.dir).map_err(io)?;
         let scan = store::scan(&bytes);
         let path = self.dir.join(store::ENTRIES);
         if let Some(torn) = &scan.torn {
-            return Err(LedgerError::TornTail { path, line: scan.lines.len() + 1, bytes: torn.len() });
+            return Err(LedgerError::TornTail {
+                path,
+                line: scan.lines.len() + 1,
+                bytes: torn.len(),
+            });
         }
         let (seq, prev) = match scan.lines.last() {
             None => (1, GENESIS.to_string()),
             Some(last) => {
                 let line = scan.lines.len();
-                let last = Entry::from_line(last).map_err(|source| LedgerError::BadEntry { path, line, source })?;
+                let last = Entry::from_line(last).map_err(|source| LedgerError::BadEntry {
+                    path,
+                    line,
+                    source,
+                })?;
                 (last.seq + 1, last.hash)
             }
         };
@@ -227,7 +299,11 @@ impl Ledger {
         entry.prev = prev;
         entry.seal();
         store::append_line(&self.dir, entry.to_line().as_bytes()).map_err(io)?;
-        self.entries = scan.lines.iter().filter_map(|l| Entry::from_line(l).ok()).collect();
+        self.entries = scan
+            .lines
+            .iter()
+            .filter_map(|l| Entry::from_line(l).ok())
+            .collect();
         self.entries.push(entry.clone());
         Ok(entry)
     }
@@ -241,15 +317,22 @@ impl Ledger {
         started: SystemTime,
         extra: Extra,
     ) -> Result<Entry, LedgerError> {
-        let summary = summarize(outcome).map_err(|message| LedgerError::Trace { seq: 0, message })?;
-        let (replay_of, verdict) = extra.replay.map_or((None, None), |(of, v)| (Some(of), Some(v)));
+        let summary =
+            summarize(outcome).map_err(|message| LedgerError::Trace { seq: 0, message })?;
+        let (replay_of, verdict) = extra
+            .replay
+            .map_or((None, None), |(of, v)| (Some(of), Some(v)));
         let end = &outcome.end;
         let mut metrics = summary.metrics;
         metrics.wall_s = (outcome.wall_s * 1000.0).round() / 1000.0;
         Ok(Entry {
             format: LEDGER_FORMAT.into(),
             seq: 0,
-            kind: if replay_of.is_some() { EntryKind::Replay } else { EntryKind::Run },
+            kind: if replay_of.is_some() {
+                EntryKind::Replay
+            } else {
+                EntryKind::Run
+            },
             replay_of,
             verdict,
             tags: extra.tags,
@@ -275,8 +358,16 @@ impl Ledger {
             error: end.error.clone(),
             metrics,
             layers: summary.layers,
-            trace: ObjectRef { hash: String::new(), bytes: 0, file_hash: None },
-            weights: ObjectRef { hash: String::new(), bytes: 0, file_hash: None },
+            trace: ObjectRef {
+                hash: String::new(),
+                bytes: 0,
+                file_hash: None,
+            },
+            weights: ObjectRef {
+                hash: String::new(),
+                bytes: 0,
+                file_hash: None,
+            },
             prev: String::new(),
             hash: String::new(),
         })
@@ -291,7 +382,10 @@ impl Ledger {
     pub fn load_trace_bytes(&self, entry: &Entry) -> Result<Vec<u8>, LedgerError> {
         store::read_object(&self.dir, &entry.trace.hash)
             .map(|(bytes, _)| bytes)
-            .map_err(|source| LedgerError::Object { seq: entry.seq, source })
+            .map_err(|source| LedgerError::Object {
+                seq: entry.seq,
+                source,
+            })
     }
 
     /// The entry's trace records.
@@ -302,8 +396,10 @@ impl Ledger {
             .filter(|l| !l.is_empty())
             .enumerate()
             .map(|(i, l)| {
-                serde_json::from_slice(l)
-                    .map_err(|e| LedgerError::Trace { seq: entry.seq, message: format!("line {}: {e}", i + 1) })
+                serde_json::from_slice(l).map_err(|e| LedgerError::Trace {
+                    seq: entry.seq,
+                    message: format!("line {}: {e}", i + 1),
+                })
             })
             .collect()
     }
@@ -315,23 +411,34 @@ impl Ledger {
         }
         store::read_object(&self.dir, &entry.weights.hash)
             .map(|(bytes, _)| bytes)
-            .map_err(|source| LedgerError::Object { seq: entry.seq, source })
+            .map_err(|source| LedgerError::Object {
+                seq: entry.seq,
+                source,
+            })
     }
 }
 
 /// Cuts a torn tail off the ledger in `dir`, keeping the bytes in a side file.
 pub fn repair(dir: &Path) -> Result<store::Repair, LedgerError> {
-    store::repair(dir).map_err(|source| LedgerError::Io { dir: dir.to_path_buf(), source })
+    store::repair(dir).map_err(|source| LedgerError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// The trace summary of an outcome, from its records as JSON values (exact f64s, so the
 /// numbers written in the entry are the trace's own spellings).
 fn summarize(outcome: &Outcome) -> Result<TraceSummary, String> {
-    let mut lines = vec![serde_json::to_value(TraceLine::Header(outcome.header.clone())).map_err(|e| e.to_string())?];
+    let mut lines = vec![
+        serde_json::to_value(TraceLine::Header(outcome.header.clone()))
+            .map_err(|e| e.to_string())?,
+    ];
     for p in &outcome.probes {
         lines.push(serde_json::to_value(TraceLine::Probe(p.clone())).map_err(|e| e.to_string())?);
     }
-    lines.push(serde_json::to_value(TraceLine::End(outcome.end.clone())).map_err(|e| e.to_string())?);
+    lines.push(
+        serde_json::to_value(TraceLine::End(outcome.end.clone())).map_err(|e| e.to_string())?,
+    );
     TraceSummary::from_values(&lines)
 }
 
@@ -340,12 +447,22 @@ fn parse_all(dir: &Path, bytes: &[u8]) -> Result<Vec<Entry>, LedgerError> {
     let scan = store::scan(bytes);
     let path = dir.join(store::ENTRIES);
     if let Some(torn) = &scan.torn {
-        return Err(LedgerError::TornTail { path, line: scan.lines.len() + 1, bytes: torn.len() });
+        return Err(LedgerError::TornTail {
+            path,
+            line: scan.lines.len() + 1,
+            bytes: torn.len(),
+        });
     }
     scan.lines
         .iter()
         .enumerate()
-        .map(|(i, l)| Entry::from_line(l).map_err(|source| LedgerError::BadEntry { path: path.clone(), line: i + 1, source }))
+        .map(|(i, l)| {
+            Entry::from_line(l).map_err(|source| LedgerError::BadEntry {
+                path: path.clone(),
+                line: i + 1,
+                source,
+            })
+        })
         .collect()
 }
 
@@ -362,6 +479,8 @@ impl Filter {
     pub fn matches(&self, e: &Entry) -> bool {
         self.experiment.as_ref().is_none_or(|x| &e.experiment == x)
             && self.status.is_none_or(|s| e.status == s)
-            && self.since.is_none_or(|t| e.started_unix().is_some_and(|s| s >= t))
+            && self
+                .since
+                .is_none_or(|t| e.started_unix().is_some_and(|s| s >= t))
     }
 }

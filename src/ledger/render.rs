@@ -10,14 +10,17 @@ use std::fmt::Write as _;
 fn sci(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
-        Some(v) if v == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(v) if (1e-3..1e4).contains(&v.abs()) => format!("{v:.4}"),
         Some(v) => format!("{v:.3e}"),
     }
 }
 
 fn seq_of(all: &[Entry], hash: &str) -> String {
-    all.iter().find(|e| e.hash == hash).map_or_else(|| hash[..12.min(hash.len())].to_string(), |e| e.seq.to_string())
+    all.iter().find(|e| e.hash == hash).map_or_else(
+        || hash[..12.min(hash.len())].to_string(),
+        |e| e.seq.to_string(),
+    )
 }
 
 /// The result word of a verdict.
@@ -61,7 +64,9 @@ pub fn list(rows: &[&Entry], all: &[Entry]) -> String {
     );
     for e in rows {
         let kind = match (&e.kind, &e.replay_of, &e.verdict) {
-            (EntryKind::Replay, Some(of), Some(v)) => format!("replay of {}: {}", seq_of(all, of), verdict_word(v)),
+            (EntryKind::Replay, Some(of), Some(v)) => {
+                format!("replay of {}: {}", seq_of(all, of), verdict_word(v))
+            }
             _ => "run".into(),
         };
         let _ = writeln!(
@@ -80,7 +85,10 @@ pub fn list(rows: &[&Entry], all: &[Entry]) -> String {
 }
 
 fn layer_table(e: &Entry) -> String {
-    let mut s = format!("{:<8} {:>11} {:>11} {:>11} {:>11}\n", "layer", "|δ| first", "|δ| last", "|∂W| first", "|∂W| last");
+    let mut s = format!(
+        "{:<8} {:>11} {:>11} {:>11} {:>11}\n",
+        "layer", "|δ| first", "|δ| last", "|∂W| first", "|∂W| last"
+    );
     for l in &e.layers {
         let _ = writeln!(
             s,
@@ -105,7 +113,9 @@ pub fn show(e: &Entry, all: &[Entry]) -> String {
     row(
         "kind",
         match (&e.kind, &e.replay_of, &e.verdict) {
-            (EntryKind::Replay, Some(of), Some(v)) => format!("replay of entry {} ({of}): {}", seq_of(all, of), verdict(v)),
+            (EntryKind::Replay, Some(of), Some(v)) => {
+                format!("replay of entry {} ({of}): {}", seq_of(all, of), verdict(v))
+            }
             _ => "run".into(),
         },
     );
@@ -120,24 +130,43 @@ pub fn show(e: &Entry, all: &[Entry]) -> String {
     }
     row("status", status);
     row("config", e.config_hash.0.clone());
-    row("seeds", format!("experiment {}, backend {}, streams {}", e.seeds.experiment, e.seeds.backend, e.seeds.streams.join(", ")));
+    row(
+        "seeds",
+        format!(
+            "experiment {}, backend {}, streams {}",
+            e.seeds.experiment,
+            e.seeds.backend,
+            e.seeds.streams.join(", ")
+        ),
+    );
     let c = &e.code;
     let git = match (&c.git_commit, c.git_dirty) {
         (Some(commit), Some(true)) => {
-            format!("commit {commit} + uncommitted changes (diff {})", c.git_diff_hash.as_deref().unwrap_or("?"))
+            format!(
+                "commit {commit} + uncommitted changes (diff {})",
+                c.git_diff_hash.as_deref().unwrap_or("?")
+            )
         }
         (Some(commit), _) => format!("commit {commit}"),
         (None, _) => "not built from a git checkout".into(),
     };
     row("code", format!("gradlab {}, {git}", c.crate_version));
-    row("toolchain", format!("{}, burn {}, {} {}", c.rustc, c.burn, c.target, c.profile));
+    row(
+        "toolchain",
+        format!("{}, burn {}, {} {}", c.rustc, c.burn, c.target, c.profile),
+    );
     row("features", c.features.join(", "));
     row("Cargo.lock", c.cargo_lock_hash.clone());
     row(
         "execution",
         format!(
             "{} on {}, {} thread(s), {} {} ({})",
-            e.execution.backend, e.execution.device, e.execution.threads, e.host.os, e.host.arch, e.host.cpu
+            e.execution.backend,
+            e.execution.device,
+            e.execution.threads,
+            e.host.os,
+            e.host.arch,
+            e.host.cpu
         ),
     );
     let m = &e.metrics;
@@ -154,14 +183,21 @@ pub fn show(e: &Entry, all: &[Entry]) -> String {
             m.wall_s
         ),
     );
-    row("trace", format!("{} ({} bytes)", e.trace.hash, e.trace.bytes));
+    row(
+        "trace",
+        format!("{} ({} bytes)", e.trace.hash, e.trace.bytes),
+    );
     row(
         "weights",
         format!(
             "{} ({} bytes{})",
             e.weights.hash,
             e.weights.bytes,
-            if e.weights.file_hash.is_some() { "" } else { ", not stored: over the size cap" }
+            if e.weights.file_hash.is_some() {
+                ""
+            } else {
+                ", not stored: over the size cap"
+            }
         ),
     );
     row("prev", e.prev.clone());
@@ -183,7 +219,11 @@ fn flatten(text: &str) -> BTreeMap<String, String> {
         match v {
             toml::Value::Table(t) => {
                 for (k, v) in t {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&key, v, out);
                 }
             }
@@ -211,7 +251,8 @@ pub fn config_differences(a: &str, b: &str) -> Vec<(String, String, String)> {
     keys.into_iter()
         .filter(|k| fa.get(*k) != fb.get(*k))
         .map(|k| {
-            let get = |m: &BTreeMap<String, String>| m.get(k).cloned().unwrap_or_else(|| "absent".into());
+            let get =
+                |m: &BTreeMap<String, String>| m.get(k).cloned().unwrap_or_else(|| "absent".into());
             (k.clone(), get(&fa), get(&fb))
         })
         .collect()
@@ -244,8 +285,16 @@ pub fn diff(a: &Entry, b: &Entry) -> String {
         env.push((format!("code.{f}"), x, y));
     }
     for (f, x, y) in [
-        ("backend", a.execution.backend.clone(), b.execution.backend.clone()),
-        ("threads", a.execution.threads.to_string(), b.execution.threads.to_string()),
+        (
+            "backend",
+            a.execution.backend.clone(),
+            b.execution.backend.clone(),
+        ),
+        (
+            "threads",
+            a.execution.threads.to_string(),
+            b.execution.threads.to_string(),
+        ),
         ("host.os", a.host.os.clone(), b.host.os.clone()),
         ("host.arch", a.host.arch.clone(), b.host.arch.clone()),
         ("host.cpu", a.host.cpu.clone(), b.host.cpu.clone()),
@@ -260,7 +309,11 @@ pub fn diff(a: &Entry, b: &Entry) -> String {
     for (k, x, y) in env {
         let _ = writeln!(s, "  {k:<28} {x} → {y}");
     }
-    let _ = writeln!(s, "\n{:<16} {:>12} {:>12} {:>12}", "metric", "A", "B", "B − A");
+    let _ = writeln!(
+        s,
+        "\n{:<16} {:>12} {:>12} {:>12}",
+        "metric", "A", "B", "B − A"
+    );
     let (ma, mb) = (&a.metrics, &b.metrics);
     let _ = writeln!(
         s,
@@ -278,7 +331,13 @@ pub fn diff(a: &Entry, b: &Entry) -> String {
         ("wall s", Some(ma.wall_s), Some(mb.wall_s)),
     ] {
         let delta = x.zip(y).map(|(x, y)| y - x);
-        let _ = writeln!(s, "{name:<16} {:>12} {:>12} {:>12}", sci(x), sci(y), sci(delta));
+        let _ = writeln!(
+            s,
+            "{name:<16} {:>12} {:>12} {:>12}",
+            sci(x),
+            sci(y),
+            sci(delta)
+        );
     }
     let _ = writeln!(
         s,
@@ -288,7 +347,9 @@ pub fn diff(a: &Entry, b: &Entry) -> String {
     for i in 0..a.layers.len().max(b.layers.len()) {
         let (la, lb) = (a.layers.get(i), b.layers.get(i));
         let name = la.or(lb).map_or("", |l| l.name.as_str());
-        let f = |l: Option<&super::LayerProfile>, g: fn(&super::LayerProfile) -> Option<f64>| sci(l.and_then(g));
+        let f = |l: Option<&super::LayerProfile>, g: fn(&super::LayerProfile) -> Option<f64>| {
+            sci(l.and_then(g))
+        };
         let _ = writeln!(
             s,
             "{:<8} {:>10} {:>10}  {:>10} {:>10}  {:>10} {:>10}  {:>10} {:>10}",
@@ -318,10 +379,19 @@ pub fn verify(r: &VerifyReport, head: Option<&str>) -> String {
         if let Some(h) = head {
             let _ = write!(s, ", extends the published head {h}");
         }
-        let _ = writeln!(s, "\nhead {}", r.head.as_deref().unwrap_or("(empty ledger)"));
+        let _ = writeln!(
+            s,
+            "\nhead {}",
+            r.head.as_deref().unwrap_or("(empty ledger)")
+        );
         return s;
     }
-    let _ = writeln!(s, "FAILED: {} problem(s) in {} entries", r.problems.len(), r.entries);
+    let _ = writeln!(
+        s,
+        "FAILED: {} problem(s) in {} entries",
+        r.problems.len(),
+        r.entries
+    );
     if let Some(first) = r.first() {
         let _ = writeln!(s, "first: {first}");
     }
@@ -342,14 +412,25 @@ pub fn replay(r: &ReplayReport) -> String {
             &o.trace.hash[..12],
             &o.weights.hash[..12]
         ),
-        Some(d) => format!("DIVERGED from entry {} ({}) {}\n", o.seq, o.experiment, difference(d)),
+        Some(d) => format!(
+            "DIVERGED from entry {} ({}) {}\n",
+            o.seq,
+            o.experiment,
+            difference(d)
+        ),
     };
     let first = r.verdict.first.as_ref();
     if first.is_some_and(|d| d.quantity.starts_with("header.")) {
         s.push_str("  every probe record, the end record and the weights are identical: only the trace header differs\n");
     }
     for d in r.header_differences.iter().filter(|d| Some(*d) != first) {
-        let _ = writeln!(s, "  header {} also differs: original {}, replay {}", &d.quantity["header.".len()..], d.original, d.replayed);
+        let _ = writeln!(
+            s,
+            "  header {} also differs: original {}, replay {}",
+            &d.quantity["header.".len()..],
+            d.original,
+            d.replayed
+        );
     }
     s
 }
@@ -371,7 +452,11 @@ pub fn audit(r: &AuditReport) -> String {
             (None, Some(e)) => format!("ERROR {e}"),
             (None, None) => "-".into(),
         };
-        let rec = i.recorded.as_ref().map(|(seq, h)| format!("  (replay entry {seq} {h})")).unwrap_or_default();
+        let rec = i
+            .recorded
+            .as_ref()
+            .map(|(seq, h)| format!("  (replay entry {seq} {h})"))
+            .unwrap_or_default();
         let _ = writeln!(s, "{:>5}  {:<24}  {v}{rec}", i.seq, i.experiment);
     }
     let _ = writeln!(s, "{} of {} EXACT", r.exact(), r.items.len());
@@ -390,8 +475,16 @@ mod tests {
         assert_eq!(
             d,
             vec![
-                ("probe.every".to_string(), "absent".to_string(), "1".to_string()),
-                ("train.learning_rate".to_string(), "0.1".to_string(), "0.2".to_string()),
+                (
+                    "probe.every".to_string(),
+                    "absent".to_string(),
+                    "1".to_string()
+                ),
+                (
+                    "train.learning_rate".to_string(),
+                    "0.1".to_string(),
+                    "0.2".to_string()
+                ),
             ]
         );
     }
@@ -405,6 +498,9 @@ mod tests {
             original: "0.1".into(),
             replayed: "0.2".into(),
         };
-        assert_eq!(difference(&d), "at step 3: grad_w of layer h2: original 0.1, replay 0.2");
+        assert_eq!(
+            difference(&d),
+            "at step 3: grad_w of layer h2: original 0.1, replay 0.2"
+        );
     }
 }

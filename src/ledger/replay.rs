@@ -3,7 +3,7 @@
 //! where they part. Audit: replay a seeded random sample of entries.
 
 use super::entry::{Difference, Entry, EntryKind, Verdict, VerdictKind};
-use super::{environment, Ledger, LedgerError};
+use super::{Ledger, LedgerError, environment};
 use crate::experiment::Experiment;
 use crate::rng::Stream;
 use crate::train::{self, Control, DeviceKind, Event, Outcome, RunEnv};
@@ -50,8 +50,8 @@ pub struct ReplayReport {
 pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, LedgerError> {
     let original = ledger.find(id)?.clone();
     let seq = original.seq;
-    let experiment =
-        Experiment::from_canonical(&original.config).map_err(|source| LedgerError::Config { seq, source })?;
+    let experiment = Experiment::from_canonical(&original.config)
+        .map_err(|source| LedgerError::Config { seq, source })?;
     let mut warnings = Vec::new();
     if experiment.hash() != &original.config_hash {
         warnings.push(format!(
@@ -64,11 +64,23 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
         "flex" => DeviceKind::Flex,
         "wgpu" => DeviceKind::Wgpu,
         "cuda" => DeviceKind::Cuda,
-        other => return Err(LedgerError::Backend { seq, backend: other.to_string() }),
+        other => {
+            return Err(LedgerError::Backend {
+                seq,
+                backend: other.to_string(),
+            });
+        }
     };
-    let mut env = options.env.unwrap_or(RunEnv { device: recorded, threads: original.execution.threads });
+    let mut env = options.env.unwrap_or(RunEnv {
+        device: recorded,
+        threads: original.execution.threads,
+    });
     if env.device != recorded {
-        warnings.push(format!("backend differs: the entry ran on '{}', this replay runs on '{}'", recorded.name(), env.device.name()));
+        warnings.push(format!(
+            "backend differs: the entry ran on '{}', this replay runs on '{}'",
+            recorded.name(),
+            env.device.name()
+        ));
     }
     // The worker pool is sized once per process; record what the rerun really gets.
     train::init_threads(env.threads);
@@ -87,7 +99,9 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
         ));
     }
     for (field, theirs, ours) in original.code.differences(&environment::code_identity()) {
-        warnings.push(format!("code identity differs: {field} was '{theirs}', this build has '{ours}'"));
+        warnings.push(format!(
+            "code identity differs: {field} was '{theirs}', this build has '{ours}'"
+        ));
     }
     let host = environment::host();
     if host != original.host {
@@ -96,7 +110,12 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
             original.host.os, original.host.arch, original.host.cpu, host.os, host.arch, host.cpu
         ));
     }
-    Ok(Plan { original, experiment, env, warnings })
+    Ok(Plan {
+        original,
+        experiment,
+        env,
+        warnings,
+    })
 }
 
 /// Reruns a plan and compares. `progress(step, total)` follows the rerun.
@@ -113,7 +132,7 @@ pub fn run_plan(
         Err(LedgerError::WeightsNotStored { .. }) => None,
         Err(e) => return Err(e),
     };
-    let control = control.unwrap_or_else(Control::new);
+    let control = control.unwrap_or_default();
     let total = plan.experiment.spec().train.steps;
     let started = SystemTime::now();
     let mut sink = |e: Event| {
@@ -122,7 +141,12 @@ pub fn run_plan(
         }
     };
     let outcome = train::train(&plan.experiment, plan.env, &control, &mut sink);
-    let (verdict, header_differences) = compare(&plan.original, &original_trace, original_weights.as_deref(), &outcome);
+    let (verdict, header_differences) = compare(
+        &plan.original,
+        &original_trace,
+        original_weights.as_deref(),
+        &outcome,
+    );
     Ok(ReplayReport {
         original: plan.original,
         experiment: plan.experiment,
@@ -137,7 +161,11 @@ pub fn run_plan(
 
 /// Replays entry `id` (seq or hash prefix) in its recorded environment. Does not append:
 /// pass the report to [`Ledger::record_replay`].
-pub fn replay(ledger: &Ledger, id: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<ReplayReport, LedgerError> {
+pub fn replay(
+    ledger: &Ledger,
+    id: &str,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ReplayReport, LedgerError> {
     replay_with(ledger, id, ReplayOptions::default(), progress)
 }
 
@@ -156,33 +184,67 @@ pub fn replay_with(
 /// Returns the verdict and every differing header field. The first difference is sought in
 /// the probe and end records, then the weights, and only then the header: a header-only
 /// difference means every number matched and only the recorded circumstances differ.
-pub fn compare(original: &Entry, trace: &[u8], weights: Option<&[u8]>, rerun: &Outcome) -> (Verdict, Vec<Difference>) {
+pub fn compare(
+    original: &Entry,
+    trace: &[u8],
+    weights: Option<&[u8]>,
+    rerun: &Outcome,
+) -> (Verdict, Vec<Difference>) {
     let exact = trace == rerun.trace.as_slice() && original.weights.hash == rerun.weights_hash();
-    let a: Vec<&[u8]> = trace.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
-    let b: Vec<&[u8]> = rerun.trace.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let a: Vec<&[u8]> = trace
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let b: Vec<&[u8]> = rerun
+        .trace
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let parse = |l: Option<&&[u8]>| l.and_then(|l| serde_json::from_slice::<Value>(l).ok());
     let (ha, hb) = (parse(a.first()), parse(b.first()));
     let header_differences = header_diffs(ha.as_ref(), hb.as_ref());
     if exact {
-        return (Verdict { result: VerdictKind::Exact, first: None }, header_differences);
+        return (
+            Verdict {
+                result: VerdictKind::Exact,
+                first: None,
+            },
+            header_differences,
+        );
     }
     let layers: Vec<String> = ha
         .as_ref()
         .and_then(|h| h.get("layers"))
         .and_then(Value::as_array)
-        .map(|l| l.iter().map(|n| n.as_str().unwrap_or_default().to_string()).collect())
+        .map(|l| {
+            l.iter()
+                .map(|n| n.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     let first = (1..a.len().max(b.len()))
         .find_map(|i| record_diff(a.get(i).copied(), b.get(i).copied(), &layers))
-        .or_else(|| (original.weights.hash != rerun.weights_hash()).then(|| weights_diff(original, weights, rerun)))
+        .or_else(|| {
+            (original.weights.hash != rerun.weights_hash())
+                .then(|| weights_diff(original, weights, rerun))
+        })
         .or_else(|| header_differences.first().cloned())
         .unwrap_or_else(|| weights_diff(original, weights, rerun));
-    (Verdict { result: VerdictKind::Diverged, first: Some(first) }, header_differences)
+    (
+        Verdict {
+            result: VerdictKind::Diverged,
+            first: Some(first),
+        },
+        header_differences,
+    )
 }
 
 fn header_diffs(a: Option<&Value>, b: Option<&Value>) -> Vec<Difference> {
     let empty = serde_json::Map::new();
-    let (a, b) = (a.and_then(Value::as_object).unwrap_or(&empty), b.and_then(Value::as_object).unwrap_or(&empty));
+    let (a, b) = (
+        a.and_then(Value::as_object).unwrap_or(&empty),
+        b.and_then(Value::as_object).unwrap_or(&empty),
+    );
     let mut keys: Vec<&String> = a.keys().collect();
     keys.extend(b.keys().filter(|k| !a.contains_key(*k)));
     keys.into_iter()
@@ -208,7 +270,11 @@ enum Seg {
 }
 
 /// The first leaf where two JSON values differ, in the original's field order.
-fn first_leaf(a: Option<&Value>, b: Option<&Value>, path: &mut Vec<Seg>) -> Option<(String, String)> {
+fn first_leaf(
+    a: Option<&Value>,
+    b: Option<&Value>,
+    path: &mut Vec<Seg>,
+) -> Option<(String, String)> {
     match (a, b) {
         (Some(Value::Object(x)), Some(Value::Object(y))) => {
             let mut keys: Vec<&String> = x.keys().collect();
@@ -240,9 +306,15 @@ fn first_leaf(a: Option<&Value>, b: Option<&Value>, path: &mut Vec<Seg>) -> Opti
 /// Names a path: per-layer quantities become (field, layer label).
 fn name_path(path: &[Seg], layers: &[String]) -> (String, Option<String>) {
     let (layer, rest) = match path {
-        [Seg::Key(k), Seg::Index(i), rest @ ..] if k == "layers" && !rest.is_empty() => {
-            (Some(layers.get(*i).cloned().unwrap_or_else(|| format!("layer {i}"))), rest)
-        }
+        [Seg::Key(k), Seg::Index(i), rest @ ..] if k == "layers" && !rest.is_empty() => (
+            Some(
+                layers
+                    .get(*i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("layer {i}")),
+            ),
+            rest,
+        ),
         _ => (None, path),
     };
     let mut q = String::new();
@@ -263,7 +335,10 @@ fn name_path(path: &[Seg], layers: &[String]) -> (String, Option<String>) {
 fn describe(v: &Value) -> String {
     match v.get("type").and_then(Value::as_str) {
         Some("probe") => format!("probe at step {}", show(v.get("step"))),
-        Some("end") => format!("end ({})", v.get("status").and_then(Value::as_str).unwrap_or("?")),
+        Some("end") => format!(
+            "end ({})",
+            v.get("status").and_then(Value::as_str).unwrap_or("?")
+        ),
         Some(other) => other.to_string(),
         None => "unreadable record".into(),
     }
@@ -276,17 +351,37 @@ fn record_diff(a: Option<&[u8]>, b: Option<&[u8]>, layers: &[String]) -> Option<
     }
     let parse = |l: Option<&[u8]>| l.and_then(|l| serde_json::from_slice::<Value>(l).ok());
     let (va, vb) = (parse(a), parse(b));
-    let kind = |v: &Option<Value>| v.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str).map(str::to_string);
-    let step = |v: &Option<Value>| v.as_ref().and_then(|v| v.get("step")).and_then(Value::as_u64).map(|s| s as usize);
+    let kind = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|v| v.get("type"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let step = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|v| v.get("step"))
+            .and_then(Value::as_u64)
+            .map(|s| s as usize)
+    };
     let (ka, kb) = (kind(&va), kind(&vb));
     if ka.is_some() && ka == kb {
         let mut path = Vec::new();
         let at = step(&va);
-        let prefix = if ka.as_deref() == Some("end") { "end." } else { "" };
+        let prefix = if ka.as_deref() == Some("end") {
+            "end."
+        } else {
+            ""
+        };
         return Some(match first_leaf(va.as_ref(), vb.as_ref(), &mut path) {
             Some((original, replayed)) => {
                 let (q, layer) = name_path(&path, layers);
-                Difference { step: at, quantity: format!("{prefix}{q}"), layer, original, replayed }
+                Difference {
+                    step: at,
+                    quantity: format!("{prefix}{q}"),
+                    layer,
+                    original,
+                    replayed,
+                }
             }
             // Equal numbers spelled differently: quote the records themselves.
             None => Difference {
@@ -316,9 +411,15 @@ fn parameters(bytes: &[u8]) -> Option<Vec<(String, Vec<f32>)>> {
         let nl = rest.iter().position(|&b| b == b'\n')?;
         let header = std::str::from_utf8(&rest[..nl]).ok()?.to_string();
         let dims = header.rsplit(' ').next()?;
-        let count: usize = dims.split('x').map(|d| d.parse::<usize>().ok()).product::<Option<usize>>()?;
+        let count: usize = dims
+            .split('x')
+            .map(|d| d.parse::<usize>().ok())
+            .product::<Option<usize>>()?;
         let body = rest.get(nl + 1..nl + 1 + 4 * count)?;
-        let values = body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values = body
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         out.push((header, values));
         rest = &rest[nl + 1 + 4 * count..];
     }
@@ -339,7 +440,10 @@ fn weights_diff(original: &Entry, weights: Option<&[u8]>, rerun: &Outcome) -> Di
     };
     for i in 0..a.len().max(b.len()) {
         let (pa, pb) = (a.get(i), b.get(i));
-        let name = pa.or(pb).map(|p| p.0.split(' ').next().unwrap_or_default().to_string()).unwrap_or_default();
+        let name = pa
+            .or(pb)
+            .map(|p| p.0.split(' ').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
         let layer = name.split('.').next().map(str::to_string);
         match (pa, pb) {
             (Some((ha, va)), Some((hb, vb))) if ha == hb => {
@@ -391,7 +495,14 @@ pub struct AuditReport {
 
 impl AuditReport {
     pub fn exact(&self) -> usize {
-        self.items.iter().filter(|i| i.verdict.as_ref().is_some_and(|v| v.result == VerdictKind::Exact)).count()
+        self.items
+            .iter()
+            .filter(|i| {
+                i.verdict
+                    .as_ref()
+                    .is_some_and(|v| v.result == VerdictKind::Exact)
+            })
+            .count()
     }
     pub fn all_exact(&self) -> bool {
         self.exact() == self.items.len()
@@ -401,7 +512,11 @@ impl AuditReport {
 /// The seqs of `n` run entries drawn at random by `seed` (all of them when `n` is larger),
 /// in ledger order. The same ledger and seed always draw the same sample.
 pub fn audit_sample(entries: &[Entry], n: usize, seed: u64) -> Vec<u64> {
-    let mut runs: Vec<u64> = entries.iter().filter(|e| e.kind == EntryKind::Run).map(|e| e.seq).collect();
+    let mut runs: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Run)
+        .map(|e| e.seq)
+        .collect();
     Stream::new(seed, "audit").shuffle(&mut runs);
     runs.truncate(n);
     runs.sort_unstable();
@@ -417,7 +532,11 @@ pub fn audit(
     record: bool,
     on_item: &mut dyn FnMut(&AuditItem),
 ) -> Result<AuditReport, LedgerError> {
-    let population = ledger.entries().iter().filter(|e| e.kind == EntryKind::Run).count();
+    let population = ledger
+        .entries()
+        .iter()
+        .filter(|e| e.kind == EntryKind::Run)
+        .count();
     let sample = audit_sample(ledger.entries(), n, seed);
     let mut items = Vec::new();
     for seq in sample {
@@ -444,7 +563,11 @@ pub fn audit(
         on_item(&item);
         items.push(item);
     }
-    Ok(AuditReport { seed, population, items })
+    Ok(AuditReport {
+        seed,
+        population,
+        items,
+    })
 }
 
 #[cfg(test)]
@@ -460,7 +583,10 @@ mod tests {
         let a = br#"{"type":"probe","step":4,"loss":1.0,"layers":[{"delta":1.0,"grad_w":2.0},{"delta":3.0,"grad_w":4.0}]}"#;
         let b = br#"{"type":"probe","step":4,"loss":1.0,"layers":[{"delta":1.0,"grad_w":2.0},{"delta":3.0,"grad_w":4.5}]}"#;
         let d = record_diff(Some(a), Some(b), &layers()).unwrap();
-        assert_eq!((d.step, d.quantity.as_str(), d.layer.as_deref()), (Some(4), "grad_w", Some("out")));
+        assert_eq!(
+            (d.step, d.quantity.as_str(), d.layer.as_deref()),
+            (Some(4), "grad_w", Some("out"))
+        );
         assert_eq!((d.original.as_str(), d.replayed.as_str()), ("4.0", "4.5"));
         assert!(record_diff(Some(a), Some(a), &layers()).is_none());
     }
@@ -481,7 +607,10 @@ mod tests {
         let a = br#"{"type":"probe","step":2,"loss":1.0,"layers":[],"test":{"loss":0.5}}"#;
         let b = br#"{"type":"probe","step":2,"loss":1.0,"layers":[]}"#;
         let d = record_diff(Some(a), Some(b), &layers()).unwrap();
-        assert_eq!((d.quantity.as_str(), d.replayed.as_str()), ("test", "absent"));
+        assert_eq!(
+            (d.quantity.as_str(), d.replayed.as_str()),
+            ("test", "absent")
+        );
         let a = br#"{"type":"end","status":"completed","steps_done":9}"#;
         let b = br#"{"type":"end","status":"completed","steps_done":8}"#;
         let d = record_diff(Some(a), Some(b), &layers()).unwrap();
@@ -490,9 +619,16 @@ mod tests {
 
     #[test]
     fn weights_layout_parses_and_locates_a_difference() {
-        let w = crate::train::weights_bytes(&[("h1.weight".into(), vec![2, 2], vec![1.0, 2.0, 3.0, 4.0])]);
+        let w = crate::train::weights_bytes(&[(
+            "h1.weight".into(),
+            vec![2, 2],
+            vec![1.0, 2.0, 3.0, 4.0],
+        )]);
         let p = parameters(&w).unwrap();
-        assert_eq!(p, vec![("h1.weight f32 2x2".to_string(), vec![1.0, 2.0, 3.0, 4.0])]);
+        assert_eq!(
+            p,
+            vec![("h1.weight f32 2x2".to_string(), vec![1.0, 2.0, 3.0, 4.0])]
+        );
         assert!(parameters(&w[..w.len() - 1]).is_none());
     }
 

@@ -66,8 +66,17 @@ pub struct Lock {
 /// Takes the ledger lock: exclusive for writers, shared for readers (so a reader never sees
 /// a half-written line of a live appender as a torn tail). Blocks until granted.
 pub fn lock(dir: &Path, exclusive: bool) -> io::Result<Lock> {
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join(LOCK))?;
-    let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK))?;
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
     loop {
         // SAFETY: flock on a file descriptor we own; it has no memory-safety preconditions.
         let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
@@ -135,7 +144,9 @@ pub fn append_line(dir: &Path, line: &[u8]) -> io::Result<()> {
 
 /// Where the object with this content hash lives.
 pub fn object_path(dir: &Path, hash: &str) -> PathBuf {
-    dir.join(OBJECTS).join(&hash[..2]).join(format!("{hash}.gz"))
+    dir.join(OBJECTS)
+        .join(&hash[..2])
+        .join(format!("{hash}.gz"))
 }
 
 /// Why a stored object cannot be trusted.
@@ -149,20 +160,36 @@ pub enum ObjectError {
         #[source]
         source: io::Error,
     },
-    #[error("object file {path} has blake3 {found}, the entry recorded {expected} (the file was altered)")]
-    FileHash { path: PathBuf, expected: String, found: String },
+    #[error(
+        "object file {path} has blake3 {found}, the entry recorded {expected} (the file was altered)"
+    )]
+    FileHash {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
     #[error("object file {path} is not valid gzip: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error("object file {path} holds content with blake3 {found}, not {expected}")]
-    ContentHash { path: PathBuf, expected: String, found: String },
+    ContentHash {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
     #[error("object file {path} holds {found} bytes, the entry recorded {expected}")]
-    Length { path: PathBuf, expected: u64, found: u64 },
+    Length {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
 }
 
 /// gzip with a fixed header (no name, mtime 0), so equal content compresses to equal files
 /// with one flate2 version.
 fn compress(bytes: &[u8]) -> Vec<u8> {
-    let mut enc: GzEncoder<Vec<u8>> = GzBuilder::new().mtime(0).write(Vec::new(), Compression::default());
+    let mut enc: GzEncoder<Vec<u8>> = GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), Compression::default());
     enc.write_all(bytes).expect("writing to memory cannot fail");
     enc.finish().expect("writing to memory cannot fail")
 }
@@ -179,13 +206,23 @@ pub fn read_object(dir: &Path, hash: &str) -> Result<(Vec<u8>, String), ObjectEr
     let path = object_path(dir, hash);
     let gz = fs::read(&path).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => ObjectError::Missing { path: path.clone() },
-        _ => ObjectError::Io { path: path.clone(), source },
+        _ => ObjectError::Io {
+            path: path.clone(),
+            source,
+        },
     })?;
     let file_hash = super::entry::hex_hash(&gz);
-    let content = decompress(&gz).map_err(|e| ObjectError::Corrupt { path: path.clone(), message: e.to_string() })?;
+    let content = decompress(&gz).map_err(|e| ObjectError::Corrupt {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     let found = super::entry::hex_hash(&content);
     if found != hash {
-        return Err(ObjectError::ContentHash { path, expected: hash.into(), found });
+        return Err(ObjectError::ContentHash {
+            path,
+            expected: hash.into(),
+            found,
+        });
     }
     Ok((content, file_hash))
 }
@@ -208,7 +245,9 @@ pub fn put_object(dir: &Path, bytes: &[u8]) -> io::Result<(String, String)> {
         sync_dir(&dir.join(OBJECTS))?;
     }
     let gz = compress(bytes);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let tmp = folder.join(format!("{hash}.{}-{nanos}.tmp", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
@@ -238,26 +277,41 @@ pub struct Repair {
 /// Cuts a torn tail off the entries file after saving it beside the file; nothing else.
 pub fn repair(dir: &Path) -> io::Result<Repair> {
     if !dir.join(ENTRIES).exists() {
-        return Ok(Repair { removed: 0, saved_to: None, lines: 0 });
+        return Ok(Repair {
+            removed: 0,
+            saved_to: None,
+            lines: 0,
+        });
     }
     let _lock = lock(dir, true)?;
     let bytes = read_entries(dir)?;
     let scan = scan(&bytes);
     let Some(torn) = scan.torn else {
-        return Ok(Repair { removed: 0, saved_to: None, lines: scan.lines.len() });
+        return Ok(Repair {
+            removed: 0,
+            saved_to: None,
+            lines: scan.lines.len(),
+        });
     };
     let side = (1..)
         .map(|n| dir.join(format!("{ENTRIES}.torn-{n}")))
         .find(|p| !p.exists())
         .expect("some side-file name is free");
-    let mut f = OpenOptions::new().write(true).create_new(true).open(&side)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&side)?;
     f.write_all(&torn)?;
     f.sync_all()?;
     sync_dir(dir)?;
     let entries = OpenOptions::new().write(true).open(dir.join(ENTRIES))?;
     entries.set_len((bytes.len() - torn.len()) as u64)?;
     entries.sync_all()?;
-    Ok(Repair { removed: torn.len(), saved_to: Some(side), lines: scan.lines.len() })
+    Ok(Repair {
+        removed: torn.len(),
+        saved_to: Some(side),
+        lines: scan.lines.len(),
+    })
 }
 
 #[cfg(test)]
@@ -270,7 +324,11 @@ mod tests {
         assert_eq!(s.lines, vec![b"a".to_vec(), b"bb".to_vec()]);
         assert_eq!(s.torn.as_deref(), Some(&b"cc"[..]));
         let s = scan(b"a\n\nb\n");
-        assert_eq!(s.lines.len(), 3, "an empty line is a line (and an invalid entry)");
+        assert_eq!(
+            s.lines.len(),
+            3,
+            "an empty line is a line (and an invalid entry)"
+        );
         assert!(s.torn.is_none());
         let s = scan(b"");
         assert!(s.lines.is_empty() && s.torn.is_none());
@@ -282,11 +340,20 @@ mod tests {
         let (hash, file_hash) = put_object(dir.path(), b"hello").unwrap();
         assert_eq!(hash, super::super::entry::hex_hash(b"hello"));
         let (content, again) = read_object(dir.path(), &hash).unwrap();
-        assert_eq!((content.as_slice(), again.as_str()), (&b"hello"[..], file_hash.as_str()));
-        assert_eq!(put_object(dir.path(), b"hello").unwrap(), (hash.clone(), file_hash));
+        assert_eq!(
+            (content.as_slice(), again.as_str()),
+            (&b"hello"[..], file_hash.as_str())
+        );
+        assert_eq!(
+            put_object(dir.path(), b"hello").unwrap(),
+            (hash.clone(), file_hash)
+        );
         // A damaged object is replaced by the next store of the same content.
         fs::write(object_path(dir.path(), &hash), b"junk").unwrap();
-        assert!(matches!(read_object(dir.path(), &hash), Err(ObjectError::Corrupt { .. })));
+        assert!(matches!(
+            read_object(dir.path(), &hash),
+            Err(ObjectError::Corrupt { .. })
+        ));
         put_object(dir.path(), b"hello").unwrap();
         assert!(read_object(dir.path(), &hash).is_ok());
     }

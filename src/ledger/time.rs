@@ -23,7 +23,12 @@ pub fn format_unix(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ` into seconds since the epoch.
@@ -31,7 +36,9 @@ pub fn parse(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = text.get(r)?;
-        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
     };
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -135,7 +142,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_stamps() {
-        for bad in ["", "2024-2-29", "2023-02-29", "2024-13-01", "2024-01-01T24:00:00Z", "2024-01-01T00:00:00", "2024/01/01"] {
+        for bad in [
+            "",
+            "2024-2-29",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00",
+            "2024/01/01",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

@@ -1,7 +1,7 @@
 //! `ledger verify`: every hash recomputed, the chain walked, every object opened, every
 //! claim an entry makes about its trace rederived; problems named by line and entry.
 
-use super::entry::{hex_hash, Entry, ObjectRef, TraceSummary, GENESIS, LEDGER_FORMAT};
+use super::entry::{Entry, GENESIS, LEDGER_FORMAT, ObjectRef, TraceSummary, hex_hash};
 use super::store::{self, ObjectError};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -63,7 +63,11 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
     let bytes = match store::read_entries(dir) {
         Ok(b) => b,
         Err(e) => {
-            report.problems.push(Problem { line: None, experiment: None, what: format!("cannot read the entries file: {e}") });
+            report.problems.push(Problem {
+                line: None,
+                experiment: None,
+                what: format!("cannot read the entries file: {e}"),
+            });
             return report;
         }
     };
@@ -77,7 +81,11 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
         let entry = match Entry::from_line(line) {
             Ok(e) => e,
             Err(e) => {
-                report.problems.push(Problem { line: Some(n), experiment: None, what: e.to_string() });
+                report.problems.push(Problem {
+                    line: Some(n),
+                    experiment: None,
+                    what: e.to_string(),
+                });
                 // The chain continues from whatever hash the line claims, so one bad line
                 // does not hide a second, independent problem further on.
                 prev = super::entry::split_line(line).map_or(prev, |(_, h)| h.to_string());
@@ -86,10 +94,16 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
         };
         let mut whats: Vec<String> = Vec::new();
         if entry.format != LEDGER_FORMAT {
-            whats.push(format!("format is '{}', expected '{LEDGER_FORMAT}'", entry.format));
+            whats.push(format!(
+                "format is '{}', expected '{LEDGER_FORMAT}'",
+                entry.format
+            ));
         }
         if entry.seq != n as u64 {
-            whats.push(format!("seq is {} but it is line {n}: an entry was deleted, inserted or moved", entry.seq));
+            whats.push(format!(
+                "seq is {} but it is line {n}: an entry was deleted, inserted or moved",
+                entry.seq
+            ));
         }
         if entry.prev != prev {
             whats.push(format!(
@@ -99,7 +113,10 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
         }
         let config_hash = hex_hash(entry.config.as_bytes());
         if config_hash != entry.config_hash.0 {
-            whats.push(format!("the embedded config hashes to {config_hash}, the entry claims {}", entry.config_hash));
+            whats.push(format!(
+                "the embedded config hashes to {config_hash}, the entry claims {}",
+                entry.config_hash
+            ));
         }
         for (what, stamp) in [("started", &entry.started), ("ended", &entry.ended)] {
             if super::time::parse(stamp).is_none() {
@@ -113,14 +130,18 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
                     whats.push(format!("replay_of {of} is not an earlier entry"));
                 }
             }
-            _ => whats.push("kind, replay_of and verdict disagree (a replay has both, a run neither)".into()),
+            _ => whats.push(
+                "kind, replay_of and verdict disagree (a replay has both, a run neither)".into(),
+            ),
         }
         if entry.trace.file_hash.is_none() {
             whats.push("the trace object is not recorded as stored".into());
         }
         let mut trace = None;
         for (which, obj) in [("trace", &entry.trace), ("weights", &entry.weights)] {
-            let Some(file_hash) = &obj.file_hash else { continue };
+            let Some(file_hash) = &obj.file_hash else {
+                continue;
+            };
             let result = objects
                 .entry((obj.hash.clone(), Some(file_hash.clone())))
                 .or_insert_with(|| check(dir, obj, file_hash).map_err(|e| e.to_string()));
@@ -134,7 +155,11 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
             whats.extend(claims(&entry, &trace));
         }
         for what in whats {
-            report.problems.push(Problem { line: Some(n), experiment: Some(entry.experiment.clone()), what });
+            report.problems.push(Problem {
+                line: Some(n),
+                experiment: Some(entry.experiment.clone()),
+                what,
+            });
         }
         prev = entry.hash.clone();
         seen.push(entry.hash);
@@ -150,7 +175,11 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
         });
     }
     report.objects = objects.len();
-    report.head = scan.lines.last().and_then(|l| super::entry::split_line(l)).map(|(_, h)| h.to_string());
+    report.head = scan
+        .lines
+        .last()
+        .and_then(|l| super::entry::split_line(l))
+        .map(|(_, h)| h.to_string());
     if let Some(published) = head {
         let published = published.trim().to_ascii_lowercase();
         if published.len() < 12 || !published.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -176,14 +205,26 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
 fn check(dir: &Path, obj: &ObjectRef, file_hash: &str) -> Result<Vec<u8>, ObjectError> {
     let path = store::object_path(dir, &obj.hash);
     if obj.hash.len() != 64 || !obj.hash.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
-        return Err(ObjectError::ContentHash { path, expected: obj.hash.clone(), found: "(not a hash)".into() });
+        return Err(ObjectError::ContentHash {
+            path,
+            expected: obj.hash.clone(),
+            found: "(not a hash)".into(),
+        });
     }
     let (content, found) = store::read_object(dir, &obj.hash)?;
     if found != file_hash {
-        return Err(ObjectError::FileHash { path, expected: file_hash.into(), found });
+        return Err(ObjectError::FileHash {
+            path,
+            expected: file_hash.into(),
+            found,
+        });
     }
     if content.len() as u64 != obj.bytes {
-        return Err(ObjectError::Length { path, expected: obj.bytes, found: content.len() as u64 });
+        return Err(ObjectError::Length {
+            path,
+            expected: obj.bytes,
+            found: content.len() as u64,
+        });
     }
     Ok(content)
 }
@@ -197,12 +238,18 @@ fn claims(entry: &Entry, trace: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     let mut eq = |field: &str, claimed: Value, traced: Value| {
         if !same(&claimed, &traced) {
-            out.push(format!("{field} is {claimed} in the entry but {traced} in its trace"));
+            out.push(format!(
+                "{field} is {claimed} in the entry but {traced} in its trace"
+            ));
         }
     };
     eq("experiment", j(&entry.experiment), j(&s.experiment));
     eq("config_hash", j(&entry.config_hash.0), j(&s.config_hash));
-    eq("seeds.experiment", j(&Some(entry.seeds.experiment)), j(&s.seed));
+    eq(
+        "seeds.experiment",
+        j(&Some(entry.seeds.experiment)),
+        j(&s.seed),
+    );
     eq("execution", j(&entry.execution), j(&s.execution));
     eq("status", j(&Some(entry.status)), j(&s.status));
     eq("diverged_at", j(&entry.diverged_at), j(&s.diverged_at));
@@ -224,11 +271,17 @@ fn j<T: serde::Serialize>(v: &T) -> Value {
 /// (serde_json's default is not), so bit equality would report phantom changes.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs()),
-            _ => false,
-        },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => {
+                    x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
+                }
+                _ => false,
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }

@@ -2,5 +2,5 @@
 
 pub mod common;
 mod config;
-mod training;
 mod ledger;
+mod training;

@@ -18,9 +18,16 @@ fn equal_configs_give_byte_identical_traces() {
             .stdout
             .clone();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("small: completed after 30 steps"), "{text}");
+        assert!(
+            text.starts_with("small: completed after 30 steps"),
+            "{text}"
+        );
         traces.push(std::fs::read(dir.path().join(name)).unwrap());
     }
     assert_eq!(traces[0], traces[1]);
-    assert_eq!(traces[0].iter().filter(|&&b| b == b'\n').count(), 1 + 30 + 1, "header, 30 probes, end");
+    assert_eq!(
+        traces[0].iter().filter(|&&b| b == b'\n').count(),
+        1 + 30 + 1,
+        "header, 30 probes, end"
+    );
 }
