@@ -226,10 +226,10 @@ pub fn compare(
         .find_map(|i| record_diff(a.get(i).copied(), b.get(i).copied(), &layers))
         .or_else(|| {
             (original.weights.hash != rerun.weights_hash())
-                .then(|| weights_diff(original, weights, rerun))
+                .then(|| weights_diff(&original.weights.hash, weights, &rerun.weights))
         })
         .or_else(|| header_differences.first().cloned())
-        .unwrap_or_else(|| weights_diff(original, weights, rerun));
+        .unwrap_or_else(|| weights_diff(&original.weights.hash, weights, &rerun.weights));
     (
         Verdict {
             result: VerdictKind::Diverged,
@@ -427,15 +427,15 @@ fn parameters(bytes: &[u8]) -> Option<Vec<(String, Vec<f32>)>> {
 }
 
 /// The first differing weight, or the two hashes when the original weights are not stored.
-fn weights_diff(original: &Entry, weights: Option<&[u8]>, rerun: &Outcome) -> Difference {
+fn weights_diff(original_hash: &str, weights: Option<&[u8]>, replayed: &[u8]) -> Difference {
     let hashes = || Difference {
         step: None,
         quantity: "weights".into(),
         layer: None,
-        original: original.weights.hash.clone(),
-        replayed: rerun.weights_hash(),
+        original: original_hash.to_string(),
+        replayed: super::entry::hex_hash(replayed),
     };
-    let (Some(a), Some(b)) = (weights.and_then(parameters), parameters(&rerun.weights)) else {
+    let (Some(a), Some(b)) = (weights.and_then(parameters), parameters(replayed)) else {
         return hashes();
     };
     for i in 0..a.len().max(b.len()) {
@@ -619,22 +619,22 @@ mod tests {
 
     #[test]
     fn weights_layout_parses_and_locates_a_difference() {
-        let w = crate::train::weights_bytes(&[(
-            "h1.weight".into(),
-            vec![2, 2],
-            vec![1.0, 2.0, 3.0, 4.0],
-        )]);
-        let p = parameters(&w).unwrap();
+        let w = |v: f32| {
+            crate::train::weights_bytes(&[("h1.weight".into(), vec![2, 2], vec![1.0, 2.0, 3.0, v])])
+        };
+        let p = parameters(&w(4.0)).unwrap();
         assert_eq!(
             p,
             vec![("h1.weight f32 2x2".to_string(), vec![1.0, 2.0, 3.0, 4.0])]
         );
-        assert!(parameters(&w[..w.len() - 1]).is_none());
-    }
-
-    #[test]
-    fn audit_sample_is_seeded_and_sorted() {
-        let entries: Vec<Entry> = Vec::new();
-        assert!(audit_sample(&entries, 3, 1).is_empty());
+        assert!(parameters(&w(4.0)[..w(4.0).len() - 1]).is_none());
+        let d = weights_diff("h", Some(&w(4.0)), &w(4.5));
+        assert_eq!(
+            (d.quantity.as_str(), d.layer.as_deref()),
+            ("weights.h1.weight[3]", Some("h1"))
+        );
+        assert_eq!((d.original.as_str(), d.replayed.as_str()), ("4", "4.5"));
+        let d = weights_diff("h", None, &w(4.5));
+        assert_eq!((d.quantity.as_str(), d.original.as_str()), ("weights", "h"));
     }
 }

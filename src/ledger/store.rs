@@ -239,10 +239,15 @@ pub fn put_object(dir: &Path, bytes: &[u8]) -> io::Result<(String, String)> {
     }
     let path = object_path(dir, &hash);
     let folder = path.parent().expect("an object path has a folder");
+    let objects = dir.join(OBJECTS);
+    // Each newly created folder is made durable in its parent.
+    if !objects.is_dir() {
+        fs::create_dir_all(&objects)?;
+        sync_dir(dir)?;
+    }
     if !folder.is_dir() {
         fs::create_dir_all(folder)?;
-        sync_dir(folder.parent().expect("the objects folder has a parent"))?;
-        sync_dir(&dir.join(OBJECTS))?;
+        sync_dir(&objects)?;
     }
     let gz = compress(bytes);
     let nanos = std::time::SystemTime::now()

@@ -222,6 +222,17 @@ fn every_ending_is_recorded() {
     assert_eq!(e[2].status, Status::Interrupted);
     let (ok, text) = verify_cli(dir.path(), &[]);
     assert!(ok, "{text}");
+    // A diverged run and a failed one are results like any other: they replay exactly.
+    for id in ["1", "2"] {
+        let out = gradlab(dir.path())
+            .args(["replay", id, "--no-ledger"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        assert!(String::from_utf8_lossy(&out).starts_with("EXACT"));
+    }
 }
 
 #[test]
