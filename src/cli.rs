@@ -1,5 +1,7 @@
 //! The command line: clap definitions and the dispatch from each subcommand to the library.
 
+pub mod ledger;
+
 use crate::experiment::{Experiment, Overrides};
 use crate::headless;
 use crate::train::{self, Control, DeviceKind, RunEnv, Status};
@@ -69,6 +71,13 @@ pub enum Command {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
         seeds: u64,
     },
+    /// Inspect and check the ledger of runs.
+    Ledger {
+        #[command(subcommand)]
+        command: ledger::LedgerCommand,
+    },
+    /// Rerun a ledger entry and compare it bit for bit with its record (exit 1 if DIVERGED).
+    Replay(ledger::ReplayArgs),
     /// Validate experiment files and print each canonical hash.
     Check {
         #[arg(required = true)]
@@ -112,6 +121,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             print!("{}", crate::theory::report(&Experiment::load(&file)?, seeds).map_err(anyhow::Error::msg)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ledger { command } => ledger::dispatch(&cli.ledger, command),
+        Command::Replay(args) => ledger::replay(&cli.ledger, args),
         Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
             let exp = load(&file, Overrides { steps, seed })?;
             let headless = headless || !std::io::stdout().is_terminal();
@@ -158,12 +169,18 @@ fn run_headless(
     train::init_threads(env.threads);
     let control = Control::new();
     stop_on_signals(&control)?;
+    // Open the ledger first, so a damaged one is reported before the run rather than after.
+    let mut book = ledger.map(ledger::open).transpose()?;
+    let started = std::time::SystemTime::now();
     let outcome = headless::run(exp, env, control);
     if let Some(path) = trace {
         std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
-    let _ = ledger;
     print!("{}", headless::summary(&outcome));
+    if let Some(book) = &mut book {
+        let entry = ledger::record(book, exp, env, &outcome, started)?;
+        println!("{}", ledger::recorded_line(&entry, book.dir()));
+    }
     Ok(exit_code(outcome.end.status))
 }
 

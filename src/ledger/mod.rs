@@ -1,1 +1,486 @@
-//! The append-only, hash-chained ledger of runs.
+//! The append-only, hash-chained ledger of runs: record, verify, replay, audit.
+//!
+//! Every run ends as one entry (a line of `entries.jsonl`) that embeds its canonical config,
+//! seeds, code identity and environment, summarises its result, and names its trace and
+//! final weights by blake3; those bytes are stored beside it as compressed, content-addressed
+//! objects. Each entry holds the previous entry's hash, so altering, deleting or reordering
+//! any entry breaks the chain; publishing the head hash pins the whole history.
+//! `ledger/README.md` specifies the format for independent verifiers.
+//!
+//! - [`entry`]: the entry type, its line form and hash rule, the trace summary it claims.
+//! - [`store`]: files, the lock, durable appends, the object store, repair.
+//! - [`verify`]: every check, with the first bad entry named.
+//! - [`replay`]: rerun an entry and compare; audit a seeded sample.
+//! - [`render`] and [`export`]: text for the command line, traces as CSV or JSON Lines.
+//! - [`environment`] and [`time`]: code identity, host, UTC stamps.
+
+pub mod entry;
+pub mod environment;
+pub mod export;
+pub mod render;
+pub mod replay;
+pub mod store;
+pub mod time;
+pub mod verify;
+
+pub use entry::{
+    Difference, Entry, EntryKind, LayerProfile, Metrics, ObjectRef, Verdict, VerdictKind,
+};
+pub use replay::{AuditItem, AuditReport, ReplayOptions, ReplayReport, audit, replay, replay_with};
+pub use verify::{Problem, VerifyReport};
+
+use crate::experiment::{ConfigError, Experiment};
+use crate::train::{Outcome, RunEnv, TraceLine};
+use entry::{Execution, GENESIS, LEDGER_FORMAT, LineError, Seeds, TraceSummary};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Weights objects larger than this many (uncompressed) bytes are not stored by default;
+/// their hash always is.
+pub const DEFAULT_WEIGHTS_CAP: u64 = 256 * 1024;
+
+/// Everything that can go wrong reading or writing a ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "ledger {path}: line {line} is torn ({bytes} bytes without a newline: an append was interrupted); \
+         run `gradlab ledger repair` to move it aside"
+    )]
+    TornTail {
+        path: PathBuf,
+        line: usize,
+        bytes: usize,
+    },
+    #[error(
+        "ledger {path}: line {line} (entry {line}): {source}; run `gradlab ledger verify` for a full report"
+    )]
+    BadEntry {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: LineError,
+    },
+    #[error(
+        "no entry '{id}': the ledger has {count} entries (give a seq number 1..={count} or a hash prefix)"
+    )]
+    NotFound { id: String, count: usize },
+    #[error("'{id}' matches entries {matches}: give more hex digits")]
+    Ambiguous { id: String, matches: String },
+    #[error("entry {seq}: {source}")]
+    Object {
+        seq: u64,
+        #[source]
+        source: store::ObjectError,
+    },
+    #[error(
+        "entry {seq}: the weights object is not stored (it was over the size cap when recorded)"
+    )]
+    WeightsNotStored { seq: u64 },
+    #[error("entry {seq}: the stored trace cannot be read: {message}")]
+    Trace { seq: u64, message: String },
+    #[error("entry {seq}: the embedded config no longer parses: {source}")]
+    Config {
+        seq: u64,
+        #[source]
+        source: ConfigError,
+    },
+    #[error("entry {seq}: backend '{backend}' is unknown to this build")]
+    Backend { seq: u64, backend: String },
+}
+
+/// Settings of a ledger writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerOptions {
+    /// Largest weights object stored, in uncompressed bytes.
+    pub weights_cap: u64,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        Self {
+            weights_cap: DEFAULT_WEIGHTS_CAP,
+        }
+    }
+}
+
+/// What a new entry is, beyond the run itself.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// For a replay: the original's hash and the verdict.
+    pub replay: Option<(String, Verdict)>,
+    pub tags: Vec<String>,
+}
+
+/// An opened ledger folder and the entries it held when opened (or last appended to).
+#[derive(Debug)]
+pub struct Ledger {
+    dir: PathBuf,
+    entries: Vec<Entry>,
+    options: LedgerOptions,
+}
+
+impl Ledger {
+    /// Opens the ledger in `dir` (a folder that does not exist yet is an empty ledger).
+    /// Fails on a torn tail or a line that is not a valid, self-consistent entry; chain
+    /// and objects are checked by [`Ledger::verify`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
+        Self::open_with(dir, LedgerOptions::default())
+    }
+
+    pub fn open_with(dir: impl AsRef<Path>, options: LedgerOptions) -> Result<Ledger, LedgerError> {
+        let dir = dir.as_ref().to_path_buf();
+        let _lock = store::read_lock(&dir);
+        let bytes = store::read_entries(&dir).map_err(|source| LedgerError::Io {
+            dir: dir.clone(),
+            source,
+        })?;
+        let entries = parse_all(&dir, &bytes)?;
+        Ok(Ledger {
+            dir,
+            entries,
+            options,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn options(&self) -> LedgerOptions {
+        self.options
+    }
+
+    /// The entries in file order (seq 1 first).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The last entry, whose hash is the ledger's head.
+    pub fn head(&self) -> Option<&Entry> {
+        self.entries.last()
+    }
+
+    /// Finds an entry by seq number (up to 7 decimal digits) or by a unique prefix of at
+    /// least 4 hex digits of its hash (an all-digit prefix needs 8 or more).
+    pub fn find(&self, id: &str) -> Result<&Entry, LedgerError> {
+        let not_found = || LedgerError::NotFound {
+            id: id.to_string(),
+            count: self.entries.len(),
+        };
+        if !id.is_empty() && id.len() < 8 && id.chars().all(|c| c.is_ascii_digit()) {
+            let seq = id.parse::<u64>().map_err(|_| not_found())?;
+            return self
+                .entries
+                .iter()
+                .find(|e| e.seq == seq)
+                .ok_or_else(not_found);
+        }
+        let id_lower = id.to_ascii_lowercase();
+        if id_lower.len() < 4 || !id_lower.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let matches: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.hash.starts_with(&id_lower))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(not_found()),
+            many => Err(LedgerError::Ambiguous {
+                id: id.to_string(),
+                matches: many
+                    .iter()
+                    .map(|e| e.seq.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Records a finished run (any status). Returns once the entry is durable on disk.
+    pub fn record_run(
+        &mut self,
+        exp: &Experiment,
+        env: RunEnv,
+        outcome: &Outcome,
+        started: SystemTime,
+    ) -> Result<Entry, LedgerError> {
+        self.record(exp, env, outcome, started, Extra::default())
+    }
+
+    /// Records a replay with its verdict, linked to the entry it reran.
+    pub fn record_replay(
+        &mut self,
+        report: &ReplayReport,
+        tags: Vec<String>,
+    ) -> Result<Entry, LedgerError> {
+        let extra = Extra {
+            replay: Some((report.original.hash.clone(), report.verdict.clone())),
+            tags,
+        };
+        self.record(
+            &report.experiment,
+            report.env,
+            &report.outcome,
+            report.started,
+            extra,
+        )
+    }
+
+    /// Records a run with the extra fields of a replay or tags.
+    pub fn record(
+        &mut self,
+        exp: &Experiment,
+        env: RunEnv,
+        outcome: &Outcome,
+        started: SystemTime,
+        extra: Extra,
+    ) -> Result<Entry, LedgerError> {
+        let io = |source| LedgerError::Io {
+            dir: self.dir.clone(),
+            source,
+        };
+        let mut entry = self.draft(exp, env, outcome, started, extra)?;
+        store::ensure_dir(&self.dir).map_err(io)?;
+        // Objects first: once the entry line is durable, everything it names is too.
+        let (trace_hash, trace_file) = store::put_object(&self.dir, &outcome.trace).map_err(io)?;
+        entry.trace = ObjectRef {
+            hash: trace_hash,
+            bytes: outcome.trace.len() as u64,
+            file_hash: Some(trace_file),
+        };
+        let weights_hash = entry::hex_hash(&outcome.weights);
+        let weights_file = if outcome.weights.len() as u64 <= self.options.weights_cap {
+            Some(
+                store::put_object(&self.dir, &outcome.weights)
+                    .map_err(io)?
+                    .1,
+            )
+        } else {
+            None
+        };
+        entry.weights = ObjectRef {
+            hash: weights_hash,
+            bytes: outcome.weights.len() as u64,
+            file_hash: weights_file,
+        };
+
+        let _lock = store::lock(&self.dir, true).map_err(io)?;
+        let bytes = store::read_entries(&self.dir).map_err(io)?;
+        let scan = store::scan(&bytes);
+        let path = self.dir.join(store::ENTRIES);
+        if let Some(torn) = &scan.torn {
+            return Err(LedgerError::TornTail {
+                path,
+                line: scan.lines.len() + 1,
+                bytes: torn.len(),
+            });
+        }
+        let (seq, prev) = match scan.lines.last() {
+            None => (1, GENESIS.to_string()),
+            Some(last) => {
+                let line = scan.lines.len();
+                let last = Entry::from_line(last).map_err(|source| LedgerError::BadEntry {
+                    path,
+                    line,
+                    source,
+                })?;
+                (last.seq + 1, last.hash)
+            }
+        };
+        entry.seq = seq;
+        entry.prev = prev;
+        entry.seal();
+        store::append_line(&self.dir, entry.to_line().as_bytes()).map_err(io)?;
+        self.entries = scan
+            .lines
+            .iter()
+            .filter_map(|l| Entry::from_line(l).ok())
+            .collect();
+        self.entries.push(entry.clone());
+        Ok(entry)
+    }
+
+    /// The entry for a run, without seq, chain, objects or hash.
+    fn draft(
+        &self,
+        exp: &Experiment,
+        env: RunEnv,
+        outcome: &Outcome,
+        started: SystemTime,
+        extra: Extra,
+    ) -> Result<Entry, LedgerError> {
+        let summary =
+            summarize(outcome).map_err(|message| LedgerError::Trace { seq: 0, message })?;
+        let (replay_of, verdict) = extra
+            .replay
+            .map_or((None, None), |(of, v)| (Some(of), Some(v)));
+        let end = &outcome.end;
+        let mut metrics = summary.metrics;
+        metrics.wall_s = (outcome.wall_s * 1000.0).round() / 1000.0;
+        Ok(Entry {
+            format: LEDGER_FORMAT.into(),
+            seq: 0,
+            kind: if replay_of.is_some() {
+                EntryKind::Replay
+            } else {
+                EntryKind::Run
+            },
+            replay_of,
+            verdict,
+            tags: extra.tags,
+            started: time::rfc3339(started),
+            ended: time::rfc3339(SystemTime::now()),
+            experiment: exp.name().to_string(),
+            config_hash: exp.hash().clone(),
+            config: exp.canonical().to_string(),
+            seeds: Seeds {
+                experiment: exp.seed(),
+                backend: exp.seed(),
+                streams: ["data", "init", "batches"].map(String::from).to_vec(),
+            },
+            code: environment::code_identity(),
+            execution: Execution {
+                backend: env.device.name().to_string(),
+                device: env.device.name().to_string(),
+                threads: env.threads,
+            },
+            host: environment::host(),
+            status: end.status,
+            diverged_at: end.diverged_at,
+            error: end.error.clone(),
+            metrics,
+            layers: summary.layers,
+            trace: ObjectRef {
+                hash: String::new(),
+                bytes: 0,
+                file_hash: None,
+            },
+            weights: ObjectRef {
+                hash: String::new(),
+                bytes: 0,
+                file_hash: None,
+            },
+            prev: String::new(),
+            hash: String::new(),
+        })
+    }
+
+    /// Recomputes every hash, checks the chain, every object and every claim.
+    pub fn verify(&self) -> VerifyReport {
+        verify::verify_dir(&self.dir, None)
+    }
+
+    /// The entry's trace bytes, checked against its hash.
+    pub fn load_trace_bytes(&self, entry: &Entry) -> Result<Vec<u8>, LedgerError> {
+        store::read_object(&self.dir, &entry.trace.hash)
+            .map(|(bytes, _)| bytes)
+            .map_err(|source| LedgerError::Object {
+                seq: entry.seq,
+                source,
+            })
+    }
+
+    /// The entry's trace records.
+    pub fn load_trace(&self, entry: &Entry) -> Result<Vec<TraceLine>, LedgerError> {
+        let bytes = self.load_trace_bytes(entry)?;
+        bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_slice(l).map_err(|e| LedgerError::Trace {
+                    seq: entry.seq,
+                    message: format!("line {}: {e}", i + 1),
+                })
+            })
+            .collect()
+    }
+
+    /// The entry's final weights (canonical layout), checked against its hash.
+    pub fn load_weights(&self, entry: &Entry) -> Result<Vec<u8>, LedgerError> {
+        if entry.weights.file_hash.is_none() {
+            return Err(LedgerError::WeightsNotStored { seq: entry.seq });
+        }
+        store::read_object(&self.dir, &entry.weights.hash)
+            .map(|(bytes, _)| bytes)
+            .map_err(|source| LedgerError::Object {
+                seq: entry.seq,
+                source,
+            })
+    }
+}
+
+/// Cuts a torn tail off the ledger in `dir`, keeping the bytes in a side file.
+pub fn repair(dir: &Path) -> Result<store::Repair, LedgerError> {
+    store::repair(dir).map_err(|source| LedgerError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// The trace summary of an outcome, from its records as JSON values (exact f64s, so the
+/// numbers written in the entry are the trace's own spellings).
+fn summarize(outcome: &Outcome) -> Result<TraceSummary, String> {
+    let mut lines = vec![
+        serde_json::to_value(TraceLine::Header(outcome.header.clone()))
+            .map_err(|e| e.to_string())?,
+    ];
+    for p in &outcome.probes {
+        lines.push(serde_json::to_value(TraceLine::Probe(p.clone())).map_err(|e| e.to_string())?);
+    }
+    lines.push(
+        serde_json::to_value(TraceLine::End(outcome.end.clone())).map_err(|e| e.to_string())?,
+    );
+    TraceSummary::from_values(&lines)
+}
+
+/// Parses every line strictly: a torn tail or an invalid line is an error.
+fn parse_all(dir: &Path, bytes: &[u8]) -> Result<Vec<Entry>, LedgerError> {
+    let scan = store::scan(bytes);
+    let path = dir.join(store::ENTRIES);
+    if let Some(torn) = &scan.torn {
+        return Err(LedgerError::TornTail {
+            path,
+            line: scan.lines.len() + 1,
+            bytes: torn.len(),
+        });
+    }
+    scan.lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            Entry::from_line(l).map_err(|source| LedgerError::BadEntry {
+                path: path.clone(),
+                line: i + 1,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Which entries `ledger list` shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub experiment: Option<String>,
+    pub status: Option<crate::train::Status>,
+    /// Entries started at or after this many seconds since the epoch.
+    pub since: Option<i64>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Entry) -> bool {
+        self.experiment.as_ref().is_none_or(|x| &e.experiment == x)
+            && self.status.is_none_or(|s| e.status == s)
+            && self
+                .since
+                .is_none_or(|t| e.started_unix().is_some_and(|s| s >= t))
+    }
+}

@@ -3,4 +3,5 @@
 pub mod common;
 mod config;
 mod theory;
+mod ledger;
 mod training;

@@ -1,0 +1,297 @@
+//! The ledger's command line: `gradlab ledger …`, `gradlab replay`, and recording a run.
+
+use crate::experiment::Experiment;
+use crate::ledger::export::{self, Format};
+use crate::ledger::{
+    self, Entry, Filter, Ledger, LedgerOptions, VerdictKind, render, replay as rp, store, time,
+};
+use crate::train::{Control, DeviceKind, Outcome, RunEnv, Status};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+/// Environment variable: largest weights object stored, in bytes (default 262144).
+pub const WEIGHTS_CAP_ENV: &str = "GRADLAB_WEIGHTS_CAP";
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// The entries as a table: seq, start time, experiment, short config hash, status, final loss.
+    List {
+        /// Only entries of this experiment name.
+        #[arg(long)]
+        experiment: Option<String>,
+        /// Only entries with this status: completed, diverged, interrupted or failed.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        /// Only entries started at or after this UTC date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+        /// The matching entries as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One entry in full. ID is a seq number or a unique hash prefix.
+    Show {
+        id: String,
+        /// The entry as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Two entries side by side: config differences, metric deltas, per-layer gradient profiles.
+    Diff { a: String, b: String },
+    /// Recompute every hash, check the chain, every object and every claim; exit 1 on any problem.
+    Verify {
+        /// A head published earlier (`gradlab ledger head`): the ledger must still contain it.
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Print the head hash (the last entry's), to publish.
+    Head,
+    /// An entry's full trace (`json`: the JSON Lines verbatim, whose blake3 is the trace hash).
+    Export {
+        id: String,
+        #[arg(long, value_enum)]
+        format: Format,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Move a torn final line (an interrupted append) into a side file; touches nothing else.
+    Repair,
+    /// Replay a seeded random sample of run entries and report (exit 1 unless all are EXACT).
+    Audit {
+        /// How many run entries to replay.
+        #[arg(long)]
+        sample: usize,
+        /// Seed of the draw: the same ledger and seed draw the same entries.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Do not append the replays to the ledger.
+        #[arg(long)]
+        no_record: bool,
+    },
+}
+
+/// `gradlab replay`.
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// A seq number or a unique hash prefix.
+    pub id: String,
+    /// Do not append the replay entry.
+    #[arg(long)]
+    pub no_ledger: bool,
+    /// Run on this device instead of the recorded one (warned about).
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceKind>,
+    /// Use this many worker threads instead of the recorded count (warned about).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        format!("'{s}' is not a status: use completed, diverged, interrupted or failed")
+    })
+}
+
+fn parse_since(s: &str) -> Result<i64, String> {
+    time::parse(s)
+        .ok_or_else(|| format!("'{s}' is not a UTC date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"))
+}
+
+/// Writer settings from the environment (`GRADLAB_WEIGHTS_CAP`).
+pub fn options() -> Result<LedgerOptions> {
+    let mut o = LedgerOptions::default();
+    if let Ok(v) = std::env::var(WEIGHTS_CAP_ENV) {
+        o.weights_cap = v.parse().with_context(|| {
+            format!("{WEIGHTS_CAP_ENV} = '{v}': must be a whole number of bytes")
+        })?;
+    }
+    Ok(o)
+}
+
+/// Opens the ledger at `dir` with the writer settings from the environment.
+pub fn open(dir: &Path) -> Result<Ledger> {
+    Ok(Ledger::open_with(dir, options()?)?)
+}
+
+/// Records a finished run and returns its entry, durable on disk.
+pub fn record(
+    ledger: &mut Ledger,
+    exp: &Experiment,
+    env: RunEnv,
+    outcome: &Outcome,
+    started: SystemTime,
+) -> Result<Entry> {
+    ledger
+        .record_run(exp, env, outcome, started)
+        .context("the run finished but cannot be recorded")
+}
+
+/// The line `gradlab run` prints once its entry is durable.
+pub fn recorded_line(entry: &Entry, dir: &Path) -> String {
+    format!(
+        "recorded entry {} {} in {}",
+        entry.seq,
+        entry.short_hash(),
+        dir.join(store::ENTRIES).display()
+    )
+}
+
+pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
+    match command {
+        LedgerCommand::List {
+            experiment,
+            status,
+            since,
+            json,
+        } => {
+            let ledger = open(dir)?;
+            let filter = Filter {
+                experiment,
+                status,
+                since,
+            };
+            let rows: Vec<&Entry> = ledger
+                .entries()
+                .iter()
+                .filter(|e| filter.matches(e))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", render::list(&rows, ledger.entries()));
+            }
+        }
+        LedgerCommand::Show { id, json } => {
+            let ledger = open(dir)?;
+            let e = ledger.find(&id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(e)?);
+            } else {
+                print!("{}", render::show(e, ledger.entries()));
+            }
+        }
+        LedgerCommand::Diff { a, b } => {
+            let ledger = open(dir)?;
+            print!("{}", render::diff(ledger.find(&a)?, ledger.find(&b)?));
+        }
+        LedgerCommand::Verify { head } => {
+            let report = ledger::verify::verify_dir(dir, head.as_deref());
+            print!("{}", render::verify(&report, head.as_deref()));
+            return Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        LedgerCommand::Head => {
+            let ledger = open(dir)?;
+            let Some(head) = ledger.head() else {
+                bail!("the ledger {} has no entries yet", dir.display());
+            };
+            println!("{}", head.hash);
+        }
+        LedgerCommand::Export { id, format, out } => {
+            let ledger = open(dir)?;
+            let e = ledger.find(&id)?;
+            let bytes =
+                export::export(&ledger.load_trace_bytes(e)?, format).map_err(anyhow::Error::msg)?;
+            match out {
+                Some(path) => std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().write_all(&bytes)?,
+            }
+        }
+        LedgerCommand::Repair => {
+            let r = ledger::repair(dir)?;
+            match &r.saved_to {
+                Some(side) => println!(
+                    "removed a torn tail of {} bytes (saved in {}); {} entries remain",
+                    r.removed,
+                    side.display(),
+                    r.lines
+                ),
+                None => println!("nothing to repair: {} entries, no torn tail", r.lines),
+            }
+        }
+        LedgerCommand::Audit {
+            sample,
+            seed,
+            no_record,
+        } => {
+            let mut ledger = open(dir)?;
+            let report = rp::audit(&mut ledger, sample, seed, !no_record, &mut |item| {
+                for w in &item.warnings {
+                    eprintln!("warning: entry {}: {w}", item.seq);
+                }
+            })?;
+            print!("{}", render::audit(&report));
+            return Ok(if report.all_exact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gradlab replay ID`: warnings first, then the rerun, the verdict, and the replay entry.
+/// Exit 0 for EXACT, 1 for DIVERGED.
+pub fn replay(dir: &Path, args: ReplayArgs) -> Result<ExitCode> {
+    let mut ledger = open(dir)?;
+    let env = match (args.device, args.threads) {
+        (None, None) => None,
+        (device, threads) => {
+            let e = ledger.find(&args.id)?;
+            Some(RunEnv {
+                device: device.unwrap_or(match e.execution.backend.as_str() {
+                    "wgpu" => DeviceKind::Wgpu,
+                    "cuda" => DeviceKind::Cuda,
+                    _ => DeviceKind::Flex,
+                }),
+                threads: threads.map_or(e.execution.threads, usize::from),
+            })
+        }
+    };
+    let control = Control::new();
+    super::stop_on_signals(&control)?;
+    let options = rp::ReplayOptions {
+        env,
+        control: Some(control.clone()),
+    };
+    let plan = rp::plan(&ledger, &args.id, &options)?;
+    plan.env.device.device().map_err(anyhow::Error::msg)?;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(plan.experiment.spec().train.steps as u64);
+        bar.set_message(format!("replaying entry {}", plan.original.seq));
+        bar
+    });
+    let report = rp::run_plan(&ledger, plan, Some(control), &mut |step, _| {
+        if let Some(bar) = &bar {
+            bar.set_position(step as u64);
+        }
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print!("{}", render::replay(&report));
+    if !args.no_ledger {
+        let entry = ledger
+            .record_replay(&report, Vec::new())
+            .context("the replay finished but cannot be recorded")?;
+        println!("{}", recorded_line(&entry, dir));
+    }
+    Ok(if report.verdict.result == VerdictKind::Exact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

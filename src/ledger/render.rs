@@ -1,0 +1,506 @@
+//! Text for the command line: the entry table, one entry in full, two entries side by side,
+//! verify, replay and audit reports. Pure functions of their inputs.
+
+use super::entry::{Difference, Entry, EntryKind, Verdict, VerdictKind};
+use super::replay::{AuditReport, ReplayReport};
+use super::verify::VerifyReport;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+fn sci(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(0.0) => "0".into(),
+        Some(v) if (1e-3..1e4).contains(&v.abs()) => format!("{v:.4}"),
+        Some(v) => format!("{v:.3e}"),
+    }
+}
+
+fn seq_of(all: &[Entry], hash: &str) -> String {
+    all.iter().find(|e| e.hash == hash).map_or_else(
+        || hash[..12.min(hash.len())].to_string(),
+        |e| e.seq.to_string(),
+    )
+}
+
+/// The result word of a verdict.
+pub fn verdict_word(v: &Verdict) -> &'static str {
+    match v.result {
+        VerdictKind::Exact => "EXACT",
+        VerdictKind::Diverged => "DIVERGED",
+    }
+}
+
+/// One difference in words: `at step 3: grad_w of layer h2: original 0.1, replay 0.2`.
+pub fn difference(d: &Difference) -> String {
+    let mut s = String::new();
+    match d.step {
+        Some(step) => {
+            let _ = write!(s, "at step {step}: ");
+        }
+        None => s.push_str("in "),
+    }
+    s.push_str(&d.quantity);
+    if let Some(layer) = &d.layer {
+        let _ = write!(s, " of layer {layer}");
+    }
+    let _ = write!(s, ": original {}, replay {}", d.original, d.replayed);
+    s
+}
+
+/// `DIVERGED at step …` or `EXACT`.
+pub fn verdict(v: &Verdict) -> String {
+    match &v.first {
+        Some(d) => format!("{} {}", verdict_word(v), difference(d)),
+        None => verdict_word(v).to_string(),
+    }
+}
+
+/// The `ledger list` table.
+pub fn list(rows: &[&Entry], all: &[Entry]) -> String {
+    let mut s = format!(
+        "{:>5}  {:<20}  {:<24}  {:<12}  {:<11}  {:>10}  {}\n",
+        "seq", "started (UTC)", "experiment", "config", "status", "final loss", "kind"
+    );
+    for e in rows {
+        let kind = match (&e.kind, &e.replay_of, &e.verdict) {
+            (EntryKind::Replay, Some(of), Some(v)) => {
+                format!("replay of {}: {}", seq_of(all, of), verdict_word(v))
+            }
+            _ => "run".into(),
+        };
+        let _ = writeln!(
+            s,
+            "{:>5}  {:<20}  {:<24}  {:<12}  {:<11}  {:>10}  {}",
+            e.seq,
+            e.started,
+            e.experiment,
+            e.config_hash.short(),
+            e.status.name(),
+            sci(e.metrics.train_loss),
+            kind
+        );
+    }
+    s
+}
+
+fn layer_table(e: &Entry) -> String {
+    let mut s = format!(
+        "{:<8} {:>11} {:>11} {:>11} {:>11}\n",
+        "layer", "|δ| first", "|δ| last", "|∂W| first", "|∂W| last"
+    );
+    for l in &e.layers {
+        let _ = writeln!(
+            s,
+            "{:<8} {:>11} {:>11} {:>11} {:>11}",
+            l.name,
+            sci(l.delta_first),
+            sci(l.delta_last),
+            sci(l.grad_w_first),
+            sci(l.grad_w_last)
+        );
+    }
+    s
+}
+
+/// `ledger show`: every field of one entry.
+pub fn show(e: &Entry, all: &[Entry]) -> String {
+    let mut s = String::new();
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(s, "{k:<12} {v}");
+    };
+    row("entry", format!("{}  {}", e.seq, e.hash));
+    row(
+        "kind",
+        match (&e.kind, &e.replay_of, &e.verdict) {
+            (EntryKind::Replay, Some(of), Some(v)) => {
+                format!("replay of entry {} ({of}): {}", seq_of(all, of), verdict(v))
+            }
+            _ => "run".into(),
+        },
+    );
+    row("experiment", e.experiment.clone());
+    row("started", format!("{}   ended {}", e.started, e.ended));
+    let mut status = e.status.name().to_string();
+    if let Some(at) = e.diverged_at {
+        let _ = write!(status, " at step {at}");
+    }
+    if let Some(err) = &e.error {
+        let _ = write!(status, " ({err})");
+    }
+    row("status", status);
+    row("config", e.config_hash.0.clone());
+    row(
+        "seeds",
+        format!(
+            "experiment {}, backend {}, streams {}",
+            e.seeds.experiment,
+            e.seeds.backend,
+            e.seeds.streams.join(", ")
+        ),
+    );
+    let c = &e.code;
+    let git = match (&c.git_commit, c.git_dirty) {
+        (Some(commit), Some(true)) => {
+            format!(
+                "commit {commit} + uncommitted changes (diff {})",
+                c.git_diff_hash.as_deref().unwrap_or("?")
+            )
+        }
+        (Some(commit), _) => format!("commit {commit}"),
+        (None, _) => "not built from a git checkout".into(),
+    };
+    row("code", format!("gradlab {}, {git}", c.crate_version));
+    row(
+        "toolchain",
+        format!("{}, burn {}, {} {}", c.rustc, c.burn, c.target, c.profile),
+    );
+    row("features", c.features.join(", "));
+    row("Cargo.lock", c.cargo_lock_hash.clone());
+    row(
+        "execution",
+        format!(
+            "{} on {}, {} thread(s), {} {} ({})",
+            e.execution.backend,
+            e.execution.device,
+            e.execution.threads,
+            e.host.os,
+            e.host.arch,
+            e.host.cpu
+        ),
+    );
+    let m = &e.metrics;
+    row(
+        "metrics",
+        format!(
+            "steps {}/{}, train loss {}, accuracy {}, test loss {}, test accuracy {}, {:.3} s",
+            m.steps_done,
+            m.steps_planned,
+            sci(m.train_loss),
+            sci(m.train_accuracy),
+            sci(m.test_loss),
+            sci(m.test_accuracy),
+            m.wall_s
+        ),
+    );
+    row(
+        "trace",
+        format!("{} ({} bytes)", e.trace.hash, e.trace.bytes),
+    );
+    row(
+        "weights",
+        format!(
+            "{} ({} bytes{})",
+            e.weights.hash,
+            e.weights.bytes,
+            if e.weights.file_hash.is_some() {
+                ""
+            } else {
+                ", not stored: over the size cap"
+            }
+        ),
+    );
+    row("prev", e.prev.clone());
+    if !e.tags.is_empty() {
+        row("tags", e.tags.join(", "));
+    }
+    s.push('\n');
+    s.push_str(&layer_table(e));
+    s.push_str("\nconfig:\n");
+    for line in e.config.lines() {
+        let _ = writeln!(s, "  {line}");
+    }
+    s
+}
+
+/// Flattens a TOML document to `section.key → value` text.
+fn flatten(text: &str) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    match text.parse::<toml::Table>() {
+        Ok(t) => walk("", &toml::Value::Table(t), &mut out),
+        Err(e) => {
+            out.insert("(unparsable config)".into(), e.message().to_string());
+        }
+    }
+    out
+}
+
+/// The config keys whose values differ: `(key, a, b)`, `absent` for a missing key.
+pub fn config_differences(a: &str, b: &str) -> Vec<(String, String, String)> {
+    let (fa, fb) = (flatten(a), flatten(b));
+    let mut keys: Vec<&String> = fa.keys().chain(fb.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| fa.get(*k) != fb.get(*k))
+        .map(|k| {
+            let get =
+                |m: &BTreeMap<String, String>| m.get(k).cloned().unwrap_or_else(|| "absent".into());
+            (k.clone(), get(&fa), get(&fb))
+        })
+        .collect()
+}
+
+/// `ledger diff`: config differences, environment differences, metric deltas and the two
+/// per-layer gradient profiles side by side.
+pub fn diff(a: &Entry, b: &Entry) -> String {
+    let mut s = format!(
+        "entry {} ({}, config {}, {})  vs  entry {} ({}, config {}, {})\n\nconfig:\n",
+        a.seq,
+        a.experiment,
+        a.config_hash.short(),
+        a.status.name(),
+        b.seq,
+        b.experiment,
+        b.config_hash.short(),
+        b.status.name()
+    );
+    let cfg = config_differences(&a.config, &b.config);
+    if cfg.is_empty() {
+        s.push_str("  identical\n");
+    }
+    for (k, x, y) in &cfg {
+        let _ = writeln!(s, "  {k:<28} {x} → {y}");
+    }
+    s.push_str("\nenvironment:\n");
+    let mut env = Vec::new();
+    for (f, x, y) in a.code.differences(&b.code) {
+        env.push((format!("code.{f}"), x, y));
+    }
+    for (f, x, y) in [
+        (
+            "backend",
+            a.execution.backend.clone(),
+            b.execution.backend.clone(),
+        ),
+        (
+            "threads",
+            a.execution.threads.to_string(),
+            b.execution.threads.to_string(),
+        ),
+        ("host.os", a.host.os.clone(), b.host.os.clone()),
+        ("host.arch", a.host.arch.clone(), b.host.arch.clone()),
+        ("host.cpu", a.host.cpu.clone(), b.host.cpu.clone()),
+    ] {
+        if x != y {
+            env.push((f.to_string(), x, y));
+        }
+    }
+    if env.is_empty() {
+        s.push_str("  identical\n");
+    }
+    for (k, x, y) in env {
+        let _ = writeln!(s, "  {k:<28} {x} → {y}");
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<16} {:>12} {:>12} {:>12}",
+        "metric", "A", "B", "B − A"
+    );
+    let (ma, mb) = (&a.metrics, &b.metrics);
+    let _ = writeln!(
+        s,
+        "{:<16} {:>12} {:>12} {:>12}",
+        "steps",
+        ma.steps_done,
+        mb.steps_done,
+        mb.steps_done as i64 - ma.steps_done as i64
+    );
+    for (name, x, y) in [
+        ("train loss", ma.train_loss, mb.train_loss),
+        ("train accuracy", ma.train_accuracy, mb.train_accuracy),
+        ("test loss", ma.test_loss, mb.test_loss),
+        ("test accuracy", ma.test_accuracy, mb.test_accuracy),
+        ("wall s", Some(ma.wall_s), Some(mb.wall_s)),
+    ] {
+        let delta = x.zip(y).map(|(x, y)| y - x);
+        let _ = writeln!(
+            s,
+            "{name:<16} {:>12} {:>12} {:>12}",
+            sci(x),
+            sci(y),
+            sci(delta)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<8} {:>10} {:>10}  {:>10} {:>10}  {:>10} {:>10}  {:>10} {:>10}",
+        "layer", "|δ|₀ A", "|δ|₀ B", "|δ| A", "|δ| B", "|∂W|₀ A", "|∂W|₀ B", "|∂W| A", "|∂W| B"
+    );
+    for i in 0..a.layers.len().max(b.layers.len()) {
+        let (la, lb) = (a.layers.get(i), b.layers.get(i));
+        let name = la.or(lb).map_or("", |l| l.name.as_str());
+        let f = |l: Option<&super::LayerProfile>, g: fn(&super::LayerProfile) -> Option<f64>| {
+            sci(l.and_then(g))
+        };
+        let _ = writeln!(
+            s,
+            "{:<8} {:>10} {:>10}  {:>10} {:>10}  {:>10} {:>10}  {:>10} {:>10}",
+            name,
+            f(la, |l| l.delta_first),
+            f(lb, |l| l.delta_first),
+            f(la, |l| l.delta_last),
+            f(lb, |l| l.delta_last),
+            f(la, |l| l.grad_w_first),
+            f(lb, |l| l.grad_w_first),
+            f(la, |l| l.grad_w_last),
+            f(lb, |l| l.grad_w_last),
+        );
+    }
+    s
+}
+
+/// `ledger verify`.
+pub fn verify(r: &VerifyReport, head: Option<&str>) -> String {
+    let mut s = String::new();
+    if r.ok() {
+        let _ = write!(
+            s,
+            "ok: {} entries, {} objects, every hash recomputed, chain intact",
+            r.entries, r.objects
+        );
+        if let Some(h) = head {
+            let _ = write!(s, ", extends the published head {h}");
+        }
+        let _ = writeln!(
+            s,
+            "\nhead {}",
+            r.head.as_deref().unwrap_or("(empty ledger)")
+        );
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "FAILED: {} problem(s) in {} entries",
+        r.problems.len(),
+        r.entries
+    );
+    if let Some(first) = r.first() {
+        let _ = writeln!(s, "first: {first}");
+    }
+    for p in r.problems.iter().skip(1) {
+        let _ = writeln!(s, "  also: {p}");
+    }
+    s
+}
+
+/// `gradlab replay`: the verdict and what else differed.
+pub fn replay(r: &ReplayReport) -> String {
+    let o = &r.original;
+    let mut s = match &r.verdict.first {
+        None => format!(
+            "EXACT: entry {} ({}) reproduced bit for bit: trace {} and weights {}\n",
+            o.seq,
+            o.experiment,
+            &o.trace.hash[..12],
+            &o.weights.hash[..12]
+        ),
+        Some(d) => format!(
+            "DIVERGED from entry {} ({}) {}\n",
+            o.seq,
+            o.experiment,
+            difference(d)
+        ),
+    };
+    let first = r.verdict.first.as_ref();
+    if first.is_some_and(|d| d.quantity.starts_with("header.")) {
+        s.push_str("  every probe record, the end record and the weights are identical: only the trace header differs\n");
+    }
+    for d in r.header_differences.iter().filter(|d| Some(*d) != first) {
+        let _ = writeln!(
+            s,
+            "  header {} also differs: original {}, replay {}",
+            &d.quantity["header.".len()..],
+            d.original,
+            d.replayed
+        );
+    }
+    s
+}
+
+/// `ledger audit`.
+pub fn audit(r: &AuditReport) -> String {
+    let mut s = format!(
+        "audit: {} of {} run entries drawn with seed {}\n{:>5}  {:<24}  {}\n",
+        r.items.len(),
+        r.population,
+        r.seed,
+        "seq",
+        "experiment",
+        "verdict"
+    );
+    for i in &r.items {
+        let v = match (&i.verdict, &i.error) {
+            (Some(v), _) => verdict(v),
+            (None, Some(e)) => format!("ERROR {e}"),
+            (None, None) => "-".into(),
+        };
+        let rec = i
+            .recorded
+            .as_ref()
+            .map(|(seq, h)| format!("  (replay entry {seq} {h})"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "{:>5}  {:<24}  {v}{rec}", i.seq, i.experiment);
+    }
+    let _ = writeln!(s, "{} of {} EXACT", r.exact(), r.items.len());
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_differences_list_changed_and_missing_keys() {
+        let a = "[train]\nlearning_rate = 0.1\nsteps = 30\n";
+        let b = "[train]\nlearning_rate = 0.2\nsteps = 30\n[probe]\nevery = 1\n";
+        let d = config_differences(a, b);
+        assert_eq!(
+            d,
+            vec![
+                (
+                    "probe.every".to_string(),
+                    "absent".to_string(),
+                    "1".to_string()
+                ),
+                (
+                    "train.learning_rate".to_string(),
+                    "0.1".to_string(),
+                    "0.2".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn differences_read_as_sentences() {
+        let d = Difference {
+            step: Some(3),
+            quantity: "grad_w".into(),
+            layer: Some("h2".into()),
+            original: "0.1".into(),
+            replayed: "0.2".into(),
+        };
+        assert_eq!(
+            difference(&d),
+            "at step 3: grad_w of layer h2: original 0.1, replay 0.2"
+        );
+    }
+}

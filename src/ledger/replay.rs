@@ -1,0 +1,640 @@
+//! Replay: rerun an entry's embedded config in its recorded environment and compare the
+//! trace and weights with the stored ones; EXACT, or the first step, quantity and layer
+//! where they part. Audit: replay a seeded random sample of entries.
+
+use super::entry::{Difference, Entry, EntryKind, Verdict, VerdictKind};
+use super::{Ledger, LedgerError, environment};
+use crate::experiment::Experiment;
+use crate::rng::Stream;
+use crate::train::{self, Control, DeviceKind, Event, Outcome, RunEnv};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// How to replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Run here instead of the entry's recorded device and thread count (warned about).
+    pub env: Option<RunEnv>,
+    /// Lets the caller stop the rerun (it is then compared as far as it got).
+    pub control: Option<Arc<Control>>,
+}
+
+/// What will be rerun and what differs from the original's circumstances.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub original: Entry,
+    pub experiment: Experiment,
+    pub env: RunEnv,
+    /// Differences in code identity, backend, threads or host: reasons a replay may not be
+    /// exact that have nothing to do with the record being wrong.
+    pub warnings: Vec<String>,
+}
+
+/// The result of a replay.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    pub original: Entry,
+    pub experiment: Experiment,
+    pub env: RunEnv,
+    pub started: SystemTime,
+    /// The rerun's own outcome (recorded as the replay entry).
+    pub outcome: Outcome,
+    pub verdict: Verdict,
+    /// Every differing trace-header field (the config hash, thread count, …).
+    pub header_differences: Vec<Difference>,
+    pub warnings: Vec<String>,
+}
+
+/// Finds the entry, rebuilds its experiment and environment, and lists the warnings.
+pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, LedgerError> {
+    let original = ledger.find(id)?.clone();
+    let seq = original.seq;
+    let experiment = Experiment::from_canonical(&original.config)
+        .map_err(|source| LedgerError::Config { seq, source })?;
+    let mut warnings = Vec::new();
+    if experiment.hash() != &original.config_hash {
+        warnings.push(format!(
+            "the embedded config re-canonicalises to {} under this build, the entry says {}",
+            experiment.hash().short(),
+            original.config_hash.short()
+        ));
+    }
+    let recorded = match original.execution.backend.as_str() {
+        "flex" => DeviceKind::Flex,
+        "wgpu" => DeviceKind::Wgpu,
+        "cuda" => DeviceKind::Cuda,
+        other => {
+            return Err(LedgerError::Backend {
+                seq,
+                backend: other.to_string(),
+            });
+        }
+    };
+    let mut env = options.env.unwrap_or(RunEnv {
+        device: recorded,
+        threads: original.execution.threads,
+    });
+    if env.device != recorded {
+        warnings.push(format!(
+            "backend differs: the entry ran on '{}', this replay runs on '{}'",
+            recorded.name(),
+            env.device.name()
+        ));
+    }
+    // The worker pool is sized once per process; record what the rerun really gets.
+    train::init_threads(env.threads);
+    let pool = rayon::current_num_threads();
+    if pool != env.threads {
+        warnings.push(format!(
+            "this process's worker pool already has {pool} threads (it is sized once per process), not {}",
+            env.threads
+        ));
+        env.threads = pool;
+    }
+    if env.threads != original.execution.threads {
+        warnings.push(format!(
+            "thread count differs: the entry ran with {}, this replay runs with {}",
+            original.execution.threads, env.threads
+        ));
+    }
+    for (field, theirs, ours) in original.code.differences(&environment::code_identity()) {
+        warnings.push(format!(
+            "code identity differs: {field} was '{theirs}', this build has '{ours}'"
+        ));
+    }
+    let host = environment::host();
+    if host != original.host {
+        warnings.push(format!(
+            "host differs: the entry ran on {} {} ({}), this is {} {} ({})",
+            original.host.os, original.host.arch, original.host.cpu, host.os, host.arch, host.cpu
+        ));
+    }
+    Ok(Plan {
+        original,
+        experiment,
+        env,
+        warnings,
+    })
+}
+
+/// Reruns a plan and compares. `progress(step, total)` follows the rerun.
+pub fn run_plan(
+    ledger: &Ledger,
+    plan: Plan,
+    control: Option<Arc<Control>>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ReplayReport, LedgerError> {
+    // Read the stored trace first: a damaged record is reported before any training.
+    let original_trace = ledger.load_trace_bytes(&plan.original)?;
+    let original_weights = match ledger.load_weights(&plan.original) {
+        Ok(w) => Some(w),
+        Err(LedgerError::WeightsNotStored { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let control = control.unwrap_or_default();
+    let total = plan.experiment.spec().train.steps;
+    let started = SystemTime::now();
+    let mut sink = |e: Event| {
+        if let Event::Probe { probe, .. } = e {
+            progress(probe.step + 1, total);
+        }
+    };
+    let outcome = train::train(&plan.experiment, plan.env, &control, &mut sink);
+    let (verdict, header_differences) = compare(
+        &plan.original,
+        &original_trace,
+        original_weights.as_deref(),
+        &outcome,
+    );
+    Ok(ReplayReport {
+        original: plan.original,
+        experiment: plan.experiment,
+        env: plan.env,
+        started,
+        outcome,
+        verdict,
+        header_differences,
+        warnings: plan.warnings,
+    })
+}
+
+/// Replays entry `id` (seq or hash prefix) in its recorded environment. Does not append:
+/// pass the report to [`Ledger::record_replay`].
+pub fn replay(
+    ledger: &Ledger,
+    id: &str,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ReplayReport, LedgerError> {
+    replay_with(ledger, id, ReplayOptions::default(), progress)
+}
+
+/// [`replay`] with a different environment or a stop control.
+pub fn replay_with(
+    ledger: &Ledger,
+    id: &str,
+    options: ReplayOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ReplayReport, LedgerError> {
+    let p = plan(ledger, id, &options)?;
+    run_plan(ledger, p, options.control, progress)
+}
+
+/// Compares a rerun with the original's stored trace (and weights, when stored).
+/// Returns the verdict and every differing header field. The first difference is sought in
+/// the probe and end records, then the weights, and only then the header: a header-only
+/// difference means every number matched and only the recorded circumstances differ.
+pub fn compare(
+    original: &Entry,
+    trace: &[u8],
+    weights: Option<&[u8]>,
+    rerun: &Outcome,
+) -> (Verdict, Vec<Difference>) {
+    let exact = trace == rerun.trace.as_slice() && original.weights.hash == rerun.weights_hash();
+    let a: Vec<&[u8]> = trace
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let b: Vec<&[u8]> = rerun
+        .trace
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let parse = |l: Option<&&[u8]>| l.and_then(|l| serde_json::from_slice::<Value>(l).ok());
+    let (ha, hb) = (parse(a.first()), parse(b.first()));
+    let header_differences = header_diffs(ha.as_ref(), hb.as_ref());
+    if exact {
+        return (
+            Verdict {
+                result: VerdictKind::Exact,
+                first: None,
+            },
+            header_differences,
+        );
+    }
+    let layers: Vec<String> = ha
+        .as_ref()
+        .and_then(|h| h.get("layers"))
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .map(|n| n.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let first = (1..a.len().max(b.len()))
+        .find_map(|i| record_diff(a.get(i).copied(), b.get(i).copied(), &layers))
+        .or_else(|| {
+            (original.weights.hash != rerun.weights_hash())
+                .then(|| weights_diff(&original.weights.hash, weights, &rerun.weights))
+        })
+        .or_else(|| header_differences.first().cloned())
+        .unwrap_or_else(|| weights_diff(&original.weights.hash, weights, &rerun.weights));
+    (
+        Verdict {
+            result: VerdictKind::Diverged,
+            first: Some(first),
+        },
+        header_differences,
+    )
+}
+
+fn header_diffs(a: Option<&Value>, b: Option<&Value>) -> Vec<Difference> {
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.and_then(Value::as_object).unwrap_or(&empty),
+        b.and_then(Value::as_object).unwrap_or(&empty),
+    );
+    let mut keys: Vec<&String> = a.keys().collect();
+    keys.extend(b.keys().filter(|k| !a.contains_key(*k)));
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| Difference {
+            step: None,
+            quantity: format!("header.{k}"),
+            layer: None,
+            original: show(a.get(k)),
+            replayed: show(b.get(k)),
+        })
+        .collect()
+}
+
+fn show(v: Option<&Value>) -> String {
+    v.map_or_else(|| "absent".to_string(), Value::to_string)
+}
+
+/// One segment of a path into a JSON record.
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// The first leaf where two JSON values differ, in the original's field order.
+fn first_leaf(
+    a: Option<&Value>,
+    b: Option<&Value>,
+    path: &mut Vec<Seg>,
+) -> Option<(String, String)> {
+    match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let mut keys: Vec<&String> = x.keys().collect();
+            keys.extend(y.keys().filter(|k| !x.contains_key(*k)));
+            for k in keys {
+                path.push(Seg::Key(k.clone()));
+                if let Some(d) = first_leaf(x.get(k), y.get(k), path) {
+                    return Some(d);
+                }
+                path.pop();
+            }
+            None
+        }
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            for i in 0..x.len().max(y.len()) {
+                path.push(Seg::Index(i));
+                if let Some(d) = first_leaf(x.get(i), y.get(i), path) {
+                    return Some(d);
+                }
+                path.pop();
+            }
+            None
+        }
+        (x, y) if x == y => None,
+        (x, y) => Some((show(x), show(y))),
+    }
+}
+
+/// Names a path: per-layer quantities become (field, layer label).
+fn name_path(path: &[Seg], layers: &[String]) -> (String, Option<String>) {
+    let (layer, rest) = match path {
+        [Seg::Key(k), Seg::Index(i), rest @ ..] if k == "layers" && !rest.is_empty() => (
+            Some(
+                layers
+                    .get(*i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("layer {i}")),
+            ),
+            rest,
+        ),
+        _ => (None, path),
+    };
+    let mut q = String::new();
+    for seg in rest {
+        match seg {
+            Seg::Key(k) => {
+                if !q.is_empty() {
+                    q.push('.');
+                }
+                q.push_str(k);
+            }
+            Seg::Index(i) => q.push_str(&format!("[{i}]")),
+        }
+    }
+    (q, layer)
+}
+
+fn describe(v: &Value) -> String {
+    match v.get("type").and_then(Value::as_str) {
+        Some("probe") => format!("probe at step {}", show(v.get("step"))),
+        Some("end") => format!(
+            "end ({})",
+            v.get("status").and_then(Value::as_str).unwrap_or("?")
+        ),
+        Some(other) => other.to_string(),
+        None => "unreadable record".into(),
+    }
+}
+
+/// The difference between the i-th records of two traces, if any.
+fn record_diff(a: Option<&[u8]>, b: Option<&[u8]>, layers: &[String]) -> Option<Difference> {
+    if a == b {
+        return None;
+    }
+    let parse = |l: Option<&[u8]>| l.and_then(|l| serde_json::from_slice::<Value>(l).ok());
+    let (va, vb) = (parse(a), parse(b));
+    let kind = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|v| v.get("type"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let step = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|v| v.get("step"))
+            .and_then(Value::as_u64)
+            .map(|s| s as usize)
+    };
+    let (ka, kb) = (kind(&va), kind(&vb));
+    if ka.is_some() && ka == kb {
+        let mut path = Vec::new();
+        let at = step(&va);
+        let prefix = if ka.as_deref() == Some("end") {
+            "end."
+        } else {
+            ""
+        };
+        return Some(match first_leaf(va.as_ref(), vb.as_ref(), &mut path) {
+            Some((original, replayed)) => {
+                let (q, layer) = name_path(&path, layers);
+                Difference {
+                    step: at,
+                    quantity: format!("{prefix}{q}"),
+                    layer,
+                    original,
+                    replayed,
+                }
+            }
+            // Equal numbers spelled differently: quote the records themselves.
+            None => Difference {
+                step: at,
+                quantity: "record".into(),
+                layer: None,
+                original: String::from_utf8_lossy(a.unwrap_or_default()).into_owned(),
+                replayed: String::from_utf8_lossy(b.unwrap_or_default()).into_owned(),
+            },
+        });
+    }
+    let text = |v: &Option<Value>| v.as_ref().map_or_else(|| "absent".to_string(), describe);
+    Some(Difference {
+        step: step(&va).or(step(&vb)),
+        quantity: "record".into(),
+        layer: None,
+        original: text(&va),
+        replayed: text(&vb),
+    })
+}
+
+/// Parameters of the canonical weights layout: (header line, f32 values).
+fn parameters(bytes: &[u8]) -> Option<Vec<(String, Vec<f32>)>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let header = std::str::from_utf8(&rest[..nl]).ok()?.to_string();
+        let dims = header.rsplit(' ').next()?;
+        let count: usize = dims
+            .split('x')
+            .map(|d| d.parse::<usize>().ok())
+            .product::<Option<usize>>()?;
+        let body = rest.get(nl + 1..nl + 1 + 4 * count)?;
+        let values = body
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.push((header, values));
+        rest = &rest[nl + 1 + 4 * count..];
+    }
+    Some(out)
+}
+
+/// The first differing weight, or the two hashes when the original weights are not stored.
+fn weights_diff(original_hash: &str, weights: Option<&[u8]>, replayed: &[u8]) -> Difference {
+    let hashes = || Difference {
+        step: None,
+        quantity: "weights".into(),
+        layer: None,
+        original: original_hash.to_string(),
+        replayed: super::entry::hex_hash(replayed),
+    };
+    let (Some(a), Some(b)) = (weights.and_then(parameters), parameters(replayed)) else {
+        return hashes();
+    };
+    for i in 0..a.len().max(b.len()) {
+        let (pa, pb) = (a.get(i), b.get(i));
+        let name = pa
+            .or(pb)
+            .map(|p| p.0.split(' ').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        let layer = name.split('.').next().map(str::to_string);
+        match (pa, pb) {
+            (Some((ha, va)), Some((hb, vb))) if ha == hb => {
+                if let Some(j) = (0..va.len()).find(|&j| va[j].to_bits() != vb[j].to_bits()) {
+                    return Difference {
+                        step: None,
+                        quantity: format!("weights.{name}[{j}]"),
+                        layer,
+                        original: va[j].to_string(),
+                        replayed: vb[j].to_string(),
+                    };
+                }
+            }
+            _ => {
+                return Difference {
+                    step: None,
+                    quantity: "weights.layout".into(),
+                    layer,
+                    original: pa.map_or("absent".into(), |p| p.0.clone()),
+                    replayed: pb.map_or("absent".into(), |p| p.0.clone()),
+                };
+            }
+        }
+    }
+    hashes()
+}
+
+/// One replayed entry of an audit.
+#[derive(Debug, Clone)]
+pub struct AuditItem {
+    pub seq: u64,
+    pub experiment: String,
+    /// None when the replay could not run (`error` says why).
+    pub verdict: Option<Verdict>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// The replay entry appended: (seq, short hash).
+    pub recorded: Option<(u64, String)>,
+}
+
+/// The result of an audit.
+#[derive(Debug, Clone)]
+pub struct AuditReport {
+    pub seed: u64,
+    /// Run entries the sample was drawn from.
+    pub population: usize,
+    pub items: Vec<AuditItem>,
+}
+
+impl AuditReport {
+    pub fn exact(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| {
+                i.verdict
+                    .as_ref()
+                    .is_some_and(|v| v.result == VerdictKind::Exact)
+            })
+            .count()
+    }
+    pub fn all_exact(&self) -> bool {
+        self.exact() == self.items.len()
+    }
+}
+
+/// The seqs of `n` run entries drawn at random by `seed` (all of them when `n` is larger),
+/// in ledger order. The same ledger and seed always draw the same sample.
+pub fn audit_sample(entries: &[Entry], n: usize, seed: u64) -> Vec<u64> {
+    let mut runs: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Run)
+        .map(|e| e.seq)
+        .collect();
+    Stream::new(seed, "audit").shuffle(&mut runs);
+    runs.truncate(n);
+    runs.sort_unstable();
+    runs
+}
+
+/// Replays a seeded sample of `n` run entries; with `record`, appends each replay (tagged
+/// `audit`). `on_item` sees each result as it comes.
+pub fn audit(
+    ledger: &mut Ledger,
+    n: usize,
+    seed: u64,
+    record: bool,
+    on_item: &mut dyn FnMut(&AuditItem),
+) -> Result<AuditReport, LedgerError> {
+    let population = ledger
+        .entries()
+        .iter()
+        .filter(|e| e.kind == EntryKind::Run)
+        .count();
+    let sample = audit_sample(ledger.entries(), n, seed);
+    let mut items = Vec::new();
+    for seq in sample {
+        let original = ledger.find(&seq.to_string())?.clone();
+        let mut item = AuditItem {
+            seq,
+            experiment: original.experiment.clone(),
+            verdict: None,
+            error: None,
+            warnings: Vec::new(),
+            recorded: None,
+        };
+        match replay(ledger, &seq.to_string(), &mut |_, _| {}) {
+            Ok(report) => {
+                item.verdict = Some(report.verdict.clone());
+                item.warnings = report.warnings.clone();
+                if record {
+                    let e = ledger.record_replay(&report, vec!["audit".into()])?;
+                    item.recorded = Some((e.seq, e.short_hash().to_string()));
+                }
+            }
+            Err(e) => item.error = Some(e.to_string()),
+        }
+        on_item(&item);
+        items.push(item);
+    }
+    Ok(AuditReport {
+        seed,
+        population,
+        items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers() -> Vec<String> {
+        vec!["h1".into(), "out".into()]
+    }
+
+    #[test]
+    fn first_difference_names_step_layer_and_quantity() {
+        let a = br#"{"type":"probe","step":4,"loss":1.0,"layers":[{"delta":1.0,"grad_w":2.0},{"delta":3.0,"grad_w":4.0}]}"#;
+        let b = br#"{"type":"probe","step":4,"loss":1.0,"layers":[{"delta":1.0,"grad_w":2.0},{"delta":3.0,"grad_w":4.5}]}"#;
+        let d = record_diff(Some(a), Some(b), &layers()).unwrap();
+        assert_eq!(
+            (d.step, d.quantity.as_str(), d.layer.as_deref()),
+            (Some(4), "grad_w", Some("out"))
+        );
+        assert_eq!((d.original.as_str(), d.replayed.as_str()), ("4.0", "4.5"));
+        assert!(record_diff(Some(a), Some(a), &layers()).is_none());
+    }
+
+    #[test]
+    fn a_shorter_trace_differs_at_the_missing_record() {
+        let a = br#"{"type":"probe","step":7,"loss":1.0,"layers":[]}"#;
+        let b = br#"{"type":"end","status":"interrupted","steps_done":7}"#;
+        let d = record_diff(Some(a), Some(b), &layers()).unwrap();
+        assert_eq!((d.step, d.quantity.as_str()), (Some(7), "record"));
+        assert_eq!(d.replayed, "end (interrupted)");
+        let d = record_diff(Some(a), None, &layers()).unwrap();
+        assert_eq!(d.replayed, "absent");
+    }
+
+    #[test]
+    fn test_metrics_and_end_fields_are_named() {
+        let a = br#"{"type":"probe","step":2,"loss":1.0,"layers":[],"test":{"loss":0.5}}"#;
+        let b = br#"{"type":"probe","step":2,"loss":1.0,"layers":[]}"#;
+        let d = record_diff(Some(a), Some(b), &layers()).unwrap();
+        assert_eq!(
+            (d.quantity.as_str(), d.replayed.as_str()),
+            ("test", "absent")
+        );
+        let a = br#"{"type":"end","status":"completed","steps_done":9}"#;
+        let b = br#"{"type":"end","status":"completed","steps_done":8}"#;
+        let d = record_diff(Some(a), Some(b), &layers()).unwrap();
+        assert_eq!((d.step, d.quantity.as_str()), (None, "end.steps_done"));
+    }
+
+    #[test]
+    fn weights_layout_parses_and_locates_a_difference() {
+        let w = |v: f32| {
+            crate::train::weights_bytes(&[("h1.weight".into(), vec![2, 2], vec![1.0, 2.0, 3.0, v])])
+        };
+        let p = parameters(&w(4.0)).unwrap();
+        assert_eq!(
+            p,
+            vec![("h1.weight f32 2x2".to_string(), vec![1.0, 2.0, 3.0, 4.0])]
+        );
+        assert!(parameters(&w(4.0)[..w(4.0).len() - 1]).is_none());
+        let d = weights_diff("h", Some(&w(4.0)), &w(4.5));
+        assert_eq!(
+            (d.quantity.as_str(), d.layer.as_deref()),
+            ("weights.h1.weight[3]", Some("h1"))
+        );
+        assert_eq!((d.original.as_str(), d.replayed.as_str()), ("4", "4.5"));
+        let d = weights_diff("h", None, &w(4.5));
+        assert_eq!((d.quantity.as_str(), d.original.as_str()), ("weights", "h"));
+    }
+}
