@@ -16,11 +16,7 @@ pub const DEFAULT_EXPERIMENT: &str = "experiments/tanh-naive-20.toml";
 pub const EXPERIMENTS_DIR: &str = "experiments";
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "gradlab",
-    version,
-    about = "A terminal lab for the vanishing and exploding gradient problem"
-)]
+#[command(name = "gradlab", version, about = "A terminal lab for the vanishing and exploding gradient problem")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -42,10 +38,7 @@ pub struct EnvArgs {
 
 impl EnvArgs {
     pub fn env(&self) -> RunEnv {
-        RunEnv {
-            device: self.device,
-            threads: self.threads as usize,
-        }
+        RunEnv { device: self.device, threads: self.threads as usize }
     }
 }
 
@@ -112,43 +105,18 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         steps: None,
         seed: None,
         no_ledger: false,
-        env: EnvArgs {
-            device: DeviceKind::Flex,
-            threads: 1,
-        },
+        env: EnvArgs { device: DeviceKind::Flex, threads: 1 },
     });
     match command {
         Command::Check { files, canonical } => check(&files, canonical),
-        Command::Run {
-            file,
-            headless,
-            trace,
-            steps,
-            seed,
-            no_ledger,
-            env,
-        } => {
+        Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
             let exp = load(&file, Overrides { steps, seed })?;
             let headless = headless || !std::io::stdout().is_terminal();
             if !headless {
-                let start = tui::Start::Run {
-                    experiment: exp,
-                    dir: PathBuf::from(EXPERIMENTS_DIR),
-                };
-                return run_tui(
-                    start,
-                    env.env(),
-                    trace.as_deref(),
-                    (!no_ledger).then_some(cli.ledger.as_path()),
-                );
+                let start = tui::Start::Run { experiment: exp, dir: PathBuf::from(EXPERIMENTS_DIR) };
+                return run_tui(start, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()));
             }
-            run_headless(
-                &exp,
-                env.env(),
-                trace.as_deref(),
-                (!no_ledger).then_some(cli.ledger.as_path()),
-                headless,
-            )
+            run_headless(&exp, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()), headless)
         }
     }
 }
@@ -169,18 +137,13 @@ fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if bad == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 /// Stops the run cooperatively on SIGINT and SIGTERM, so it is still recorded.
 fn stop_on_signals(control: &Control) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, control.stop_flag())
-            .context("installing a signal handler")?;
+        signal_hook::flag::register(sig, control.stop_flag()).context("installing a signal handler")?;
     }
     Ok(())
 }
@@ -198,8 +161,7 @@ fn run_headless(
     stop_on_signals(&control)?;
     let outcome = headless::run(exp, env, control);
     if let Some(path) = trace {
-        std::fs::write(path, &outcome.trace)
-            .with_context(|| format!("writing the trace to {}", path.display()))?;
+        std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
     let _ = ledger;
     print!("{}", headless::summary(&outcome));
@@ -208,33 +170,18 @@ fn run_headless(
 
 /// The terminal UI; every run it starts is recorded through `record` when it ends. Prints
 /// the last run's summary on the normal screen after the UI is gone.
-fn run_tui(
-    start: tui::Start,
-    env: RunEnv,
-    trace: Option<&Path>,
-    ledger: Option<&Path>,
-) -> Result<ExitCode> {
+fn run_tui(start: tui::Start, env: RunEnv, trace: Option<&Path>, ledger: Option<&Path>) -> Result<ExitCode> {
     env.device.device().map_err(anyhow::Error::msg)?;
     train::init_threads(env.threads);
     let browsing = matches!(start, tui::Start::Browse(_));
     let mut record = |_exp: &Experiment, outcome: &Outcome| -> Result<String> {
-        let mut notes = Vec::new();
+        // The ledger (issue 3) records the run here and says which entry it became.
+        let mut note = if ledger.is_some() { "not recorded (ledger not built yet)" } else { "not recorded (--no-ledger)" }.to_string();
         if let Some(path) = trace {
-            std::fs::write(path, &outcome.trace)
-                .with_context(|| format!("writing the trace to {}", path.display()))?;
-            notes.push(format!("trace written to {}", path.display()));
+            std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
+            note += &format!("; trace written to {}", path.display());
         }
-        // The ledger (issue 3) records the run here and returns its entry.
-        notes.insert(
-            0,
-            if ledger.is_some() {
-                "not recorded (ledger not built yet)"
-            } else {
-                "not recorded (--no-ledger)"
-            }
-            .to_string(),
-        );
-        Ok(notes.join("; "))
+        Ok(note)
     };
     let last = tui::run(start, env, &mut record)?;
     if let Some(f) = &last {

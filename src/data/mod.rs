@@ -66,8 +66,7 @@ impl Split {
         out.n = idx.len();
         out.x.reserve(idx.len() * input_dim);
         for &i in idx {
-            out.x
-                .extend_from_slice(&self.x[i * input_dim..(i + 1) * input_dim]);
+            out.x.extend_from_slice(&self.x[i * input_dim..(i + 1) * input_dim]);
             if !self.labels.is_empty() {
                 out.labels.push(self.labels[i]);
             }

@@ -54,7 +54,8 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
     let e = &spec.experiment;
     let name_ok = !e.name.is_empty()
         && e.name.len() <= 64
-        && e.name
+        && e
+            .name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !name_ok {

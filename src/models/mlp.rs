@@ -53,13 +53,7 @@ pub struct MlpModule {
 
 impl Mlp {
     /// Builds and initialises the network from the model section, deterministic from `seed`.
-    pub fn new(
-        m: &ModelSection,
-        input_dim: usize,
-        output_dim: usize,
-        seed: u64,
-        device: &Device,
-    ) -> Self {
+    pub fn new(m: &ModelSection, input_dim: usize, output_dim: usize, seed: u64, device: &Device) -> Self {
         let mut rng = Stream::new(seed, "init");
         let mut dims = vec![input_dim];
         dims.extend(std::iter::repeat_n(m.width, m.depth));
@@ -86,13 +80,7 @@ impl Mlp {
     pub fn layer_names(&self) -> Vec<String> {
         let n = self.layers.len();
         (0..n)
-            .map(|i| {
-                if i + 1 == n {
-                    "out".to_string()
-                } else {
-                    format!("h{}", i + 1)
-                }
-            })
+            .map(|i| if i + 1 == n { "out".to_string() } else { format!("h{}", i + 1) })
             .collect()
     }
 
@@ -105,11 +93,7 @@ impl Mlp {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = Self::dense(layer, h);
-            if i == last {
-                z
-            } else {
-                activation::forward(self.activation, self.slope, z)
-            }
+            if i == last { z } else { activation::forward(self.activation, self.slope, z) }
         })
     }
 
@@ -124,11 +108,7 @@ impl Mlp {
         for (i, layer) in self.layers.iter().enumerate() {
             let z = Self::dense(layer, h.clone());
             tape.inputs.push(h);
-            h = if i == last {
-                z.clone()
-            } else {
-                activation::forward(self.activation, self.slope, z.clone())
-            };
+            h = if i == last { z.clone() } else { activation::forward(self.activation, self.slope, z.clone()) };
             tape.zs.push(z);
         }
         (h, tape)
@@ -147,9 +127,7 @@ impl Mlp {
             let [_, d_out] = delta.dims();
             biases.push(delta.clone().sum_dim(0).reshape([d_out]));
             let next = (l > 0).then(|| {
-                let g_h = delta
-                    .clone()
-                    .matmul(self.layers[l].weight.clone().transpose());
+                let g_h = delta.clone().matmul(self.layers[l].weight.clone().transpose());
                 // input of layer l is the output of layer l−1's activation
                 match activation::derivative(self.activation, self.slope, &tape.zs[l - 1], input) {
                     Some(d) => g_h.mul(d),
@@ -165,11 +143,7 @@ impl Mlp {
         deltas.reverse();
         weights.reverse();
         biases.reverse();
-        Grads {
-            deltas,
-            weights,
-            biases,
-        }
+        Grads { deltas, weights, biases }
     }
 
     /// The parameters as a Burn module of `Linear` layers.
@@ -192,18 +166,11 @@ impl Mlp {
         let mut out = Vec::with_capacity(2 * self.layers.len());
         for (name, l) in self.layer_names().into_iter().zip(&self.layers) {
             let to_vec = |t: &Tensor<2>| t.to_data().try_to_vec::<f32>().expect("weights are f32");
-            out.push((
-                format!("{name}.weight"),
-                l.weight.dims().to_vec(),
-                to_vec(&l.weight),
-            ));
+            out.push((format!("{name}.weight"), l.weight.dims().to_vec(), to_vec(&l.weight)));
             out.push((
                 format!("{name}.bias"),
                 l.bias.dims().to_vec(),
-                l.bias
-                    .to_data()
-                    .try_to_vec::<f32>()
-                    .expect("biases are f32"),
+                l.bias.to_data().try_to_vec::<f32>().expect("biases are f32"),
             ));
         }
         out
@@ -216,11 +183,7 @@ impl MlpModule {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = layer.forward(h);
-            if i == last {
-                z
-            } else {
-                activation::forward(act, slope, z)
-            }
+            if i == last { z } else { activation::forward(act, slope, z) }
         })
     }
 }
@@ -272,24 +235,16 @@ mod tests {
             let biases: Vec<Tensor<1>> = module
                 .layers
                 .iter()
-                .map(|l| {
-                    Tensor::from_data(l.bias.as_ref().unwrap().val().into_data(), &ad)
-                        .require_grad()
-                })
+                .map(|l| Tensor::from_data(l.bias.as_ref().unwrap().val().into_data(), &ad).require_grad())
                 .collect();
             let leaves: Vec<Tensor<2>> = (0..weights.len())
                 .map(|l| Tensor::zeros([5, weights[l].dims()[1]], &ad).require_grad())
                 .collect();
             let mut h = Tensor::<2>::from_data(TensorData::new(xs, [5, 3]), &ad);
             for l in 0..weights.len() {
-                let z =
-                    burn::tensor::module::linear(h, weights[l].clone(), Some(biases[l].clone()))
-                        + leaves[l].clone();
-                h = if l + 1 == weights.len() {
-                    z
-                } else {
-                    activation::forward(act, m.leaky_slope, z)
-                };
+                let z = burn::tensor::module::linear(h, weights[l].clone(), Some(biases[l].clone()))
+                    + leaves[l].clone();
+                h = if l + 1 == weights.len() { z } else { activation::forward(act, m.leaky_slope, z) };
             }
             let c_ad = Tensor::<2>::from_data(TensorData::new(cs, [5, 2]), &ad);
             let grads = (h * c_ad).sum().backward();
@@ -297,23 +252,12 @@ mod tests {
                 let a = a.into_data().try_to_vec::<f32>().unwrap();
                 let b = b.into_data().try_to_vec::<f32>().unwrap();
                 for (x, y) in a.iter().zip(&b) {
-                    assert!(
-                        (x - y).abs() <= 1e-5 + 1e-4 * y.abs(),
-                        "{act:?} {what}: {x} vs {y}"
-                    );
+                    assert!((x - y).abs() <= 1e-5 + 1e-4 * y.abs(), "{act:?} {what}: {x} vs {y}");
                 }
             };
             for l in 0..weights.len() {
-                close(
-                    ours.deltas[l].clone(),
-                    leaves[l].grad(&grads).unwrap(),
-                    &format!("delta {l}"),
-                );
-                close(
-                    ours.weights[l].clone(),
-                    weights[l].grad(&grads).unwrap(),
-                    &format!("grad_w {l}"),
-                );
+                close(ours.deltas[l].clone(), leaves[l].grad(&grads).unwrap(), &format!("delta {l}"));
+                close(ours.weights[l].clone(), weights[l].grad(&grads).unwrap(), &format!("grad_w {l}"));
                 close(
                     ours.biases[l].clone().unsqueeze(),
                     biases[l].grad(&grads).unwrap().unsqueeze(),
@@ -326,32 +270,10 @@ mod tests {
     #[test]
     fn module_form_computes_the_same_function() {
         let device = Device::flex();
-        let mlp = Mlp::new(
-            &ModelSection {
-                depth: 3,
-                width: 5,
-                ..ModelSection::default()
-            },
-            2,
-            3,
-            1,
-            &device,
-        );
-        let x = Tensor::<2>::from_data(
-            TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1], [2, 2]),
-            &device,
-        );
-        let a = mlp
-            .forward(x.clone())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let b = mlp
-            .to_module()
-            .forward(x, mlp.activation, mlp.slope)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let mlp = Mlp::new(&ModelSection { depth: 3, width: 5, ..ModelSection::default() }, 2, 3, 1, &device);
+        let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1], [2, 2]), &device);
+        let a = mlp.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let b = mlp.to_module().forward(x, mlp.activation, mlp.slope).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(a, b);
         assert_eq!(mlp.layer_names(), ["h1", "h2", "h3", "out"]);
     }

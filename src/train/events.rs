@@ -126,8 +126,5 @@ pub enum Event {
         wall_s: f64,
     },
     /// The run has ended; the full outcome comes from the thread's join handle.
-    Finished {
-        end: End,
-        wall_s: f64,
-    },
+    Finished { end: End, wall_s: f64 },
 }

@@ -78,15 +78,11 @@ impl Optim {
                 }
                 Optimizer::Adam => {
                     let m = match self.first[i].take() {
-                        Some(m) => m
-                            .mul_scalar(self.beta1)
-                            .add(g.clone().mul_scalar(1.0 - self.beta1)),
+                        Some(m) => m.mul_scalar(self.beta1).add(g.clone().mul_scalar(1.0 - self.beta1)),
                         None => g.clone().mul_scalar(1.0 - self.beta1),
                     };
                     let v = match self.second[i].take() {
-                        Some(v) => v
-                            .mul_scalar(self.beta2)
-                            .add(g.square().mul_scalar(1.0 - self.beta2)),
+                        Some(v) => v.mul_scalar(self.beta2).add(g.square().mul_scalar(1.0 - self.beta2)),
                         None => g.square().mul_scalar(1.0 - self.beta2),
                     };
                     let m_hat = 1.0 / (1.0 - self.beta1.powi(self.t));
@@ -129,10 +125,7 @@ mod tests {
         clip(&mut gs, &sq, Clip::GlobalNorm, 1.0);
         let norm = total_sq(&gs).into_scalar::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-6, "{norm}");
-        assert!(
-            (vals(&gs[1])[2] - 12.0 / 13.0).abs() < 1e-6,
-            "direction is kept"
-        );
+        assert!((vals(&gs[1])[2] - 12.0 / 13.0).abs() < 1e-6, "direction is kept");
         // Below the threshold nothing changes.
         let mut small = vec![t(vec![0.3, 0.4], [1, 2])];
         let sq = total_sq(&small);
@@ -150,11 +143,7 @@ mod tests {
 
     #[test]
     fn updates_follow_their_rules() {
-        let section = |kind| TrainSection {
-            optimizer: kind,
-            learning_rate: 0.1,
-            ..TrainSection::default()
-        };
+        let section = |kind| TrainSection { optimizer: kind, learning_rate: 0.1, ..TrainSection::default() };
         // sgd: 1 − 0.1·2 = 0.8
         let mut p = vec![t(vec![1.0], [1, 1])];
         let mut o = Optim::new(&section(Optimizer::Sgd), 1);
@@ -171,9 +160,6 @@ mod tests {
         let mut o = Optim::new(&section(Optimizer::Adam), 1);
         o.step(&mut p, vec![t(vec![1e-3, -50.0], [1, 2])]);
         let v = vals(&p[0]);
-        assert!(
-            (v[0] - 0.9).abs() < 1e-4 && (v[1] - 1.1).abs() < 1e-4,
-            "{v:?}"
-        );
+        assert!((v[0] - 0.9).abs() < 1e-4 && (v[1] - 1.1).abs() < 1e-4, "{v:?}");
     }
 }

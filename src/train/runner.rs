@@ -5,40 +5,26 @@
 
 use super::events::*;
 use super::optim::{self, Optim};
-use super::{Control, Outcome, RunEnv, weights_bytes};
+use super::{weights_bytes, Control, Outcome, RunEnv};
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::Experiment;
-use crate::models::{Mlp, activation};
+use crate::models::{activation, Mlp};
 use crate::rng::Stream;
-use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use burn::tensor::{activation::log_softmax, Device, Int, Tensor, TensorData};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 /// Scalars read back per layer on a probe step.
 const PER_LAYER: usize = 8;
 
 /// Runs `exp` to its end on the calling thread, sending events to `sink`.
-pub fn train(
-    exp: &Experiment,
-    env: RunEnv,
-    control: &Control,
-    sink: &mut dyn FnMut(Event),
-) -> Outcome {
+pub fn train(exp: &Experiment, env: RunEnv, control: &Control, sink: &mut dyn FnMut(Event)) -> Outcome {
     let start = Instant::now();
     let mut trace = Vec::new();
     let mut probes = Vec::new();
     let mut header = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        run(
-            exp,
-            env,
-            control,
-            sink,
-            &mut trace,
-            &mut probes,
-            &mut header,
-            start,
-        )
+        run(exp, env, control, sink, &mut trace, &mut probes, &mut header, start)
     }));
     let (end, weights) = match result {
         Ok(Ok(done)) => done,
@@ -58,27 +44,12 @@ pub fn train(
     }
     push_line(&mut trace, &TraceLine::End(end.clone()));
     let wall_s = start.elapsed().as_secs_f64();
-    sink(Event::Finished {
-        end: end.clone(),
-        wall_s,
-    });
-    Outcome {
-        header,
-        end,
-        probes,
-        trace,
-        weights,
-        wall_s,
-    }
+    sink(Event::Finished { end: end.clone(), wall_s });
+    Outcome { header, end, probes, trace, weights, wall_s }
 }
 
 fn failed(message: String, _steps: usize) -> End {
-    End {
-        status: Status::Failed,
-        steps_done: 0,
-        diverged_at: None,
-        error: Some(message),
-    }
+    End { status: Status::Failed, steps_done: 0, diverged_at: None, error: Some(message) }
 }
 
 fn push_line(trace: &mut Vec<u8>, line: &TraceLine) {
@@ -114,10 +85,7 @@ struct Batch {
 
 fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
     let out = ds.objective.output_dim();
-    let x = Tensor::from_data(
-        TensorData::new(split.x.clone(), [split.n, ds.input_dim]),
-        device,
-    );
+    let x = Tensor::from_data(TensorData::new(split.x.clone(), [split.n, ds.input_dim]), device);
     let (y, labels) = match ds.objective {
         Objective::Classify { classes } => {
             let mut onehot = vec![0f32; split.n * classes];
@@ -127,35 +95,19 @@ fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
             let labels: Vec<i64> = split.labels.iter().map(|&l| l as i64).collect();
             (
                 Tensor::from_data(TensorData::new(onehot, [split.n, classes]), device),
-                Some(Tensor::from_data(
-                    TensorData::new(labels, [split.n]),
-                    device,
-                )),
+                Some(Tensor::from_data(TensorData::new(labels, [split.n]), device)),
             )
         }
-        Objective::Regress { dim } => (
-            Tensor::from_data(
-                TensorData::new(split.targets.clone(), [split.n, dim]),
-                device,
-            ),
-            None,
-        ),
+        Objective::Regress { dim } => {
+            (Tensor::from_data(TensorData::new(split.targets.clone(), [split.n, dim]), device), None)
+        }
     };
     debug_assert_eq!(y.dims()[1], out);
-    Batch {
-        x,
-        y,
-        labels,
-        n: split.n,
-    }
+    Batch { x, y, labels, n: split.n }
 }
 
 /// Loss (a 1-element tensor), ∂L/∂logits, and the number of correct predictions.
-fn loss_and_delta(
-    obj: Objective,
-    logits: Tensor<2>,
-    b: &Batch,
-) -> (Tensor<1>, Tensor<2>, Option<Tensor<1>>) {
+fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (Tensor<1>, Tensor<2>, Option<Tensor<1>>) {
     let n = b.n as f64;
     match obj {
         Objective::Classify { .. } => {
@@ -171,11 +123,7 @@ fn loss_and_delta(
         Objective::Regress { dim } => {
             let m = n * dim as f64;
             let diff = logits.sub(b.y.clone());
-            (
-                diff.clone().square().sum().div_scalar(m),
-                diff.mul_scalar(2.0 / m),
-                None,
-            )
+            (diff.clone().square().sum().div_scalar(m), diff.mul_scalar(2.0 / m), None)
         }
     }
 }
@@ -191,12 +139,7 @@ struct Batcher {
 
 impl Batcher {
     fn new(n: usize, size: usize, seed: u64) -> Self {
-        let mut b = Self {
-            order: (0..n).collect(),
-            pos: n,
-            size: size.min(n),
-            rng: Stream::new(seed, "batches"),
-        };
+        let mut b = Self { order: (0..n).collect(), pos: n, size: size.min(n), rng: Stream::new(seed, "batches") };
         if b.size == n {
             b.pos = 0;
         }
@@ -231,13 +174,7 @@ fn run(
     let device = env.device.device()?;
     device.seed(exp.seed()); // the lab draws nothing from the backend, but keep it pinned
     let ds = data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
-    let mut mlp = Mlp::new(
-        &spec.model,
-        ds.input_dim,
-        ds.objective.output_dim(),
-        exp.seed(),
-        &device,
-    );
+    let mut mlp = Mlp::new(&spec.model, ds.input_dim, ds.objective.output_dim(), exp.seed(), &device);
     let n_layers = mlp.layers.len();
     let objective = match ds.objective {
         Objective::Classify { .. } => "classify",
@@ -254,10 +191,7 @@ fn run(
     let full_batch = batcher.full().then(|| to_device(&ds.train, &ds, &device));
     let test_batch = (ds.test.n > 0).then(|| to_device(&ds.test, &ds, &device));
     let steps = t.steps;
-    let (out_dim, classify) = (
-        ds.objective.output_dim(),
-        matches!(ds.objective, Objective::Classify { .. }),
-    );
+    let (out_dim, classify) = (ds.objective.output_dim(), matches!(ds.objective, Objective::Classify { .. }));
     let _ = out_dim;
 
     for step in 0..steps {
@@ -265,15 +199,7 @@ fn run(
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         if control.stop_requested() {
-            return Ok((
-                End {
-                    status: Status::Interrupted,
-                    steps_done: step,
-                    diverged_at: None,
-                    error: None,
-                },
-                final_weights(&mlp),
-            ));
+            return Ok((End { status: Status::Interrupted, steps_done: step, diverged_at: None, error: None }, final_weights(&mlp)));
         }
         let last = step + 1 == steps;
         let probing = step % spec.probe.every == 0 || last;
@@ -323,11 +249,7 @@ fn run(
                 scalars.push(c);
             }
             for l in 0..n_layers {
-                let out = if l + 1 == n_layers {
-                    tape.zs[l].clone()
-                } else {
-                    tape.inputs[l + 1].clone()
-                };
+                let out = if l + 1 == n_layers { tape.zs[l].clone() } else { tape.inputs[l + 1].clone() };
                 let numel = out.dims()[0] * out.dims()[1];
                 let sat = if l + 1 == n_layers {
                     None
@@ -338,14 +260,7 @@ fn run(
                 scalars.push(sq[2 * l].clone());
                 scalars.push(sq[2 * l + 1].clone());
                 scalars.push(old_w[l].clone().square().sum());
-                scalars.push(
-                    mlp.layers[l]
-                        .weight
-                        .clone()
-                        .sub(old_w[l].clone())
-                        .square()
-                        .sum(),
-                );
+                scalars.push(mlp.layers[l].weight.clone().sub(old_w[l].clone()).square().sum());
                 scalars.push(out.clone().sum().div_scalar(numel as f64));
                 scalars.push(out.square().sum().div_scalar(numel as f64));
                 scalars.push(match sat {
@@ -354,19 +269,11 @@ fn run(
                 });
             }
         }
-        let values = Tensor::cat(scalars, 0)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))?;
+        let values = Tensor::cat(scalars, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
         let (loss_v, gsq) = (values[0] as f64, values[1] as f64);
         if !loss_v.is_finite() || !gsq.is_finite() {
             return Ok((
-                End {
-                    status: Status::Diverged,
-                    steps_done: step,
-                    diverged_at: Some(step),
-                    error: None,
-                },
+                End { status: Status::Diverged, steps_done: step, diverged_at: Some(step), error: None },
                 final_weights(&mlp),
             ));
         }
@@ -389,63 +296,29 @@ fn run(
                         grad_w: v[1].sqrt(),
                         grad_b: v[2].sqrt(),
                         weight,
-                        update_ratio: if weight > 0.0 {
-                            v[4].sqrt() / weight
-                        } else {
-                            0.0
-                        },
+                        update_ratio: if weight > 0.0 { v[4].sqrt() / weight } else { 0.0 },
                         act_mean: v[5],
                         act_std: (v[6] - v[5] * v[5]).max(0.0).sqrt(),
                         saturation: v[7],
                     }
                 })
                 .collect();
-            let test = if testing {
-                test_batch
-                    .as_ref()
-                    .map(|b| evaluate(&mlp, ds.objective, b))
-                    .transpose()?
-            } else {
-                None
-            };
-            let probe = Probe {
-                step,
-                loss: loss_v,
-                accuracy,
-                layers,
-                test,
-            };
+            let test = if testing { test_batch.as_ref().map(|b| evaluate(&mlp, ds.objective, b)).transpose()? } else { None };
+            let probe = Probe { step, loss: loss_v, accuracy, layers, test };
             push_line(trace, &TraceLine::Probe(probe.clone()));
             probes.push(probe.clone());
-            sink(Event::Probe {
-                probe,
-                wall_s: start.elapsed().as_secs_f64(),
-            });
+            sink(Event::Probe { probe, wall_s: start.elapsed().as_secs_f64() });
         }
     }
-    Ok((
-        End {
-            status: Status::Completed,
-            steps_done: steps,
-            diverged_at: None,
-            error: None,
-        },
-        final_weights(&mlp),
-    ))
+    Ok((End { status: Status::Completed, steps_done: steps, diverged_at: None, error: None }, final_weights(&mlp)))
 }
 
 fn evaluate(mlp: &Mlp, obj: Objective, b: &Batch) -> Result<TestMetrics, String> {
     let (loss, _, correct) = loss_and_delta(obj, mlp.forward(b.x.clone()), b);
     let mut parts = vec![loss];
     parts.extend(correct);
-    let v = Tensor::cat(parts, 0)
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(TestMetrics {
-        loss: v[0] as f64,
-        accuracy: v.get(1).map(|&c| c as f64 / b.n as f64),
-    })
+    let v = Tensor::cat(parts, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    Ok(TestMetrics { loss: v[0] as f64, accuracy: v.get(1).map(|&c| c as f64 / b.n as f64) })
 }
 
 fn final_weights(mlp: &Mlp) -> Vec<u8> {

@@ -173,6 +173,29 @@ pub fn sci(v: f64) -> String {
     }
 }
 
+/// A loss-like number: fixed with `decimals` places in the usual range, scientific outside
+/// it, so a diverging loss of 3.6e13 does not push everything off the line.
+pub fn num(v: f64, decimals: usize) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if !v.is_finite() {
+        format!("{v}")
+    } else if v.abs() >= 1e4 || v.abs() < 1e-3 {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.decimals$}")
+    }
+}
+
+/// "1 step", "400 steps".
+pub fn steps(n: usize) -> String {
+    if n == 1 {
+        "1 step".into()
+    } else {
+        format!("{n} steps")
+    }
+}
+
 /// Seconds as "42s", "3m07s" or "2h05m".
 pub fn duration(s: f64) -> String {
     if !s.is_finite() || s < 0.0 {

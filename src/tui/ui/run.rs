@@ -2,7 +2,7 @@
 //! the layer × time heatmap, loss/accuracy charts and saturation — reflowed by size.
 
 use super::widgets::{Decades, decade, sparkline, vbar};
-use super::{duration, footer, panel, put, sci, title_bar};
+use super::{duration, footer, num, panel, put, sci, steps, title_bar};
 use crate::train::Status;
 use crate::tui::app::run::{Series, log10};
 use crate::tui::app::{App, Panel, Phase, RunState};
@@ -171,7 +171,7 @@ fn stats_line(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer) {
     }
     if let Some(p) = &run.latest {
         spans.push(sep());
-        spans.push(Span::raw(format!("loss {:.4}", p.loss)));
+        spans.push(Span::raw(format!("loss {}", num(p.loss, 4))));
         if let Some(a) = p.accuracy {
             spans.push(sep());
             spans.push(Span::raw(format!("acc {:.1}%", 100.0 * a)));
@@ -193,8 +193,8 @@ fn banner_lines<'a>(run: &RunState, theme: &Theme) -> Vec<Line<'a>> {
     let mut first = vec![
         Span::styled(format!(" {text}"), style),
         Span::raw(format!(
-            " after {} steps in {}",
-            end.steps_done,
+            " after {} in {}",
+            steps(end.steps_done),
             duration(run.wall_s)
         )),
     ];
@@ -574,9 +574,11 @@ fn loss(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bo
     let split = roomy && run.classify && area.height >= 12;
     let mut title = String::from(" Loss");
     match (last(&run.loss), last(&run.test_loss)) {
-        (Some(a), Some(t)) if roomy => title += &format!(" · train {a:.4} · test {t:.4}"),
-        (Some(a), Some(t)) => title += &format!(" {a:.3}/{t:.3}"),
-        (Some(a), None) => title += &format!(" {a:.4}"),
+        (Some(a), Some(t)) if roomy => {
+            title += &format!(" · train {} · test {}", num(a, 4), num(t, 4))
+        }
+        (Some(a), Some(t)) => title += &format!(" {}/{}", num(a, 3), num(t, 3)),
+        (Some(a), None) => title += &format!(" {}", num(a, 4)),
         _ => {}
     }
     if !split && let Some(a) = last(&run.accuracy) {
@@ -607,50 +609,61 @@ fn loss(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bo
     } else {
         (inner, None)
     };
-    let y_max = run
+    // The y range hugs the data: a loss going from 0.69 to 0.68 should still show a slope.
+    let ys = run
         .loss
         .points
         .iter()
         .chain(&run.test_loss.points)
-        .map(|p| p.1)
+        .map(|p| p.1);
+    let (lo, hi) = ys
         .filter(|v| v.is_finite())
-        .fold(0.0, f64::max);
-    let y_max = if y_max > 0.0 { y_max * 1.05 } else { 1.0 };
-    let series = [
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if lo.is_finite() {
+        let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.01).max(1e-9);
+        // A loss is never negative: keep 0 as the floor rather than pad below it.
         (
-            &run.loss,
-            theme.train_series(),
-            Marker::Braille,
-            GraphType::Line,
-        ),
+            if lo >= 0.0 {
+                (lo - pad).max(0.0)
+            } else {
+                lo - pad
+            },
+            hi + pad,
+        )
+    } else {
+        (0.0, 1.0)
+    };
+    // Held-out points first, so the training line is drawn over them.
+    let series = [
         (
             &run.test_loss,
             theme.test_series(),
             Marker::Dot,
             GraphType::Scatter,
         ),
+        (
+            &run.loss,
+            theme.train_series(),
+            Marker::Braille,
+            GraphType::Line,
+        ),
     ];
-    chart(
-        &series,
-        x_max,
-        (0.0, y_max),
-        ["0".into(), format!("{y_max:.2}")],
-        theme,
-    )
-    .render(loss_area, buf);
+    chart(&series, x_max, (lo, hi), [num(lo, 2), num(hi, 2)], theme).render(loss_area, buf);
     if let Some(acc_area) = acc_area {
         let acc = [
-            (
-                &run.accuracy,
-                theme.train_series(),
-                Marker::Braille,
-                GraphType::Line,
-            ),
             (
                 &run.test_accuracy,
                 theme.test_series(),
                 Marker::Dot,
                 GraphType::Scatter,
+            ),
+            (
+                &run.accuracy,
+                theme.train_series(),
+                Marker::Braille,
+                GraphType::Line,
             ),
         ];
         let a =
