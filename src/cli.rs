@@ -113,7 +113,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             let exp = load(&file, Overrides { steps, seed })?;
             let headless = headless || !std::io::stdout().is_terminal();
             if !headless {
-                let start = tui::Start::Run { experiment: exp, dir: PathBuf::from(EXPERIMENTS_DIR) };
+                let start = tui::Start::Run { experiment: Box::new(exp), dir: PathBuf::from(EXPERIMENTS_DIR) };
                 return run_tui(start, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()));
             }
             run_headless(&exp, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()), headless)

@@ -12,6 +12,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Everything the UI reacts to.
+// Nearly every event on the channel is a training event, so boxing it would add an
+// allocation per probe to save space on the rare key.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     Key(KeyEvent),

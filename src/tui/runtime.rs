@@ -31,7 +31,7 @@ pub enum Start {
     Browse(PathBuf),
     /// Straight to the Run screen of this experiment; the folder is where Esc leads after.
     Run {
-        experiment: Experiment,
+        experiment: Box<Experiment>,
         dir: PathBuf,
     },
 }
@@ -63,7 +63,7 @@ pub fn run(start: Start, env: RunEnv, recorder: Recorder) -> Result<Option<Finis
 
     let (dir, first) = match start {
         Start::Browse(dir) => (dir, None),
-        Start::Run { experiment, dir } => (dir, Some(experiment)),
+        Start::Run { experiment, dir } => (dir, Some(*experiment)),
     };
     let mut app = App::new(Theme::detect(), dir, (size.width, size.height));
     app.experiments

@@ -1,10 +1,12 @@
 //! The real binary in a real pseudo-terminal (portable-pty + vt100): the Run screen comes
-//! up, its sparklines move, `q` asks and `y` quits, and the terminal is left as it was found.
+//! up, its sparklines move, and every way out — `q` then `y`, Ctrl-C, SIGTERM — stops the
+//! run, prints its summary and leaves the terminal as it was found.
 
 use super::common;
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const ROWS: u16 = 30;
@@ -13,24 +15,112 @@ const COLS: u16 = 100;
 /// the screen shows what it waits for.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-type Screen = Arc<Mutex<vt100::Parser>>;
-
-fn contents(screen: &Screen) -> String {
-    screen.lock().unwrap().screen().contents()
+/// `gradlab run` of a small experiment in a 100×30 pseudo-terminal, its output parsed by vt100.
+struct Session {
+    _dir: tempfile::TempDir,
+    screen: Arc<Mutex<vt100::Parser>>,
+    keys: Box<dyn Write + Send>,
+    child: Box<dyn Child + Send + Sync>,
+    reading: Option<JoinHandle<()>>,
+    _master: Box<dyn MasterPty + Send>,
 }
 
-fn wait_for(screen: &Screen, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let text = contents(screen);
-        if ok(&text) {
-            return text;
+impl Session {
+    fn start(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = common::write_experiment(dir.path(), name, &common::small_experiment(name, ""));
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("the OS can open a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_gradlab"));
+        // Far more steps than it can do before we quit, so the run is live whenever we look.
+        cmd.args(["run", file.to_str().unwrap(), "--steps", "5000000"]);
+        cmd.cwd(dir.path());
+        cmd.env("GRADLAB_LEDGER", dir.path().join("ledger"));
+        cmd.env("TERM", "xterm-256color");
+        cmd.env_remove("NO_COLOR");
+        let child = pair.slave.spawn_command(cmd).expect("the binary starts");
+        drop(pair.slave);
+
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let sink = Arc::clone(&screen);
+        let reading = std::thread::spawn(move || {
+            let mut buf = [0u8; 16384];
+            // Ends with EOF or EIO once the child has exited and closed the terminal.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                sink.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        let keys = pair.master.take_writer().unwrap();
+        Self {
+            _dir: dir,
+            screen,
+            keys,
+            child,
+            reading: Some(reading),
+            _master: pair.master,
         }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.contents();
+            if ok(&text) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what}; the screen shows:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the Run screen of a live run with its layer rows drawn.
+    fn wait_running(&self) -> String {
+        let text = self.wait_for("the run screen with its layer rows", |s| {
+            s.contains("▶ running") && s.contains("config ") && sparklines(s).chars().count() >= 20
+        });
         assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}; the screen shows:\n{text}"
+            self.screen.lock().unwrap().screen().alternate_screen(),
+            "the UI draws on the alternate screen"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        text
+    }
+
+    fn press(&mut self, keys: &[u8]) {
+        self.keys.write_all(keys).unwrap();
+        self.keys.flush().unwrap();
+    }
+
+    /// Waits for the exit; returns its code and the screen the terminal was left with.
+    fn exit(mut self) -> (u32, vt100::Screen) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "gradlab did not exit:\n{}",
+                self.contents()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.reading.take().unwrap().join().unwrap();
+        let screen = self.screen.lock().unwrap().screen().clone();
+        (status.exit_code(), screen)
     }
 }
 
@@ -42,86 +132,16 @@ fn sparklines(text: &str) -> String {
         .collect()
 }
 
-#[test]
-fn run_screen_in_a_real_terminal_moves_quits_on_q_and_restores_the_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = common::write_experiment(dir.path(), "pty", &common::small_experiment("pty", ""));
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: ROWS,
-            cols: COLS,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .expect("the OS can open a pseudo-terminal");
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_gradlab"));
-    // Far more steps than it can do before we quit, so the run is live whenever we look.
-    cmd.args(["run", file.to_str().unwrap(), "--steps", "5000000"]);
-    cmd.cwd(dir.path());
-    cmd.env("GRADLAB_LEDGER", dir.path().join("ledger"));
-    cmd.env("TERM", "xterm-256color");
-    cmd.env_remove("NO_COLOR");
-    let mut child = pair.slave.spawn_command(cmd).expect("the binary starts");
-    drop(pair.slave);
-
-    let screen: Screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let sink = Arc::clone(&screen);
-    let reading = std::thread::spawn(move || {
-        let mut buf = [0u8; 16384];
-        // Ends with EOF or EIO once the child has exited and closed the terminal.
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            sink.lock().unwrap().process(&buf[..n]);
-        }
-    });
-    let mut keys = pair.master.take_writer().unwrap();
-
-    let first = wait_for(&screen, "the run screen with its layer rows", |s| {
-        s.contains("▶ running") && s.contains("config ") && sparklines(s).chars().count() >= 20
-    });
+/// The terminal is back to normal and the run's summary follows the UI.
+fn assert_restored(code: u32, screen: &vt100::Screen, name: &str) {
+    let text = screen.contents();
     assert!(
-        screen.lock().unwrap().screen().alternate_screen(),
-        "the UI draws on the alternate screen"
-    );
-    assert!(first.contains("pty") && first.contains("Layers"), "{first}");
-    let before = sparklines(&first);
-    wait_for(&screen, "the sparklines to change", |s| {
-        sparklines(s) != before && s.contains("▶ running")
-    });
-
-    keys.write_all(b"q").unwrap();
-    keys.flush().unwrap();
-    wait_for(&screen, "the quit question", |s| {
-        s.contains("Stop it and quit?")
-    });
-    keys.write_all(b"y").unwrap();
-    keys.flush().unwrap();
-
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "gradlab did not exit after q, y:\n{}",
-            contents(&screen)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(keys);
-    reading.join().unwrap();
-
-    let parser = screen.lock().unwrap();
-    let restored = parser.screen();
-    let text = restored.contents();
-    assert!(
-        !restored.alternate_screen(),
+        !screen.alternate_screen(),
         "the alternate screen was left:\n{text}"
     );
-    assert!(!restored.hide_cursor(), "the cursor is visible again");
+    assert!(!screen.hide_cursor(), "the cursor is visible again");
     assert!(
-        text.contains("pty: interrupted after"),
+        text.contains(&format!("{name}: interrupted after")),
         "the summary follows the UI:\n{text}"
     );
     assert!(
@@ -129,8 +149,46 @@ fn run_screen_in_a_real_terminal_moves_quits_on_q_and_restores_the_terminal() {
         "{text}"
     );
     assert_eq!(
-        status.exit_code(),
-        130,
+        code, 130,
         "a run stopped by the user exits like an interrupted one"
     );
+}
+
+#[test]
+fn run_screen_in_a_real_terminal_moves_quits_on_q_and_restores_the_terminal() {
+    let mut s = Session::start("pty-q");
+    let first = s.wait_running();
+    assert!(
+        first.contains("pty-q") && first.contains("Layers"),
+        "{first}"
+    );
+    let before = sparklines(&first);
+    s.wait_for("the sparklines to change", |t| {
+        sparklines(t) != before && t.contains("▶ running")
+    });
+    s.press(b"q");
+    s.wait_for("the quit question", |t| t.contains("Stop it and quit?"));
+    s.press(b"y");
+    let (code, screen) = s.exit();
+    assert_restored(code, &screen, "pty-q");
+}
+
+#[test]
+fn ctrl_c_in_raw_mode_stops_the_run_and_restores_the_terminal() {
+    let mut s = Session::start("pty-ctrl-c");
+    s.wait_running();
+    s.press(&[0x03]);
+    let (code, screen) = s.exit();
+    assert_restored(code, &screen, "pty-ctrl-c");
+}
+
+#[test]
+fn sigterm_stops_the_run_and_restores_the_terminal() {
+    let s = Session::start("pty-sigterm");
+    s.wait_running();
+    let pid = s.child.process_id().expect("the child has a pid") as libc::pid_t;
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (code, screen) = s.exit();
+    assert_restored(code, &screen, "pty-sigterm");
 }

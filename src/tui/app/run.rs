@@ -425,7 +425,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-            test: (step % 10 == 0).then_some(TestMetrics {
+            test: step.is_multiple_of(10).then_some(TestMetrics {
                 loss: 0.9,
                 accuracy: Some(0.4),
             }),

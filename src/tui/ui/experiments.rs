@@ -175,7 +175,8 @@ fn preview_panel(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
         }
         Err(e) => {
             lines.push(Line::styled("✗ not a valid experiment", theme.error()));
-            lines.push(Line::from(e.clone()));
+            // TOML errors can span lines; each becomes a line of its own.
+            lines.extend(e.lines().map(|l| Line::from(l.to_string())));
             lines.push(Line::from(""));
             lines.push(Line::styled(
                 "e opens it in $EDITOR; it is checked again when the editor exits.",
@@ -193,9 +194,10 @@ fn preview_panel(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
 
 /// An error without the path the row already names: "line 5: model.depth = 0: …".
 fn short_error(path: &std::path::Path, err: &str) -> String {
-    let rest = err
+    let one_line = err.lines().collect::<Vec<_>>().join("; ");
+    let rest = one_line
         .strip_prefix(&format!("{}:", path.display()))
-        .unwrap_or(err);
+        .unwrap_or(&one_line);
     match rest.split_once(':') {
         Some((line, tail)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => {
             format!(
@@ -229,6 +231,13 @@ mod tests {
         assert_eq!(
             short_error(p, "experiments/a.toml: cannot read: denied"),
             "cannot read: denied"
+        );
+        assert_eq!(
+            short_error(
+                p,
+                "experiments/a.toml:20:1: invalid table header\nduplicate key `train`"
+            ),
+            "line 20: invalid table header; duplicate key `train`"
         );
     }
 }
