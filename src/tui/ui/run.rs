@@ -429,9 +429,13 @@ fn profile(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused:
 
     let n = logs.len();
     let w = plot.width as usize;
-    // One column per layer stretched over the width, or layers grouped when they do not fit.
+    // One bar per layer, or layers grouped when they do not fit; equal bars with a gap
+    // once there is room for one, the whole row centred.
     let columns = n.min(w);
-    let x_of = |c: usize| plot.x + (c * w / columns) as u16;
+    let slot = (w / columns) as u16;
+    let bar_w = if slot >= 2 { slot - 1 } else { slot };
+    let left = plot.x + (plot.width - slot * columns as u16) / 2;
+    let x_of = |c: usize| left + c as u16 * slot;
     for c in 0..columns {
         let (a, b) = (
             c * n / columns,
@@ -446,8 +450,6 @@ fn profile(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused:
             continue;
         }
         let mean = group.iter().sum::<f64>() / group.len() as f64;
-        let slot = x_of(c + 1) - x_of(c);
-        let bar_w = if slot >= 3 { slot - 1 } else { slot };
         vbar(
             buf,
             plot,
@@ -458,19 +460,28 @@ fn profile(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused:
         );
     }
     let y = inner.bottom() - 1;
-    put(buf, plot.x, y, &run.layers[0], plot.width, theme.dim());
+    put(
+        buf,
+        left,
+        y,
+        &run.layers[0],
+        plot.right() - left,
+        theme.dim(),
+    );
     let end = run.layers.last().map_or("", String::as_str);
-    let end_x = plot
-        .right()
-        .saturating_sub(end.chars().count() as u16 + 1)
+    let last_bar_end = x_of(columns - 1) + bar_w;
+    let end_x = last_bar_end
+        .saturating_sub(end.chars().count() as u16)
         .max(plot.x);
     put(buf, end_x, y, end, inner.right() - end_x, theme.dim());
+    // "input → output" between the two end labels, when it fits with a space either side.
     let mid = "input → output";
     let len = mid.chars().count() as u16;
-    if plot.width >= len + 10 {
+    let from = left + run.layers[0].chars().count() as u16 + 1;
+    if end_x >= from + len + 1 {
         put(
             buf,
-            plot.x + (plot.width - len) / 2,
+            from + (end_x - 1 - from - len) / 2,
             y,
             mid,
             len,
