@@ -696,7 +696,7 @@ fn loss(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bo
 }
 
 fn saturation(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bool) {
-    let mut block = panel(theme, " Saturation · saturated or dead units ", focused);
+    let mut block = panel(theme, " Saturation ", focused);
     let inner = block.inner(area);
     let n = run.layers.len();
     let Some(p) = run.latest.as_ref().filter(|_| n > 0 && inner.height >= 2) else {
