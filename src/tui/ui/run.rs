@@ -478,7 +478,7 @@ fn profile(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused:
     let mid = "input → output";
     let len = mid.chars().count() as u16;
     let from = left + run.layers[0].chars().count() as u16 + 1;
-    if end_x >= from + len + 1 {
+    if end_x > from + len {
         put(
             buf,
             from + (end_x - 1 - from - len) / 2,
