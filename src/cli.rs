@@ -4,7 +4,8 @@ pub mod ledger;
 
 use crate::experiment::{Experiment, Overrides};
 use crate::headless;
-use crate::train::{self, Control, DeviceKind, RunEnv, Status};
+use crate::train::{self, Control, DeviceKind, Outcome, RunEnv, Status};
+use crate::tui;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -13,6 +14,8 @@ use std::process::ExitCode;
 
 /// The experiment `make run` and a bare `gradlab` without a terminal start.
 pub const DEFAULT_EXPERIMENT: &str = "experiments/tanh-naive-20.toml";
+/// The folder the Experiments screen lists.
+pub const EXPERIMENTS_DIR: &str = "experiments";
 
 #[derive(Parser, Debug)]
 #[command(name = "gradlab", version, about = "A terminal lab for the vanishing and exploding gradient problem")]
@@ -106,6 +109,11 @@ fn load(file: &Path, overrides: Overrides) -> Result<Experiment> {
 }
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    // A bare `gradlab` in a terminal opens the Experiments screen.
+    if cli.command.is_none() && std::io::stdout().is_terminal() {
+        let start = tui::Start::Browse(PathBuf::from(EXPERIMENTS_DIR));
+        return run_tui(start, RunEnv::default(), None, Some(cli.ledger.as_path()));
+    }
     let command = cli.command.unwrap_or_else(|| Command::Run {
         file: PathBuf::from(DEFAULT_EXPERIMENT),
         headless: false,
@@ -126,6 +134,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
             let exp = load(&file, Overrides { steps, seed })?;
             let headless = headless || !std::io::stdout().is_terminal();
+            if !headless {
+                let start = tui::Start::Run { experiment: Box::new(exp), dir: PathBuf::from(EXPERIMENTS_DIR) };
+                return run_tui(start, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()));
+            }
             run_headless(&exp, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()), headless)
         }
     }
@@ -182,6 +194,39 @@ fn run_headless(
         println!("{}", ledger::recorded_line(&entry, book.dir()));
     }
     Ok(exit_code(outcome.end.status))
+}
+
+/// The terminal UI; every run it starts is recorded through `record` when it ends. Prints
+/// the last run's summary on the normal screen after the UI is gone.
+fn run_tui(start: tui::Start, env: RunEnv, trace: Option<&Path>, ledger: Option<&Path>) -> Result<ExitCode> {
+    env.device.device().map_err(anyhow::Error::msg)?;
+    train::init_threads(env.threads);
+    let browsing = matches!(start, tui::Start::Browse(_));
+    // Opened before the UI starts, so a damaged ledger is reported on the normal screen.
+    let mut book = ledger.map(ledger::open).transpose()?;
+    let mut record = |exp: &Experiment, outcome: &Outcome| -> Result<String> {
+        let mut note = match &mut book {
+            Some(book) => {
+                let started = std::time::SystemTime::now() - std::time::Duration::from_secs_f64(outcome.wall_s);
+                let entry = ledger::record(book, exp, env, outcome, started)?;
+                ledger::recorded_line(&entry, book.dir())
+            }
+            None => "not recorded (--no-ledger)".to_string(),
+        };
+        if let Some(path) = trace {
+            std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
+            note += &format!("; trace written to {}", path.display());
+        }
+        Ok(note)
+    };
+    let last = tui::run(start, env, &mut record)?;
+    if let Some(f) = &last {
+        println!("{}", f.summary);
+    }
+    Ok(match last {
+        Some(f) if !browsing => exit_code(f.status),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// The exit code of a run: a diverged run is a result, not an error.

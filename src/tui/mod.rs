@@ -1,1 +1,21 @@
-//! The terminal UI.
+//! The terminal UI: ratatui screens over one event channel, never in the way of training.
+//!
+//! - [`event`]: the one `Event` enum; the input thread and the training forwarder feed it.
+//! - [`app`]: all state and the pure `App::update(event) -> Option<Effect>`.
+//! - [`ui`]: drawing, `impl Widget for &App`; one file per screen.
+//! - [`runtime`]: the loop — drain events, carry out effects, draw at most ~30 times a second.
+//! - [`terminal`]: raw mode and the alternate screen, restored on every way out.
+//! - [`theme`], [`regime`]: colours and symbols (NO_COLOR, 16/256/true colour), thresholds.
+
+pub mod app;
+pub mod event;
+pub mod regime;
+pub mod runtime;
+pub mod terminal;
+pub mod theme;
+pub mod ui;
+
+#[cfg(test)]
+pub mod fixtures;
+
+pub use runtime::{Finished, Recorder, Start, run};

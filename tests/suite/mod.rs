@@ -2,6 +2,7 @@
 
 pub mod common;
 mod config;
-mod theory;
 mod ledger;
+mod pty;
+mod theory;
 mod training;

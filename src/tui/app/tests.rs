@@ -1,0 +1,247 @@
+//! Unit tests of `App::update`: keys and training events in, state and effects out.
+
+use super::*;
+use crate::train::Status;
+use crate::tui::fixtures::{self, Profile, ch, ctrl_c, finished, key};
+use crate::tui::theme::ColorMode;
+
+const SMALL: (u16, u16) = (80, 24);
+const LARGE: (u16, u16) = (160, 48);
+
+fn run(app: &App) -> &RunState {
+    app.run.as_ref().expect("a run is shown")
+}
+
+#[test]
+fn training_events_fill_the_run_state_and_the_end_asks_to_record() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 0, Profile::Vanishing);
+    assert_eq!(run(&app).phase, Phase::Running);
+    assert_eq!(run(&app).layers.len(), 21);
+    let exp = fixtures::experiment("tanh-naive-20", 20, 400);
+    for e in fixtures::stream(&exp, 120, Profile::Vanishing)
+        .into_iter()
+        .skip(1)
+    {
+        assert_eq!(app.update(e), None);
+    }
+    assert_eq!(run(&app).steps_done(), 120);
+    let rate = run(&app).steps_per_s().expect("two probes give a rate");
+    assert!((rate - 40.0).abs() < 1e-9, "{rate}");
+    assert_eq!(
+        app.update(finished(Status::Completed, 400, None)),
+        Some(Effect::Record)
+    );
+    assert!(matches!(run(&app).phase, Phase::Ended(_)));
+    assert!(!app.run_active());
+    app.recorded(Ok("recorded as #1".into()));
+    assert_eq!(run(&app).recorded, Some(Ok("recorded as #1".into())));
+    assert!(!app.should_quit());
+}
+
+#[test]
+fn space_pauses_and_resumes() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    assert_eq!(app.update(ch(' ')), Some(Effect::Pause(true)));
+    assert_eq!(run(&app).phase, Phase::Paused);
+    assert_eq!(
+        run(&app).steps_per_s(),
+        None,
+        "a pause restarts the rate window"
+    );
+    assert_eq!(app.update(ch(' ')), Some(Effect::Pause(false)));
+    assert_eq!(run(&app).phase, Phase::Running);
+}
+
+#[test]
+fn s_stops_once() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    assert_eq!(app.update(ch('s')), Some(Effect::Stop));
+    assert_eq!(run(&app).phase, Phase::Stopping);
+    assert_eq!(app.update(ch('s')), None);
+    assert_eq!(app.update(ch(' ')), None, "a stopping run cannot be paused");
+}
+
+#[test]
+fn q_asks_first_while_a_run_is_active_and_quits_after_recording() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    assert_eq!(app.update(ch('q')), None);
+    assert_eq!(app.overlay, Some(Overlay::ConfirmQuit));
+    assert_eq!(app.update(ch('n')), None);
+    assert_eq!(app.overlay, None);
+    assert!(!app.should_quit());
+    app.update(ch('q'));
+    assert_eq!(app.update(ch('y')), Some(Effect::Stop));
+    assert!(!app.should_quit(), "the run must end and be recorded first");
+    assert_eq!(
+        app.update(finished(Status::Interrupted, 5, None)),
+        Some(Effect::Record)
+    );
+    app.recorded(Ok("ok".into()));
+    assert!(app.should_quit());
+}
+
+#[test]
+fn q_after_the_run_ended_quits_at_once() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    app.update(finished(Status::Completed, 400, None));
+    app.recorded(Ok("ok".into()));
+    app.update(ch('q'));
+    assert!(app.should_quit());
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_quits_without_asking() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    assert_eq!(app.update(ctrl_c()), Some(Effect::Stop));
+    assert_eq!(app.overlay, None);
+    assert_eq!(
+        app.update(ctrl_c()),
+        None,
+        "a second Ctrl-C waits for the same stop"
+    );
+    app.update(finished(Status::Interrupted, 5, None));
+    app.recorded(Err("disk full".into()));
+    assert!(
+        app.should_quit(),
+        "a failed recording must not keep the user in"
+    );
+
+    let mut idle = fixtures::browsing(SMALL, ColorMode::Ansi16);
+    assert_eq!(idle.update(ctrl_c()), None);
+    assert!(idle.should_quit());
+}
+
+#[test]
+fn g_switches_every_panel_between_delta_and_weight_gradient() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    assert_eq!(run(&app).view.metric, Metric::Delta);
+    app.update(ch('g'));
+    assert_eq!(run(&app).view.metric, Metric::GradW);
+    app.update(ch('g'));
+    assert_eq!(run(&app).view.metric, Metric::Delta);
+}
+
+#[test]
+fn tab_cycles_the_panels_laid_out_at_this_size() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    let mut seen = vec![run(&app).view.focus];
+    for _ in 0..4 {
+        app.update(key(KeyCode::Tab));
+        seen.push(run(&app).view.focus);
+    }
+    assert_eq!(
+        seen,
+        [
+            Panel::Layers,
+            Panel::Profile,
+            Panel::Heatmap,
+            Panel::Loss,
+            Panel::Layers
+        ]
+    );
+    app.update(key(KeyCode::BackTab));
+    assert_eq!(run(&app).view.focus, Panel::Loss);
+
+    app.update(Event::Resize(LARGE.0, LARGE.1));
+    app.update(key(KeyCode::Tab));
+    assert_eq!(
+        run(&app).view.focus,
+        Panel::Saturation,
+        "wide layouts add the saturation panel"
+    );
+    app.update(Event::Resize(SMALL.0, SMALL.1));
+    assert_eq!(
+        run(&app).view.focus,
+        Panel::Layers,
+        "a panel that left the layout loses focus"
+    );
+}
+
+#[test]
+fn arrows_scroll_the_focused_panel_within_the_layers() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    app.update(key(KeyCode::PageDown));
+    app.update(key(KeyCode::Down));
+    assert_eq!(run(&app).view.scroll(Panel::Layers), 11);
+    app.update(key(KeyCode::End));
+    assert_eq!(run(&app).view.scroll(Panel::Layers), 20);
+    app.update(key(KeyCode::Up));
+    assert_eq!(run(&app).view.scroll(Panel::Layers), 19);
+    app.update(key(KeyCode::Tab));
+    app.update(key(KeyCode::Tab)); // heatmap scrolls on its own
+    app.update(key(KeyCode::Down));
+    assert_eq!(run(&app).view.scroll(Panel::Heatmap), 1);
+    assert_eq!(run(&app).view.scroll(Panel::Layers), 19);
+}
+
+#[test]
+fn help_opens_and_takes_the_keys_until_closed() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    app.update(ch('?'));
+    assert_eq!(app.overlay, Some(Overlay::Help));
+    assert_eq!(
+        app.update(ch('s')),
+        None,
+        "keys do not reach the run under the help"
+    );
+    assert_eq!(run(&app).phase, Phase::Running);
+    app.update(key(KeyCode::Esc));
+    assert_eq!(app.overlay, None);
+}
+
+#[test]
+fn esc_returns_to_the_experiments_only_once_the_run_is_recorded() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    app.update(key(KeyCode::Esc));
+    assert_eq!(app.screen, Screen::Run);
+    assert!(app.flash.is_some());
+    app.update(finished(Status::Completed, 400, None));
+    app.update(key(KeyCode::Esc));
+    assert_eq!(app.screen, Screen::Run, "not before the recorder answered");
+    app.recorded(Ok("ok".into()));
+    assert_eq!(app.update(key(KeyCode::Esc)), Some(Effect::Rescan));
+    assert_eq!(app.screen, Screen::Experiments);
+    assert!(app.run.is_none());
+}
+
+#[test]
+fn experiments_keys_select_run_edit_and_rescan() {
+    let mut app = fixtures::browsing(SMALL, ColorMode::Ansi16);
+    assert_eq!(app.update(key(KeyCode::Enter)), Some(Effect::Start(0)));
+    app.update(ch('j'));
+    assert_eq!(
+        app.update(key(KeyCode::Enter)),
+        None,
+        "an invalid file does not run"
+    );
+    assert_eq!(
+        app.flash.as_deref(),
+        Some("'broken.toml' is not valid: press e to fix it")
+    );
+    assert_eq!(
+        app.update(ch('e')),
+        Some(Effect::Edit("experiments/broken.toml".into()))
+    );
+    assert_eq!(app.flash, None);
+    assert_eq!(app.update(ch('r')), Some(Effect::Rescan));
+    app.update(key(KeyCode::End));
+    assert_eq!(app.experiments.selected, 3);
+    app.update(key(KeyCode::Tab));
+    app.update(ch('j'));
+    assert_eq!(
+        app.experiments.selected, 3,
+        "with the preview focused the arrows scroll it"
+    );
+    assert_eq!(app.experiments.preview_scroll, 1);
+    app.update(ch('q'));
+    assert!(app.should_quit());
+}
+
+#[test]
+fn z_zooms_the_focused_panel_and_esc_unzooms() {
+    let mut app = fixtures::running(SMALL, ColorMode::Ansi16, 5, Profile::Vanishing);
+    app.update(ch('z'));
+    assert!(run(&app).view.zoom);
+    app.update(key(KeyCode::Esc));
+    assert!(!run(&app).view.zoom);
+}

@@ -1,0 +1,109 @@
+//! The one UI event enum and the threads that feed its one channel: terminal input (with a
+//! periodic tick) and a forwarder from the training thread's receiver.
+//!
+//! Every producer stops when `send` fails, i.e. when the UI has gone (bottom's habit).
+
+use crate::train;
+use ratatui::crossterm::event::{self as ct, KeyEvent, KeyEventKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Everything the UI reacts to.
+// Nearly every event on the channel is a training event, so boxing it would add an
+// allocation per probe to save space on the rare key.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Event {
+    Key(KeyEvent),
+    Resize(u16, u16),
+    /// Periodic wake-up (signals are checked, the screen may redraw).
+    Tick,
+    Train(train::Event),
+}
+
+/// How long the input thread blocks in `poll`: bounds how late it notices `stop`.
+const POLL: Duration = Duration::from_millis(50);
+/// Interval of `Event::Tick`.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// The terminal reader thread. It can be stopped and joined, which the editor needs: while
+/// `$EDITOR` owns the terminal nothing else may read its keys.
+pub struct Input {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Input {
+    pub fn spawn(tx: Sender<Event>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("gradlab-input".into())
+            .spawn(move || read_input(&tx, &flag))
+            .expect("the OS can start the input thread");
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops reading and waits for the thread (at most one `POLL`).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn read_input(tx: &Sender<Event>, stop: &AtomicBool) {
+    let mut last_tick = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let event = match ct::poll(POLL) {
+            Ok(true) => match ct::read() {
+                // Release and repeat reports (kitty protocol, Windows) would double every key.
+                Ok(ct::Event::Key(k)) if k.kind == KeyEventKind::Press => Some(Event::Key(k)),
+                Ok(ct::Event::Resize(w, h)) => Some(Event::Resize(w, h)),
+                Ok(_) => None,
+                Err(_) => return,
+            },
+            Ok(false) => None,
+            Err(_) => return,
+        };
+        if let Some(e) = event
+            && tx.send(e).is_err()
+        {
+            return;
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            if tx.send(Event::Tick).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Moves the training thread's events onto the UI channel. It never blocks the trainer: the
+/// trainer's channel is unbounded and this thread only moves messages.
+pub fn forward(rx: Receiver<train::Event>, tx: Sender<Event>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("gradlab-forward".into())
+        .spawn(move || {
+            for e in rx {
+                if tx.send(Event::Train(e)).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("the OS can start the forwarder thread")
+}

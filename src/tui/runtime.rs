@@ -1,0 +1,272 @@
+//! The event loop: one channel in, effects out, at most one frame per `FRAME`.
+//!
+//! Following yazi, every queued event is applied before a frame is drawn, so a burst of
+//! probes costs one draw, and drawing never holds up the trainer (which only ever sends
+//! into an unbounded channel).
+
+use super::app::{App, Effect};
+use super::event::{self, Event, Input};
+use super::terminal::Session;
+use super::theme::Theme;
+use crate::experiment::Experiment;
+use crate::train::{self, Control, Outcome, RunEnv, Status};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Shortest interval between two frames (≈ 30 frames per second).
+pub const FRAME: Duration = Duration::from_millis(33);
+
+/// Records a finished run (the ledger, wired in by the caller) and says how, for the screen:
+/// "recorded as ledger entry #12 abc123…".
+pub type Recorder<'a> = &'a mut dyn FnMut(&Experiment, &Outcome) -> Result<String>;
+
+/// Where the UI opens.
+pub enum Start {
+    /// The Experiments screen over this folder.
+    Browse(PathBuf),
+    /// Straight to the Run screen of this experiment; the folder is where Esc leads after.
+    Run {
+        experiment: Box<Experiment>,
+        dir: PathBuf,
+    },
+}
+
+/// How the last run of the session ended, for a line on the normal screen after the UI.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub status: Status,
+    /// E.g. "tanh-naive-20: completed after 400 steps in 8.1 s, 49.4 steps/s; recorded as …".
+    pub summary: String,
+}
+
+/// A run in progress: how to steer it and where its outcome will come from.
+struct Active {
+    experiment: Experiment,
+    control: Arc<Control>,
+    handle: Option<JoinHandle<Outcome>>,
+}
+
+/// Runs the UI until the user quits. Returns how the last run ended, if any ran.
+pub fn run(start: Start, env: RunEnv, recorder: Recorder) -> Result<Option<Finished>> {
+    let mut session = Session::start().context("starting the terminal UI")?;
+    let size = session
+        .terminal
+        .size()
+        .context("reading the terminal size")?;
+    let (tx, rx) = mpsc::channel();
+    let mut input = Input::spawn(tx.clone());
+
+    let (dir, first) = match start {
+        Start::Browse(dir) => (dir, None),
+        Start::Run { experiment, dir } => (dir, Some(*experiment)),
+    };
+    let mut app = App::new(Theme::detect(), dir, (size.width, size.height));
+    app.experiments
+        .set_entries(super::app::experiments::scan(&app.experiments.dir));
+    let mut active = None;
+    let mut last = None;
+    if let Some(exp) = first {
+        active = Some(start_run(&mut app, exp, env, &tx));
+    }
+
+    let mut last_draw: Option<Instant> = None;
+    let mut dirty = true;
+    loop {
+        if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
+            session
+                .terminal
+                .draw(|f| f.render_widget(&app, f.area()))
+                .context("drawing")?;
+            last_draw = Some(Instant::now());
+            dirty = false;
+        }
+        // Sleep until the next event, or until a pending frame is due.
+        let wait = match (dirty, last_draw) {
+            (true, Some(t)) => FRAME.saturating_sub(t.elapsed()),
+            _ => event::TICK,
+        };
+        let first_event = match rx.recv_timeout(wait) {
+            Ok(e) => Some(e),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for e in first_event
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            dirty |= !matches!(e, Event::Tick);
+            if let Some(effect) = app.update(e) {
+                dirty = true;
+                apply(
+                    effect,
+                    &mut app,
+                    &mut active,
+                    &mut last,
+                    &mut session,
+                    &mut input,
+                    env,
+                    &tx,
+                    recorder,
+                )?;
+            }
+        }
+        if session.signalled.swap(false, Ordering::SeqCst) {
+            dirty = true;
+            if let Some(effect) = app.interrupt() {
+                apply(
+                    effect,
+                    &mut app,
+                    &mut active,
+                    &mut last,
+                    &mut session,
+                    &mut input,
+                    env,
+                    &tx,
+                    recorder,
+                )?;
+            }
+        }
+        if app.should_quit() {
+            break;
+        }
+    }
+    input.stop();
+    drop(session);
+    Ok(last)
+}
+
+fn start_run(app: &mut App, exp: Experiment, env: RunEnv, tx: &Sender<Event>) -> Active {
+    let control = Control::new();
+    let (train_rx, handle) = train::spawn(exp.clone(), env, Arc::clone(&control));
+    event::forward(train_rx, tx.clone());
+    app.run_started(&exp);
+    Active {
+        experiment: exp,
+        control,
+        handle: Some(handle),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    effect: Effect,
+    app: &mut App,
+    active: &mut Option<Active>,
+    last: &mut Option<Finished>,
+    session: &mut Session,
+    input: &mut Input,
+    env: RunEnv,
+    tx: &Sender<Event>,
+    recorder: Recorder,
+) -> Result<()> {
+    match effect {
+        Effect::Start(i) => {
+            let exp = app
+                .experiments
+                .entries
+                .get(i)
+                .and_then(|e| e.loaded.as_ref().ok())
+                .cloned();
+            if let (Some(exp), None) = (exp, active.as_ref()) {
+                *active = Some(start_run(app, exp, env, tx));
+            }
+        }
+        Effect::Pause(p) => {
+            if let Some(a) = active {
+                a.control.set_paused(p);
+            }
+        }
+        Effect::Stop => {
+            if let Some(a) = active {
+                a.control.stop();
+            }
+        }
+        Effect::Record => {
+            if let Some(mut a) = active.take() {
+                let outcome = a.handle.take().expect("a run is joined once").join();
+                let result = match outcome {
+                    Ok(outcome) => {
+                        let recorded =
+                            recorder(&a.experiment, &outcome).map_err(|e| format!("{e:#}"));
+                        *last = Some(finished(&outcome, &recorded));
+                        recorded
+                    }
+                    Err(_) => Err("the training thread died without an outcome".into()),
+                };
+                app.recorded(result);
+                // Whatever the trainer printed while dying is under our frame: redraw all.
+                session.terminal.clear()?;
+            }
+        }
+        Effect::Rescan => app
+            .experiments
+            .set_entries(super::app::experiments::scan(&app.experiments.dir)),
+        Effect::Edit(path) => {
+            input.stop();
+            let edited = session.suspended(|| edit(&path))?;
+            *input = Input::spawn(tx.clone());
+            if let Err(e) = edited {
+                app.flash = Some(e);
+            }
+            app.experiments
+                .set_entries(super::app::experiments::scan(&app.experiments.dir));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `$VISUAL` or `$EDITOR` (default `vi`) on `path`, waiting for it.
+fn edit(path: &std::path::Path) -> Result<(), String> {
+    let editor = std::env::var("VISUAL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            std::env::var("EDITOR")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .unwrap_or_else(|| "vi".into());
+    // `EDITOR="code --wait"` is common: the first word is the program, the rest its flags.
+    let mut words = editor.split_whitespace();
+    let program = words.next().unwrap_or("vi");
+    match std::process::Command::new(program)
+        .args(words)
+        .arg(path)
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("'{editor}' exited with {s}")),
+        Err(e) => Err(format!(
+            "cannot start the editor '{editor}': {e} (set $EDITOR)"
+        )),
+    }
+}
+
+/// How a run ended, with the line printed after the UI closes.
+pub fn finished(outcome: &Outcome, recorded: &Result<String, String>) -> Finished {
+    let end = &outcome.end;
+    let mut s = format!(
+        "{}: {} after {} steps in {:.1} s, {:.1} steps/s",
+        outcome.header.experiment,
+        end.status.name(),
+        end.steps_done,
+        outcome.wall_s,
+        outcome.steps_per_s()
+    );
+    if let Some(e) = &end.error {
+        s += &format!(" ({e})");
+    }
+    match recorded {
+        Ok(m) => s += &format!("; {m}"),
+        Err(e) => s += &format!("; not recorded: {e}"),
+    }
+    Finished {
+        status: end.status,
+        summary: s,
+    }
+}
