@@ -81,6 +81,21 @@ pub enum Command {
     },
     /// Rerun a ledger entry and compare it bit for bit with its record (exit 1 if DIVERGED).
     Replay(ledger::ReplayArgs),
+    /// Time the real training step on the peer benchmarks' workloads (JSON lines; see
+    /// `make bench-peers`).
+    #[command(hide = true)]
+    BenchStep {
+        /// Comma-separated: w1, w1_noprobe, w2, w2_noprobe, lstm, rnn.
+        #[arg(long, default_value = "w1,w1_noprobe,w2,w2_noprobe,lstm,rnn")]
+        workloads: String,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Seconds per repetition.
+        #[arg(long, default_value_t = 1.5)]
+        rep_seconds: f64,
+    },
     /// Validate experiment files and print each canonical hash.
     Check {
         #[arg(required = true)]
@@ -131,6 +146,16 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ledger { command } => ledger::dispatch(&cli.ledger, command),
         Command::Replay(args) => ledger::replay(&cli.ledger, args),
+        Command::BenchStep { workloads, threads, reps, rep_seconds } => {
+            train::init_threads(threads);
+            for name in workloads.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+                match crate::bench::workload(name) {
+                    Some(exp) => println!("{}", crate::bench::measure(name, &exp, threads, reps, rep_seconds)),
+                    None => eprintln!("gradlab bench-step: workload '{name}' is not available in this build"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
             let exp = load(&file, Overrides { steps, seed })?;
             let headless = headless || !std::io::stdout().is_terminal();

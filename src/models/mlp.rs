@@ -7,7 +7,7 @@
 //! skips the graph bookkeeping. `tests::backward_matches_autodiff` holds it to Burn's
 //! autodiff at every layer.
 
-use super::{activation, init, Backward, LayerSignals, Network};
+use super::{activation, init, Backward, LayerSignals, Network, Saturation};
 use crate::experiment::{Activation, ModelSection};
 use crate::rng::Stream;
 use burn::module::{Module, Param};
@@ -167,7 +167,8 @@ impl Network for Mlp {
                 }
             });
             let output = outputs.pop().expect("one output per layer");
-            let saturated = if l + 1 == n { None } else { activation::saturated(self.activation, &zs[l], &output) };
+            let saturated =
+                (l + 1 < n).then(|| Saturation::Of { activation: self.activation, z: zs[l].clone() });
             layers.push(LayerSignals { delta: delta.clone(), output, saturated, weight: 2 * l, bias: Some(2 * l + 1) });
             if let Some(d) = next {
                 delta = d;

@@ -15,6 +15,7 @@ pub mod mlp;
 
 pub use mlp::Mlp;
 
+use crate::experiment::Activation;
 use burn::tensor::Tensor;
 
 /// What the backward pass reveals about one probed layer.
@@ -23,12 +24,31 @@ pub struct LayerSignals {
     pub delta: Tensor<2>,
     /// The layer's output (after its activation; logits for the output layer).
     pub output: Tensor<2>,
-    /// 1.0 where a unit is saturated or dead, when the activation has such a notion.
-    pub saturated: Option<Tensor<2>>,
+    /// How to count saturated or dead units, when the activation has such a notion.
+    pub saturated: Option<Saturation>,
     /// Index in `params()` of the layer's weight matrix.
     pub weight: usize,
     /// Index in `params()` of the layer's bias, if any.
     pub bias: Option<usize>,
+}
+
+/// What a layer's saturation is measured from. Lazy on purpose: the probes only need it
+/// on probe steps, and a mask costs several passes over the layer's output.
+pub enum Saturation {
+    /// A ready mask, 1.0 where a unit is saturated or dead.
+    Mask(Tensor<2>),
+    /// The layer applies `activation` to `z` (the `output` of `LayerSignals` is φ(z)).
+    Of { activation: Activation, z: Tensor<2> },
+}
+
+impl Saturation {
+    /// The 0/1 mask as a tensor (the device-side path).
+    pub fn mask(&self, output: &Tensor<2>) -> Option<Tensor<2>> {
+        match self {
+            Saturation::Mask(m) => Some(m.clone()),
+            Saturation::Of { activation: act, z } => activation::saturated(*act, z, output),
+        }
+    }
 }
 
 /// Result of one backward pass.

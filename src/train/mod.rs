@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod optim;
+pub mod probe;
 mod runner;
 
 pub use events::*;

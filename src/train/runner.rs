@@ -5,6 +5,7 @@
 
 use super::events::*;
 use super::optim::{self, Optim};
+use super::probe;
 use super::{weights_bytes, Control, Outcome, RunEnv};
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::{Experiment, ModelKind};
@@ -14,8 +15,6 @@ use burn::tensor::{activation::log_softmax, Device, Int, Tensor, TensorData};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-/// Scalars read back per layer on a probe step.
-const PER_LAYER: usize = 8;
 
 /// Runs `exp` to its end on the calling thread, sending events to `sink`.
 pub fn train(exp: &Experiment, env: RunEnv, control: &Control, sink: &mut dyn FnMut(Event)) -> Outcome {
@@ -213,6 +212,8 @@ fn drive<N: Network>(
     let classify = matches!(ds.objective, Objective::Classify { .. });
     // Stands in for statistics a layer lacks (no bias, no saturation notion).
     let zero: Tensor<1> = Tensor::zeros([1], device);
+    // On the CPU backend the probes sum host memory directly (see `probe`).
+    let on_host = *device == Device::flex();
 
     for step in 0..steps {
         while control.is_paused() && !control.stop_requested() {
@@ -252,19 +253,19 @@ fn drive<N: Network>(
         let updates = optim.step(&mut params, grads, probing);
         net.set_params(params.clone());
 
-        // One read-back: loss, Σ‖g‖², [correct], the per-layer scalars, then ‖∂L/∂h_t‖².
+        // One read-back: loss, Σ‖g‖², [correct], ‖∂L/∂W‖² and ‖∂L/∂b‖² per layer, the other
+        // per-layer sums when they are computed on the device, then ‖∂L/∂h_t‖².
         let mut scalars = vec![loss, total_sq];
         if probing {
             scalars.extend(correct);
-            for (layer, w_before) in back.layers.iter().zip(&weights_before) {
-                scalars.push(layer.delta.clone().square().sum());
+            for layer in &back.layers {
                 scalars.push(sq[layer.weight].clone());
                 scalars.push(layer.bias.map_or_else(|| zero.clone(), |b| sq[b].clone()));
-                scalars.push(w_before.clone().square().sum());
-                scalars.push(updates[layer.weight].clone().square().sum());
-                scalars.push(layer.output.clone().sum());
-                scalars.push(layer.output.clone().square().sum());
-                scalars.push(layer.saturated.as_ref().map_or_else(|| zero.clone(), |m| m.clone().sum()));
+            }
+            if !on_host {
+                for (layer, w_before) in back.layers.iter().zip(&weights_before) {
+                    scalars.extend(probe::device_sums(layer, w_before, &updates[layer.weight], &zero));
+                }
             }
             scalars.extend(back.time.iter().cloned());
         }
@@ -281,13 +282,29 @@ fn drive<N: Network>(
                 rest = &rest[1..];
                 c / batch.n as f64
             });
-            let (per_layer, time) = rest.split_at(back.layers.len() * PER_LAYER);
-            let layers = per_layer
-                .chunks(PER_LAYER)
-                .zip(&back.layers)
-                .map(|(v, l)| {
+            let n_layers = back.layers.len();
+            let (grad_sq, rest) = rest.split_at(2 * n_layers);
+            let (device, time) = rest.split_at(if on_host { 0 } else { 6 * n_layers });
+            let layers = back
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let sums = if on_host {
+                        probe::host_sums(l, &weights_before[i], &updates[l.weight])
+                    } else {
+                        let d = &device[6 * i..6 * i + 6];
+                        probe::LayerSums {
+                            delta_sq: d[0] as f64,
+                            weight_sq: d[1] as f64,
+                            update_sq: d[2] as f64,
+                            out_sum: d[3] as f64,
+                            out_sq: d[4] as f64,
+                            saturated: d[5] as f64,
+                        }
+                    };
                     let [rows, cols] = l.output.dims();
-                    layer_probe(v, (rows * cols) as f64)
+                    layer_probe(grad_sq[2 * i] as f64, grad_sq[2 * i + 1] as f64, &sums, (rows * cols) as f64)
                 })
                 .collect();
             let time = time.iter().map(|&v| (v as f64).sqrt()).collect();
@@ -306,23 +323,19 @@ fn drive<N: Network>(
     Ok((end, weights_bytes(&named_parameters(&net))))
 }
 
-/// The eight read-back scalars of one layer (sums over its `numel` outputs), turned into
-/// its probe record.
-fn layer_probe(v: &[f32], numel: f64) -> LayerProbe {
-    let mut v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
-    for sum in &mut v[5..8] {
-        *sum /= numel;
-    }
-    let weight = v[3].sqrt();
+/// One layer's probe record from its squared gradient norms and sums over `numel` outputs.
+fn layer_probe(grad_w_sq: f64, grad_b_sq: f64, s: &probe::LayerSums, numel: f64) -> LayerProbe {
+    let weight = s.weight_sq.sqrt();
+    let mean = s.out_sum / numel;
     LayerProbe {
-        delta: v[0].sqrt(),
-        grad_w: v[1].sqrt(),
-        grad_b: v[2].sqrt(),
+        delta: s.delta_sq.sqrt(),
+        grad_w: grad_w_sq.sqrt(),
+        grad_b: grad_b_sq.sqrt(),
         weight,
-        update_ratio: if weight > 0.0 { v[4].sqrt() / weight } else { 0.0 },
-        act_mean: v[5],
-        act_std: (v[6] - v[5] * v[5]).max(0.0).sqrt(),
-        saturation: v[7],
+        update_ratio: if weight > 0.0 { s.update_sq.sqrt() / weight } else { 0.0 },
+        act_mean: mean,
+        act_std: (s.out_sq / numel - mean * mean).max(0.0).sqrt(),
+        saturation: s.saturated / numel,
     }
 }
 
