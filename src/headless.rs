@@ -56,6 +56,10 @@ pub fn summary(out: &Outcome) -> String {
         return s;
     };
     let _ = writeln!(s, "loss {:.4} → {:.4}{}", first.loss, last.loss, test_text(last));
+    if let (Some(search), Some(f)) = (&out.header.search, last.fitness) {
+        let _ = writeln!(s, "no gradients ({search}): last generation best loss {:.4}, population mean {:.4}", f.best, f.mean);
+        return s;
+    }
     let _ = writeln!(
         s,
         "{:<6} {:>10} {:>10} {:>10} {:>10}   {:>10} {:>10} {:>10} {:>10}",

@@ -35,6 +35,7 @@ pub fn load(s: &DataSection, rng: &mut Stream) -> Result<Dataset, DataError> {
     let (train, test) = split_rows(rows()?, s.train_size, s.test_size, rng);
     Ok(Dataset {
         input_dim: 64,
+        seq_len: 1,
         objective: Objective::Classify { classes: 10 },
         train,
         test,

@@ -21,6 +21,7 @@ pub fn spirals(s: &DataSection, rng: &mut Stream) -> Dataset {
     let (train, test) = split_rows(rows, s.train_size, s.test_size, rng);
     Dataset {
         input_dim: 2,
+        seq_len: 1,
         objective: Objective::Classify { classes: 2 },
         train,
         test,
@@ -49,6 +50,7 @@ pub fn parity(s: &DataSection, rng: &mut Stream) -> Dataset {
     let (train, test) = split_rows(rows, s.train_size, s.test_size, rng);
     Dataset {
         input_dim: s.bits,
+        seq_len: 1,
         objective: Objective::Classify { classes: 2 },
         train,
         test,
@@ -108,6 +110,7 @@ pub fn teacher(s: &DataSection, rng: &mut Stream) -> Dataset {
     };
     Dataset {
         input_dim: s.input_dim,
+        seq_len: 1,
         objective: Objective::Regress { dim: s.output_dim },
         train: to_split(0..s.train_size),
         test: to_split(s.train_size..total),

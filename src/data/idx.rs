@@ -81,7 +81,7 @@ pub fn load_mnist(s: &DataSection) -> Result<Dataset, DataError> {
     let err = |message| DataError::Mnist { path: s.path.clone(), message };
     let (train, dim) = split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", s.train_size).map_err(err)?;
     let (test, _) = split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", s.test_size).map_err(err)?;
-    Ok(Dataset { input_dim: dim, objective: Objective::Classify { classes: 10 }, train, test })
+    Ok(Dataset { input_dim: dim, seq_len: 1, objective: Objective::Classify { classes: 10 }, train, test })
 }
 
 /// Writes an IDX u8 array (used by tests to make tiny MNIST folders).

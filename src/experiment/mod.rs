@@ -127,7 +127,10 @@ impl Experiment {
     pub fn with_overrides(self, o: Overrides) -> Result<Self, ConfigError> {
         let mut spec = self.spec;
         if let Some(steps) = o.steps {
+            // `--steps` caps every kind of work: optimisation steps, generations of a
+            // search, and each RBM's pretraining updates.
             spec.train.steps = steps;
+            spec.dbn.pretrain_steps = spec.dbn.pretrain_steps.min(steps);
         }
         if let Some(seed) = o.seed {
             spec.experiment.seed = seed;

@@ -1,7 +1,7 @@
 //! Weight initialisation from the lab's own seeded stream (never the backend's RNG, whose
 //! lazy, order-dependent draws would make weights depend on which layer is touched first).
 
-use crate::experiment::Init;
+use crate::experiment::{Init, RecurrentInit};
 use crate::rng::Stream;
 
 /// Draws a `[fan_in, fan_out]` weight matrix (row-major) for `init`, scaled by `sigma_w`.
@@ -35,6 +35,20 @@ pub fn biases(n: usize, sigma_b: f64, rng: &mut Stream) -> Vec<f32> {
         return vec![0.0; n];
     }
     (0..n).map(|_| (sigma_b * rng.normal()) as f32).collect()
+}
+
+/// An `n × n` recurrent matrix with spectral radius `radius`: exactly for `orthogonal` (all
+/// eigenvalues of an orthogonal matrix have modulus 1), approximately for `gaussian`, whose
+/// N(0, radius²/n) entries put the eigenvalues in a disc of that radius as n grows.
+pub fn recurrent(kind: RecurrentInit, n: usize, radius: f64, rng: &mut Stream) -> Vec<f32> {
+    let v: Vec<f64> = match kind {
+        RecurrentInit::Orthogonal => orthogonal(n, n, rng).into_iter().map(|x| radius * x).collect(),
+        RecurrentInit::Gaussian => {
+            let sd = radius / (n as f64).sqrt();
+            (0..n * n).map(|_| sd * rng.normal()).collect()
+        }
+    };
+    v.into_iter().map(|x| x as f32).collect()
 }
 
 /// A `rows × cols` matrix with orthonormal rows or columns (whichever are fewer), from

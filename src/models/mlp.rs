@@ -168,7 +168,14 @@ impl Network for Mlp {
             });
             let output = outputs.pop().expect("one output per layer");
             let saturated = if l + 1 == n { None } else { activation::saturated(self.activation, &zs[l], &output) };
-            layers.push(LayerSignals { delta: delta.clone(), output, saturated, weight: 2 * l, bias: Some(2 * l + 1) });
+            layers.push(LayerSignals {
+                delta: delta.clone(),
+                output,
+                saturated,
+                weight: 2 * l,
+                bias: Some(2 * l + 1),
+                skip: None,
+            });
             if let Some(d) = next {
                 delta = d;
             }

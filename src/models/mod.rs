@@ -10,11 +10,18 @@
 
 pub mod activation;
 pub mod init;
+pub mod lstm;
 pub mod mlp;
+pub mod rbm;
+pub mod resnet;
+pub mod rnn;
 
+pub use lstm::Lstm;
 pub use mlp::Mlp;
+pub use resnet::Resnet;
+pub use rnn::Rnn;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// What the backward pass reveals about one probed layer.
 pub struct LayerSignals {
@@ -28,6 +35,9 @@ pub struct LayerSignals {
     pub weight: usize,
     /// Index in `params()` of the layer's bias, if any.
     pub bias: Option<usize>,
+    /// Residual nets: ∂L/∂h on the skip path (the residual stream) where this layer's block
+    /// ends; `None` for layers not on a skip path.
+    pub skip: Option<Tensor<2>>,
 }
 
 /// Result of one backward pass.
@@ -36,7 +46,8 @@ pub struct Backward {
     pub grads: Vec<Tensor<2>>,
     /// Input side first, one per name in `layer_names()`.
     pub layers: Vec<LayerSignals>,
-    /// For recurrent nets: ‖∂L/∂h_t‖² for t = 1..T, each a 1-element tensor.
+    /// For recurrent nets: ‖∂L/∂h_t‖² for t = 1..T, in order, as 1-D tensors whose
+    /// concatenation has T elements; empty for other nets.
     pub time: Vec<Tensor<1>>,
 }
 
@@ -70,4 +81,9 @@ pub fn named_parameters<N: Network>(net: &N) -> Vec<(String, Vec<usize>, Vec<f32
             (name, shape, p.into_data().try_to_vec::<f32>().expect("parameters are f32"))
         })
         .collect()
+}
+
+/// A row-major `[rows, cols]` matrix on `device`.
+pub fn matrix(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
 }

@@ -7,7 +7,9 @@
 
 pub mod events;
 pub mod optim;
+mod pretrain;
 mod runner;
+mod search;
 
 pub use events::*;
 pub use runner::train;

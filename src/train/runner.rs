@@ -8,7 +8,7 @@ use super::optim::{self, Optim};
 use super::{weights_bytes, Control, Outcome, RunEnv};
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::{Experiment, ModelKind};
-use crate::models::{named_parameters, Mlp, Network};
+use crate::models::{named_parameters, Lstm, Mlp, Network, Resnet, Rnn};
 use crate::rng::Stream;
 use burn::tensor::{activation::log_softmax, Device, Int, Tensor, TensorData};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -53,12 +53,12 @@ fn failed(message: String) -> End {
     End { status: Status::Failed, steps_done: 0, diverged_at: None, error: Some(message) }
 }
 
-fn push_line(trace: &mut Vec<u8>, line: &TraceLine) {
+pub(super) fn push_line(trace: &mut Vec<u8>, line: &TraceLine) {
     serde_json::to_writer(&mut *trace, line).expect("trace records always serialize");
     trace.push(b'\n');
 }
 
-fn header_for(exp: &Experiment, env: RunEnv, layers: Vec<String>, objective: &str) -> Header {
+pub(super) fn header_for(exp: &Experiment, env: RunEnv, layers: Vec<String>, objective: &str) -> Header {
     Header {
         format: TRACE_FORMAT.into(),
         experiment: exp.name().into(),
@@ -71,32 +71,43 @@ fn header_for(exp: &Experiment, env: RunEnv, layers: Vec<String>, objective: &st
         device: env.device.name().into(),
         threads: env.threads,
         layers,
+        search: None,
+    }
+}
+
+/// The objective's name in the trace header.
+pub(super) fn objective_name(obj: Objective) -> &'static str {
+    match obj {
+        Objective::Classify { .. } | Objective::ClassifyEach { .. } => "classify",
+        Objective::Regress { .. } => "regress",
     }
 }
 
 /// A batch on the device.
-struct Batch {
-    x: Tensor<2>,
+pub(super) struct Batch {
+    pub(super) x: Tensor<2>,
     /// One-hot labels (classification) or targets (regression), `[n, out]`.
     y: Tensor<2>,
-    /// Class labels for accuracy.
+    /// Class labels for accuracy (`n · positions` of them).
     labels: Option<Tensor<1, Int>>,
-    n: usize,
+    pub(super) n: usize,
 }
 
-fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
+pub(super) fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
     let out = ds.objective.output_dim();
     let x = Tensor::from_data(TensorData::new(split.x.clone(), [split.n, ds.input_dim]), device);
     let (y, labels) = match ds.objective {
-        Objective::Classify { classes } => {
-            let mut onehot = vec![0f32; split.n * classes];
+        Objective::Classify { classes } | Objective::ClassifyEach { classes, .. } => {
+            // Row i's position k is one-hot at column k·classes + label.
+            let mut onehot = vec![0f32; split.n * out];
             for (i, &l) in split.labels.iter().enumerate() {
                 onehot[i * classes + l as usize] = 1.0;
             }
             let labels: Vec<i64> = split.labels.iter().map(|&l| l as i64).collect();
+            let count = labels.len();
             (
-                Tensor::from_data(TensorData::new(onehot, [split.n, classes]), device),
-                Some(Tensor::from_data(TensorData::new(labels, [split.n]), device)),
+                Tensor::from_data(TensorData::new(onehot, [split.n, out]), device),
+                Some(Tensor::from_data(TensorData::new(labels, [count]), device)),
             )
         }
         Objective::Regress { dim } => {
@@ -108,7 +119,7 @@ fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
 }
 
 /// Loss (a 1-element tensor), ∂L/∂logits, and the number of correct predictions.
-fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (Tensor<1>, Tensor<2>, Option<Tensor<1>>) {
+pub(super) fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (Tensor<1>, Tensor<2>, Option<Tensor<1>>) {
     let n = b.n as f64;
     match obj {
         Objective::Classify { .. } => {
@@ -126,12 +137,26 @@ fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (Tensor<1>, T
             let diff = logits.sub(b.y.clone());
             (diff.clone().square().sum().div_scalar(m), diff.mul_scalar(2.0 / m), None)
         }
+        Objective::ClassifyEach { positions, classes } => {
+            // A softmax per position; the loss is the mean over examples and positions.
+            let m = (b.n * positions) as f64;
+            let rows = logits.reshape([b.n * positions, classes]);
+            let y = b.y.clone().reshape([b.n * positions, classes]);
+            let logp = log_softmax(rows, 1);
+            let loss = logp.clone().mul(y.clone()).sum().mul_scalar(-1.0 / m);
+            let delta = logp.clone().exp().sub(y).div_scalar(m).reshape([b.n, positions * classes]);
+            let correct = b
+                .labels
+                .as_ref()
+                .map(|l| logp.argmax(1).reshape([b.n * positions]).equal(l.clone()).float().sum());
+            (loss, delta, correct)
+        }
     }
 }
 
 /// Samples batches without replacement within an epoch; a batch at least the training set's
 /// size is the whole set every step.
-struct Batcher {
+pub(super) struct Batcher {
     order: Vec<usize>,
     pos: usize,
     size: usize,
@@ -139,17 +164,21 @@ struct Batcher {
 }
 
 impl Batcher {
-    fn new(n: usize, size: usize, seed: u64) -> Self {
-        let mut b = Self { order: (0..n).collect(), pos: n, size: size.min(n), rng: Stream::new(seed, "batches") };
+    pub(super) fn new(n: usize, size: usize, seed: u64) -> Self {
+        Self::named(n, size, seed, "batches")
+    }
+    /// A batcher drawing from its own named stream (pretraining shuffles independently).
+    pub(super) fn named(n: usize, size: usize, seed: u64, stream: &str) -> Self {
+        let mut b = Self { order: (0..n).collect(), pos: n, size: size.min(n), rng: Stream::new(seed, stream) };
         if b.size == n {
             b.pos = 0;
         }
         b
     }
-    fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.size == self.order.len()
     }
-    fn next(&mut self) -> &[usize] {
+    pub(super) fn next(&mut self) -> &[usize] {
         if self.pos + self.size > self.order.len() {
             self.rng.shuffle(&mut self.order);
             self.pos = 0;
@@ -161,12 +190,37 @@ impl Batcher {
 }
 
 /// What a run writes as it goes, kept outside `run` so a panic cannot lose it.
-struct Record<'a> {
-    sink: &'a mut dyn FnMut(Event),
-    trace: &'a mut Vec<u8>,
-    probes: &'a mut Vec<Probe>,
-    header: &'a mut Option<Header>,
-    start: Instant,
+pub(super) struct Record<'a> {
+    pub(super) sink: &'a mut dyn FnMut(Event),
+    pub(super) trace: &'a mut Vec<u8>,
+    pub(super) probes: &'a mut Vec<Probe>,
+    pub(super) header: &'a mut Option<Header>,
+    pub(super) start: Instant,
+}
+
+impl Record<'_> {
+    /// Writes the header line and announces the run.
+    pub(super) fn start(&mut self, header: Header) {
+        push_line(self.trace, &TraceLine::Header(header.clone()));
+        *self.header = Some(header.clone());
+        (self.sink)(Event::Started(header));
+    }
+
+    /// Records a probe in the trace and the outcome, and sends it.
+    pub(super) fn probe(&mut self, probe: Probe) {
+        push_line(self.trace, &TraceLine::Probe(probe.clone()));
+        self.probes.push(probe.clone());
+        (self.sink)(Event::Probe { probe, wall_s: self.start.elapsed().as_secs_f64() });
+    }
+
+    /// Appends a line to the trace.
+    pub(super) fn line(&mut self, line: &TraceLine) {
+        push_line(self.trace, line);
+    }
+
+    pub(super) fn wall_s(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
 }
 
 fn run(exp: &Experiment, env: RunEnv, control: &Control, rec: &mut Record) -> Result<(End, Vec<u8>), String> {
@@ -174,16 +228,49 @@ fn run(exp: &Experiment, env: RunEnv, control: &Control, rec: &mut Record) -> Re
     let device = env.device.device()?;
     device.seed(exp.seed()); // the lab draws nothing from the backend, but keep it pinned
     let ds = data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
-    match spec.model.kind {
-        ModelKind::Mlp => {
-            let net = Mlp::new(&spec.model, ds.input_dim, ds.objective.output_dim(), exp.seed(), &device);
+    let m = &spec.model;
+    let (input, out) = (ds.input_dim, ds.objective.output_dim());
+    let (steps, features, reads) = (ds.seq_len, ds.input_dim / ds.seq_len, ds.objective.positions());
+    match m.kind {
+        ModelKind::Mlp => fit(|s| Mlp::new(m, input, out, s, &device), exp, env, control, &ds, &device, rec),
+        ModelKind::Resnet => fit(|s| Resnet::new(m, input, out, s, &device), exp, env, control, &ds, &device, rec),
+        ModelKind::Rnn => {
+            fit(|s| Rnn::new(m, steps, features, out, reads, s, &device), exp, env, control, &ds, &device, rec)
+        }
+        ModelKind::Lstm => {
+            fit(|s| Lstm::new(m, steps, features, out, reads, s, &device), exp, env, control, &ds, &device, rec)
+        }
+        ModelKind::Dbn => {
+            let (net, stopped) = super::pretrain::pretrain(exp, env, control, &ds, &device, rec)?;
+            if stopped {
+                let end = End { status: Status::Interrupted, steps_done: 0, diverged_at: None, error: None };
+                return Ok((end, weights_bytes(&named_parameters(&net))));
+            }
             drive(net, exp, env, control, &ds, &device, rec)
         }
     }
 }
 
+/// Trains the network `make(seed)` builds: by gradient descent, or by a gradient-free search
+/// that may build more candidates from other seeds.
+fn fit<N: Network>(
+    make: impl Fn(u64) -> N,
+    exp: &Experiment,
+    env: RunEnv,
+    control: &Control,
+    ds: &Dataset,
+    device: &Device,
+    rec: &mut Record,
+) -> Result<(End, Vec<u8>), String> {
+    if exp.spec().train.optimizer.gradient_free() {
+        super::search::search(&make, exp, env, control, ds, device, rec)
+    } else {
+        drive(make(exp.seed()), exp, env, control, ds, device, rec)
+    }
+}
+
 /// The gradient-descent loop over any `Network`.
-fn drive<N: Network>(
+pub(super) fn drive<N: Network>(
     mut net: N,
     exp: &Experiment,
     env: RunEnv,
@@ -193,14 +280,9 @@ fn drive<N: Network>(
     rec: &mut Record,
 ) -> Result<(End, Vec<u8>), String> {
     let spec = exp.spec();
-    let objective = match ds.objective {
-        Objective::Classify { .. } => "classify",
-        Objective::Regress { .. } => "regress",
-    };
-    let header = header_for(exp, env, net.layer_names(), objective);
-    push_line(rec.trace, &TraceLine::Header(header.clone()));
-    *rec.header = Some(header.clone());
-    (rec.sink)(Event::Started(header));
+    if rec.header.is_none() {
+        rec.start(header_for(exp, env, net.layer_names(), objective_name(ds.objective)));
+    }
 
     let t = &spec.train;
     let mut params = net.params();
@@ -210,7 +292,8 @@ fn drive<N: Network>(
     let test_batch = (ds.test.n > 0).then(|| to_device(&ds.test, ds, device));
     let steps = t.steps;
     let out_dim = ds.objective.output_dim();
-    let classify = matches!(ds.objective, Objective::Classify { .. });
+    let classify = !matches!(ds.objective, Objective::Regress { .. });
+    let positions = ds.objective.positions();
 
     for step in 0..steps {
         while control.is_paused() && !control.stop_requested() {
@@ -267,6 +350,7 @@ fn drive<N: Network>(
                     Some(mask) => mask.clone().sum().div_scalar(numel),
                     None => Tensor::zeros([1], device),
                 });
+                scalars.extend(layer.skip.as_ref().map(|g| g.clone().square().sum()));
             }
             scalars.extend(back.time.iter().cloned());
         }
@@ -281,27 +365,36 @@ fn drive<N: Network>(
             let accuracy = classify.then(|| {
                 let c = rest[0] as f64;
                 rest = &rest[1..];
-                c / batch.n as f64
+                c / (batch.n * positions) as f64
             });
-            let (per_layer, time) = rest.split_at(back.layers.len() * PER_LAYER);
-            let layers = per_layer.chunks(PER_LAYER).map(layer_probe).collect();
-            let time = time.iter().map(|&v| (v as f64).sqrt()).collect();
+            let layers = back
+                .layers
+                .iter()
+                .map(|layer| {
+                    let mut probe = layer_probe(&rest[..PER_LAYER]);
+                    rest = &rest[PER_LAYER..];
+                    if layer.skip.is_some() {
+                        probe.skip_delta = Some((rest[0] as f64).sqrt());
+                        rest = &rest[1..];
+                    }
+                    probe
+                })
+                .collect();
+            let time = rest.iter().map(|&v| (v as f64).sqrt()).collect();
             let test = if testing {
                 test_batch.as_ref().map(|b| evaluate(&net, ds.objective, b)).transpose()?
             } else {
                 None
             };
-            let probe = Probe { step, loss: loss_v, accuracy, layers, time, test };
-            push_line(rec.trace, &TraceLine::Probe(probe.clone()));
-            rec.probes.push(probe.clone());
-            (rec.sink)(Event::Probe { probe, wall_s: rec.start.elapsed().as_secs_f64() });
+            rec.probe(Probe { step, loss: loss_v, accuracy, layers, time, test, fitness: None });
         }
     }
     let end = End { status: Status::Completed, steps_done: steps, diverged_at: None, error: None };
     Ok((end, weights_bytes(&named_parameters(&net))))
 }
 
-/// The eight read-back scalars of one layer, turned into its probe record.
+/// The eight read-back scalars of one layer, turned into its probe record (a residual
+/// layer's ninth, `skip_delta`, is added by the caller).
 fn layer_probe(v: &[f32]) -> LayerProbe {
     let v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
     let weight = v[3].sqrt();
@@ -314,13 +407,14 @@ fn layer_probe(v: &[f32]) -> LayerProbe {
         act_mean: v[5],
         act_std: (v[6] - v[5] * v[5]).max(0.0).sqrt(),
         saturation: v[7],
+        skip_delta: None,
     }
 }
 
-fn evaluate<N: Network>(net: &N, obj: Objective, b: &Batch) -> Result<TestMetrics, String> {
+pub(super) fn evaluate<N: Network>(net: &N, obj: Objective, b: &Batch) -> Result<TestMetrics, String> {
     let (loss, _, correct) = loss_and_delta(obj, net.forward(b.x.clone()), b);
     let mut parts = vec![loss];
     parts.extend(correct);
     let v = Tensor::cat(parts, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-    Ok(TestMetrics { loss: v[0] as f64, accuracy: v.get(1).map(|&c| c as f64 / b.n as f64) })
+    Ok(TestMetrics { loss: v[0] as f64, accuracy: v.get(1).map(|&c| c as f64 / (b.n * obj.positions()) as f64) })
 }
