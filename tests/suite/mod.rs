@@ -3,3 +3,4 @@
 pub mod common;
 mod config;
 mod training;
+mod zoo;
