@@ -79,7 +79,7 @@ impl Split {
         let mut out = Split::empty();
         out.n = idx.len();
         out.x.reserve(idx.len() * input_dim);
-        let per = if self.n > 0 { self.labels.len() / self.n } else { 0 };
+        let per = self.labels.len().checked_div(self.n).unwrap_or(0);
         for &i in idx {
             out.x.extend_from_slice(&self.x[i * input_dim..(i + 1) * input_dim]);
             out.labels.extend_from_slice(&self.labels[i * per..(i + 1) * per]);

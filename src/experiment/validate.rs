@@ -144,6 +144,15 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
                     .into(),
             });
         }
+        if spec.train.optimizer.gradient_free() {
+            return Err(Violation {
+                field: "train.optimizer".into(),
+                value: format!("'{}'", spec.train.optimizer.name()),
+                allowed: "must use gradients for model 'dbn' (it is fine-tuned by back-propagation): \
+                          'sgd', 'momentum', 'adam', 'rmsprop' or 'rprop'"
+                    .into(),
+            });
+        }
         if m.activation != Activation::Sigmoid {
             return Err(Violation {
                 field: "model.activation".into(),

@@ -299,16 +299,16 @@ mod tests {
             let grads = (logits * Tensor::<2>::from_data(cotangent.to_data(), &ad)).sum().backward();
 
             let dz = ours.layers[0].delta.clone().reshape([b, t_len * GATES * hsz]);
-            for t in 0..t_len {
+            for (t, leaf) in z_leaves.iter().enumerate() {
                 close(
                     dz.clone().narrow(1, t * GATES * hsz, GATES * hsz),
-                    z_leaves[t].grad(&grads).unwrap(),
+                    leaf.grad(&grads).unwrap(),
                     &format!("dz {t}"),
                 );
             }
             let times = ours.time[0].clone().into_data().try_to_vec::<f32>().unwrap();
-            for t in 0..t_len {
-                let want = h_leaves[t].grad(&grads).unwrap().square().sum().into_scalar::<f32>();
+            for (t, leaf) in h_leaves.iter().enumerate() {
+                let want = leaf.grad(&grads).unwrap().square().sum().into_scalar::<f32>();
                 assert!((times[t] - want).abs() <= 1e-5 + 1e-4 * want, "|dh_{t}|²: {} vs {want}", times[t]);
             }
             for (i, name) in lstm.param_names().iter().enumerate() {

@@ -155,9 +155,9 @@ impl Rbm {
         for state in 0u32..(1u32 << n) {
             acc.copy_from_slice(other_bias);
             let mut linear = 0.0;
-            for i in 0..n {
+            for (i, bias) in own_bias.iter().enumerate() {
                 if state >> i & 1 == 1 {
-                    linear += own_bias[i];
+                    linear += bias;
                     for (j, a) in acc.iter_mut().enumerate() {
                         *a += weight(i, j);
                     }
@@ -178,11 +178,8 @@ impl Rbm {
         let mut total = 0.0;
         for v in x.chunks(nv) {
             let mut neg_f: f64 = v.iter().zip(&b).map(|(&vi, bi)| vi as f64 * bi).sum();
-            for j in 0..nh {
-                let mut a = c[j];
-                for (i, &vi) in v.iter().enumerate() {
-                    a += vi as f64 * w[i * nh + j];
-                }
+            for (j, &cj) in c.iter().enumerate() {
+                let a = cj + v.iter().enumerate().map(|(i, &vi)| vi as f64 * w[i * nh + j]).sum::<f64>();
                 neg_f += softplus64(a);
             }
             total += neg_f - log_z;
@@ -269,8 +266,8 @@ mod tests {
                         e += bit(v, i) * bit(h, j) * w[i * nh + j];
                     }
                 }
-                for j in 0..nh {
-                    e += bit(h, j) * c[j];
+                for (j, cj) in c.iter().enumerate() {
+                    e += bit(h, j) * cj;
                 }
                 e
             };

@@ -261,12 +261,12 @@ pub(crate) mod tests {
             let grads = (logits * Tensor::<2>::from_data(cotangent.to_data(), &ad)).sum().backward();
 
             let da = ours.layers[0].delta.clone().reshape([b, t_len * 6]);
-            for t in 0..t_len {
-                close(da.clone().narrow(1, t * 6, 6), a_leaves[t].grad(&grads).unwrap(), &format!("da {t}"));
+            for (t, leaf) in a_leaves.iter().enumerate() {
+                close(da.clone().narrow(1, t * 6, 6), leaf.grad(&grads).unwrap(), &format!("da {t}"));
             }
             let times = ours.time[0].clone().into_data().try_to_vec::<f32>().unwrap();
-            for t in 0..t_len {
-                let want = h_leaves[t].grad(&grads).unwrap().square().sum().into_scalar::<f32>();
+            for (t, leaf) in h_leaves.iter().enumerate() {
+                let want = leaf.grad(&grads).unwrap().square().sum().into_scalar::<f32>();
                 assert!((times[t] - want).abs() <= 1e-5 + 1e-4 * want, "|dh_{t}|²: {} vs {want}", times[t]);
             }
             for (i, name) in rnn.param_names().iter().enumerate() {

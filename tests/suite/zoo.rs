@@ -326,7 +326,9 @@ fn gradient_free_searches_keep_their_best_and_report_fitness() {
 /// trainer added here (the MLP's own test is in training.rs).
 #[test]
 fn every_model_kind_replays_exactly() {
-    let cases: Vec<(&str, Vec<(&str, &str)>, usize)> = vec![
+    // (experiment file, edits to its text, steps)
+    type Case = (&'static str, Vec<(&'static str, &'static str)>, usize);
+    let cases: Vec<Case> = vec![
         ("resnet-relu-50.toml", vec![("depth = 50", "depth = 4"), ("block_layers = 1", "block_layers = 2\nlayer_norm = true")], 20),
         ("rnn-adding-50.toml", vec![("task = \"adding\"", "task = \"temporal-order\""), ("seq_len = 50", "seq_len = 12")], 20),
         ("lstm-adding-50.toml", vec![("task = \"adding\"", "task = \"copy-memory\"\ncopy_length = 3"), ("seq_len = 50", "seq_len = 12")], 20),
