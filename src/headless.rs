@@ -56,6 +56,18 @@ pub fn summary(out: &Outcome) -> String {
         return s;
     };
     let _ = writeln!(s, "loss {:.4} → {:.4}{}", first.loss, last.loss, test_text(last));
+    if let (Some(&f1), Some(&ft), Some(&l1), Some(&lt)) =
+        (first.time.first(), first.time.last(), last.time.first(), last.time.last())
+    {
+        let t = first.time.len();
+        let ratio = |a: f64, b: f64| if b > 0.0 { sci(a / b) } else { "-".into() };
+        let _ = writeln!(
+            s,
+            "through time: |∂L/∂h_1| / |∂L/∂h_{t}| {} at the first probe, {} at the last",
+            ratio(f1, ft),
+            ratio(l1, lt)
+        );
+    }
     if let (Some(search), Some(f)) = (&out.header.search, last.fitness) {
         let _ = writeln!(s, "no gradients ({search}): last generation best loss {:.4}, population mean {:.4}", f.best, f.mean);
         return s;
