@@ -13,7 +13,11 @@ use std::process::ExitCode;
 pub const DEFAULT_EXPERIMENT: &str = "experiments/tanh-naive-20.toml";
 
 #[derive(Parser, Debug)]
-#[command(name = "gradlab", version, about = "A terminal lab for the vanishing and exploding gradient problem")]
+#[command(
+    name = "gradlab",
+    version,
+    about = "A terminal lab for the vanishing and exploding gradient problem"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -35,7 +39,10 @@ pub struct EnvArgs {
 
 impl EnvArgs {
     pub fn env(&self) -> RunEnv {
-        RunEnv { device: self.device, threads: self.threads as usize }
+        RunEnv {
+            device: self.device,
+            threads: self.threads as usize,
+        }
     }
 }
 
@@ -97,14 +104,31 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         steps: None,
         seed: None,
         no_ledger: false,
-        env: EnvArgs { device: DeviceKind::Flex, threads: 1 },
+        env: EnvArgs {
+            device: DeviceKind::Flex,
+            threads: 1,
+        },
     });
     match command {
         Command::Check { files, canonical } => check(&files, canonical),
-        Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
+        Command::Run {
+            file,
+            headless,
+            trace,
+            steps,
+            seed,
+            no_ledger,
+            env,
+        } => {
             let exp = load(&file, Overrides { steps, seed })?;
             let headless = headless || !std::io::stdout().is_terminal();
-            run_headless(&exp, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()), headless)
+            run_headless(
+                &exp,
+                env.env(),
+                trace.as_deref(),
+                (!no_ledger).then_some(cli.ledger.as_path()),
+                headless,
+            )
         }
     }
 }
@@ -125,13 +149,18 @@ fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// Stops the run cooperatively on SIGINT and SIGTERM, so it is still recorded.
 fn stop_on_signals(control: &Control) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, control.stop_flag()).context("installing a signal handler")?;
+        signal_hook::flag::register(sig, control.stop_flag())
+            .context("installing a signal handler")?;
     }
     Ok(())
 }
@@ -149,7 +178,8 @@ fn run_headless(
     stop_on_signals(&control)?;
     let outcome = headless::run(exp, env, control);
     if let Some(path) = trace {
-        std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
+        std::fs::write(path, &outcome.trace)
+            .with_context(|| format!("writing the trace to {}", path.display()))?;
     }
     let _ = ledger;
     print!("{}", headless::summary(&outcome));

@@ -25,7 +25,12 @@ fn image(n: usize, rng: &mut Stream) -> (Vec<f32>, u32) {
 pub fn bars_stripes(s: &DataSection, rng: &mut Stream) -> Dataset {
     let n = s.size;
     let mut take = |count: usize| {
-        let mut split = Split { n: count, x: Vec::with_capacity(count * n * n), labels: Vec::new(), targets: Vec::new() };
+        let mut split = Split {
+            n: count,
+            x: Vec::with_capacity(count * n * n),
+            labels: Vec::new(),
+            targets: Vec::new(),
+        };
         for _ in 0..count {
             let (x, y) = image(n, rng);
             split.x.extend(x);
@@ -35,7 +40,13 @@ pub fn bars_stripes(s: &DataSection, rng: &mut Stream) -> Dataset {
     };
     let train = take(s.train_size);
     let test = take(s.test_size);
-    Dataset { input_dim: n * n, seq_len: 1, objective: Objective::Classify { classes: 2 }, train, test }
+    Dataset {
+        input_dim: n * n,
+        seq_len: 1,
+        objective: Objective::Classify { classes: 2 },
+        train,
+        test,
+    }
 }
 
 #[cfg(test)]
@@ -45,14 +56,23 @@ mod tests {
 
     #[test]
     fn images_are_bars_or_stripes_and_cover_all_patterns() {
-        let s = DataSection { task: Task::BarsStripes, size: 3, train_size: 2000, test_size: 0, ..DataSection::default() };
+        let s = DataSection {
+            task: Task::BarsStripes,
+            size: 3,
+            train_size: 2000,
+            test_size: 0,
+            ..DataSection::default()
+        };
         let d = bars_stripes(&s, &mut Stream::new(0, "t"));
         let mut distinct = std::collections::BTreeSet::new();
         for (x, &y) in d.train.x.chunks(9).zip(&d.train.labels) {
             let px = |r: usize, c: usize| x[r * 3 + c];
             let rows_const = (0..3).all(|r| (0..3).all(|c| px(r, c) == px(r, 0)));
             let cols_const = (0..3).all(|c| (0..3).all(|r| px(r, c) == px(0, c)));
-            assert!(if y == 1 { rows_const } else { cols_const }, "{x:?} label {y}");
+            assert!(
+                if y == 1 { rows_const } else { cols_const },
+                "{x:?} label {y}"
+            );
             distinct.insert(x.iter().map(|&v| v as u8).collect::<Vec<_>>());
         }
         // 2·2³ − 2 distinct images for n = 3.

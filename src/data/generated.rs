@@ -1,6 +1,6 @@
 //! Generated tasks: two spirals, n-bit parity and teacher–student regression.
 
-use super::{split_rows, Dataset, Objective, Split};
+use super::{Dataset, Objective, Split, split_rows};
 use crate::experiment::DataSection;
 use crate::rng::Stream;
 
@@ -87,7 +87,11 @@ pub fn teacher(s: &DataSection, rng: &mut Stream) -> Dataset {
                     }
                 }
                 let last = l + 1 == layers.len();
-                h = if last { z } else { z.into_iter().map(f64::tanh).collect() };
+                h = if last {
+                    z
+                } else {
+                    z.into_iter().map(f64::tanh).collect()
+                };
             }
             h
         })
@@ -104,7 +108,11 @@ pub fn teacher(s: &DataSection, rng: &mut Stream) -> Dataset {
     }
     let to_split = |range: std::ops::Range<usize>| Split {
         n: range.len(),
-        x: xs[range.clone()].iter().flatten().map(|&v| v as f32).collect(),
+        x: xs[range.clone()]
+            .iter()
+            .flatten()
+            .map(|&v| v as f32)
+            .collect(),
         labels: Vec::new(),
         targets: ys[range].iter().flatten().map(|&v| v as f32).collect(),
     };

@@ -81,8 +81,10 @@ impl Split {
         out.x.reserve(idx.len() * input_dim);
         let per = self.labels.len().checked_div(self.n).unwrap_or(0);
         for &i in idx {
-            out.x.extend_from_slice(&self.x[i * input_dim..(i + 1) * input_dim]);
-            out.labels.extend_from_slice(&self.labels[i * per..(i + 1) * per]);
+            out.x
+                .extend_from_slice(&self.x[i * input_dim..(i + 1) * input_dim]);
+            out.labels
+                .extend_from_slice(&self.labels[i * per..(i + 1) * per]);
             if !self.targets.is_empty() {
                 out.targets
                     .extend_from_slice(&self.targets[i * target_dim..(i + 1) * target_dim]);
@@ -185,7 +187,10 @@ mod tests {
             assert_eq!(a.train.n, 200, "{task:?}");
             assert_eq!(a.test.n, 50, "{task:?}");
             assert_eq!(a.train.x.len(), 200 * a.input_dim);
-            assert_eq!(a.train.labels.len() + a.train.targets.len(), 200 * a.objective.positions());
+            assert_eq!(
+                a.train.labels.len() + a.train.targets.len(),
+                200 * a.objective.positions()
+            );
             assert_eq!(a.input_dim % a.seq_len, 0);
             assert!(a.train.x.iter().all(|v| v.is_finite()));
         }

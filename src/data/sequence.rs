@@ -53,7 +53,12 @@ pub fn adding(s: &DataSection, rng: &mut Stream) -> Dataset {
         (row, vec![0.5 + sum / 4.0])
     };
     let mut take = |n: usize| {
-        let mut split = Split { n, x: Vec::with_capacity(n * t_len * 2), labels: Vec::new(), targets: Vec::new() };
+        let mut split = Split {
+            n,
+            x: Vec::with_capacity(n * t_len * 2),
+            labels: Vec::new(),
+            targets: Vec::new(),
+        };
         for _ in 0..n {
             let (x, y) = example(rng);
             split.x.extend(x);
@@ -63,7 +68,13 @@ pub fn adding(s: &DataSection, rng: &mut Stream) -> Dataset {
     };
     let train = take(s.train_size);
     let test = take(s.test_size);
-    Dataset { input_dim: t_len * ADDING_FEATURES, seq_len: t_len, objective: Objective::Regress { dim: 1 }, train, test }
+    Dataset {
+        input_dim: t_len * ADDING_FEATURES,
+        seq_len: t_len,
+        objective: Objective::Regress { dim: 1 },
+        train,
+        test,
+    }
 }
 
 /// Experiment 6a (temporal order). Starts with E, ends with B, distractors a–d elsewhere
@@ -74,7 +85,12 @@ pub fn temporal_order(s: &DataSection, rng: &mut Stream) -> Dataset {
     let (x_sym, e_sym, b_sym) = (4, 6, 7);
     let span = |lo: usize, hi: usize, rng: &mut Stream| lo + rng.below(hi - lo + 1);
     let mut take = |n: usize| {
-        let mut split = Split { n, x: Vec::with_capacity(n * t_len * ORDER_SYMBOLS), labels: Vec::new(), targets: Vec::new() };
+        let mut split = Split {
+            n,
+            x: Vec::with_capacity(n * t_len * ORDER_SYMBOLS),
+            labels: Vec::new(),
+            targets: Vec::new(),
+        };
         for _ in 0..n {
             let mut row = vec![0f32; t_len * ORDER_SYMBOLS];
             let t1 = span((t_len / 10).max(1), t_len / 5, rng);
@@ -112,7 +128,12 @@ pub fn temporal_order(s: &DataSection, rng: &mut Stream) -> Dataset {
 pub fn copy_memory(s: &DataSection, rng: &mut Stream) -> Dataset {
     let (t_len, k) = (s.seq_len, s.copy_length);
     let mut take = |n: usize| {
-        let mut split = Split { n, x: Vec::with_capacity(n * t_len * COPY_FEATURES), labels: Vec::new(), targets: Vec::new() };
+        let mut split = Split {
+            n,
+            x: Vec::with_capacity(n * t_len * COPY_FEATURES),
+            labels: Vec::new(),
+            targets: Vec::new(),
+        };
         for _ in 0..n {
             let mut row = vec![0f32; t_len * COPY_FEATURES];
             for t in 0..t_len {
@@ -136,7 +157,10 @@ pub fn copy_memory(s: &DataSection, rng: &mut Stream) -> Dataset {
     Dataset {
         input_dim: t_len * COPY_FEATURES,
         seq_len: t_len,
-        objective: Objective::ClassifyEach { positions: k, classes: COPY_CLASSES },
+        objective: Objective::ClassifyEach {
+            positions: k,
+            classes: COPY_CLASSES,
+        },
         train,
         test,
     }
@@ -148,7 +172,13 @@ mod tests {
     use crate::experiment::Task;
 
     fn section(task: Task) -> DataSection {
-        DataSection { task, train_size: 300, test_size: 10, seq_len: 40, ..DataSection::default() }
+        DataSection {
+            task,
+            train_size: 300,
+            test_size: 10,
+            seq_len: 40,
+            ..DataSection::default()
+        }
     }
 
     /// Every adding example follows the 1997 definition: two markers of 1 at the allowed
@@ -160,8 +190,14 @@ mod tests {
         for (row, &y) in d.train.x.chunks(d.input_dim).zip(&d.train.targets) {
             let marks: Vec<usize> = (0..40).filter(|&t| row[2 * t + 1] == 1.0).collect();
             assert_eq!(marks.len(), 2, "{row:?}");
-            assert!(marks[0] < 19 && marks[1] < 19, "both within the first T/2 − 1: {marks:?}");
-            assert!(marks.iter().any(|&m| m < 10), "one among the first ten: {marks:?}");
+            assert!(
+                marks[0] < 19 && marks[1] < 19,
+                "both within the first T/2 − 1: {marks:?}"
+            );
+            assert!(
+                marks.iter().any(|&m| m < 10),
+                "one among the first ten: {marks:?}"
+            );
             first_positions.insert(marks[0]);
             for t in [0, 39] {
                 if !marks.contains(&t) {
@@ -177,7 +213,10 @@ mod tests {
                 assert_eq!(row[0], 0.0, "a marked first pair has value 0");
             }
         }
-        assert!(first_positions.len() >= 8, "marker positions vary: {first_positions:?}");
+        assert!(
+            first_positions.len() >= 8,
+            "marker positions vary: {first_positions:?}"
+        );
     }
 
     #[test]
@@ -188,9 +227,15 @@ mod tests {
             let sym = |t: usize| (0..8).find(|&s| row[t * 8 + s] == 1.0).unwrap();
             assert_eq!(row.iter().sum::<f32>(), 40.0, "one symbol per step");
             assert_eq!((sym(0), sym(39)), (6, 7));
-            let relevant: Vec<(usize, usize)> = (0..40).map(|t| (t, sym(t))).filter(|&(_, s)| s == 4 || s == 5).collect();
+            let relevant: Vec<(usize, usize)> = (0..40)
+                .map(|t| (t, sym(t)))
+                .filter(|&(_, s)| s == 4 || s == 5)
+                .collect();
             assert_eq!(relevant.len(), 2);
-            assert!((4..=8).contains(&relevant[0].0) && (20..=24).contains(&relevant[1].0), "{relevant:?}");
+            assert!(
+                (4..=8).contains(&relevant[0].0) && (20..=24).contains(&relevant[1].0),
+                "{relevant:?}"
+            );
             assert_eq!(y as usize, 2 * (relevant[0].1 - 4) + (relevant[1].1 - 4));
             seen[y as usize] += 1;
         }

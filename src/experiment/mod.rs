@@ -277,7 +277,10 @@ mod tests {
     fn unknown_key_names_line_and_column() {
         let err = parse("[experiment]\nname = \"x\"\n[train]\nlerning_rate = 0.1\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("t.toml:4:1: unknown field `lerning_rate`"), "{msg}");
+        assert!(
+            msg.starts_with("t.toml:4:1: unknown field `lerning_rate`"),
+            "{msg}"
+        );
     }
 
     #[test]

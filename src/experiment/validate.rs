@@ -54,8 +54,7 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
     let e = &spec.experiment;
     let name_ok = !e.name.is_empty()
         && e.name.len() <= 64
-        && e
-            .name
+        && e.name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !name_ok {
@@ -119,7 +118,10 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
         return Err(Violation {
             field: "data.binarize".into(),
             value: "true".into(),
-            allowed: format!("is only used by tasks 'digits' and 'mnist', not '{}'", d.task.name()),
+            allowed: format!(
+                "is only used by tasks 'digits' and 'mnist', not '{}'",
+                d.task.name()
+            ),
         });
     }
 
@@ -148,9 +150,10 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
             return Err(Violation {
                 field: "train.optimizer".into(),
                 value: format!("'{}'", spec.train.optimizer.name()),
-                allowed: "must use gradients for model 'dbn' (it is fine-tuned by back-propagation): \
+                allowed:
+                    "must use gradients for model 'dbn' (it is fine-tuned by back-propagation): \
                           'sgd', 'momentum', 'adam', 'rmsprop' or 'rprop'"
-                    .into(),
+                        .into(),
             });
         }
         if m.activation != Activation::Sigmoid {
@@ -192,8 +195,20 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
         });
     }
     float_range("train.rprop_delta0", t.rprop_delta0, 0.0, 100.0, true)?;
-    float_range("train.rprop_delta_max", t.rprop_delta_max, t.rprop_delta0, 1e6, false)?;
-    float_range("train.rprop_delta_min", t.rprop_delta_min, 0.0, t.rprop_delta0, true)?;
+    float_range(
+        "train.rprop_delta_max",
+        t.rprop_delta_max,
+        t.rprop_delta0,
+        1e6,
+        false,
+    )?;
+    float_range(
+        "train.rprop_delta_min",
+        t.rprop_delta_min,
+        0.0,
+        t.rprop_delta0,
+        true,
+    )?;
     if t.optimizer == Optimizer::Rprop && t.batch_size < d.train_size {
         return Err(Violation {
             field: "train.batch_size".into(),

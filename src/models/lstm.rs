@@ -9,10 +9,10 @@
 //! carousel. `tests::bptt_matches_autodiff` holds the hand-written pass to Burn's autodiff.
 
 use super::activation::SIGMOID_SATURATED;
-use super::{init, matrix, Backward, LayerSignals, Network};
+use super::{Backward, LayerSignals, Network, init, matrix};
 use crate::experiment::ModelSection;
 use crate::rng::Stream;
-use burn::tensor::{activation::sigmoid, Device, Tensor};
+use burn::tensor::{Device, Tensor, activation::sigmoid};
 
 /// Gate blocks in the columns of W_in, W_rec and b: input, forget, cell candidate, output.
 const GATES: usize = 4;
@@ -69,11 +69,17 @@ impl Lstm {
         let h = m.width;
         let per_step = output_dim / out_steps;
         let w_in = init::weights(m.init, features, GATES * h, m.sigma_w, &mut rng);
-        let blocks: Vec<Vec<f32>> =
-            (0..GATES).map(|_| init::recurrent(m.recurrent_init, h, m.spectral_radius, &mut rng)).collect();
+        let blocks: Vec<Vec<f32>> = (0..GATES)
+            .map(|_| init::recurrent(m.recurrent_init, h, m.spectral_radius, &mut rng))
+            .collect();
         // Side by side: row r of W_rec is row r of each block in turn.
-        let w_rec: Vec<f32> =
-            (0..h).flat_map(|r| blocks.iter().flat_map(move |blk| blk[r * h..(r + 1) * h].iter().copied())).collect();
+        let w_rec: Vec<f32> = (0..h)
+            .flat_map(|r| {
+                blocks
+                    .iter()
+                    .flat_map(move |blk| blk[r * h..(r + 1) * h].iter().copied())
+            })
+            .collect();
         let mut bias = init::biases(GATES * h, m.sigma_b, &mut rng);
         for v in &mut bias[FORGET * h..(FORGET + 1) * h] {
             *v += m.forget_bias as f32;
@@ -114,7 +120,11 @@ impl Lstm {
                 z = z.add(hs[t].clone().matmul(self.w_rec.clone()));
             }
             let s = sigmoid(z.clone());
-            let (i, f, o) = (s.clone().narrow(1, 0, h), s.clone().narrow(1, h, h), s.narrow(1, 3 * h, h));
+            let (i, f, o) = (
+                s.clone().narrow(1, 0, h),
+                s.clone().narrow(1, h, h),
+                s.narrow(1, 3 * h, h),
+            );
             let g = z.narrow(1, 2 * h, h).tanh();
             let c = if t > 0 {
                 f.clone().mul(cs[t].clone()).add(i.clone().mul(g.clone()))
@@ -157,17 +167,32 @@ impl Network for Lstm {
     }
 
     fn param_names(&self) -> Vec<String> {
-        ["lstm.w_in", "lstm.w_rec", "lstm.bias", "out.weight", "out.bias"].map(String::from).to_vec()
+        [
+            "lstm.w_in",
+            "lstm.w_rec",
+            "lstm.bias",
+            "out.weight",
+            "out.bias",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn params(&self) -> Vec<Tensor<2>> {
-        vec![self.w_in.clone(), self.w_rec.clone(), self.bias.clone(), self.w_out.clone(), self.b_out.clone()]
+        vec![
+            self.w_in.clone(),
+            self.w_rec.clone(),
+            self.bias.clone(),
+            self.w_out.clone(),
+            self.b_out.clone(),
+        ]
     }
 
     fn set_params(&mut self, params: Vec<Tensor<2>>) {
         let [w_in, w_rec, bias, w_out, b_out]: [Tensor<2>; 5] =
             params.try_into().expect("an lstm has five parameters");
-        (self.w_in, self.w_rec, self.bias, self.w_out, self.b_out) = (w_in, w_rec, bias, w_out, b_out);
+        (self.w_in, self.w_rec, self.bias, self.w_out, self.b_out) =
+            (w_in, w_rec, bias, w_out, b_out);
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
@@ -176,20 +201,37 @@ impl Network for Lstm {
 
     fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, LstmTape) {
         let (steps, hs, cs, logits) = self.run(&x);
-        (logits.clone(), LstmTape { x, steps, hs, cs, logits })
+        (
+            logits.clone(),
+            LstmTape {
+                x,
+                steps,
+                hs,
+                cs,
+                logits,
+            },
+        )
     }
 
     /// Per step, from the last: ∂L/∂h_t = (read-out error) + ∂L/∂z_{t+1}·W_recᵀ;
     /// ∂L/∂c_t = ∂L/∂h_t ⊙ o ⊙ (1 − tanh² c_t) + ∂L/∂c_{t+1} ⊙ f_{t+1}; then the gates.
     fn backward(&self, tape: LstmTape, delta_out: Tensor<2>) -> Backward {
-        let LstmTape { x, steps, hs, cs, logits } = tape;
+        let LstmTape {
+            x,
+            steps,
+            hs,
+            cs,
+            logits,
+        } = tape;
         let [b, _] = x.dims();
         let (t_len, h, k) = (self.steps, self.hidden(), self.out_steps);
         let per_step = self.w_out.dims()[1];
         let d_read = delta_out.clone().reshape([b * k, per_step]);
         let g_w_out = self.read_rows(&hs, b).transpose().matmul(d_read.clone());
         let g_b_out = d_read.clone().sum_dim(0);
-        let dh_read = d_read.matmul(self.w_out.clone().transpose()).reshape([b, k * h]);
+        let dh_read = d_read
+            .matmul(self.w_out.clone().transpose())
+            .reshape([b, k * h]);
         let w_rec_t = self.w_rec.clone().transpose();
 
         let mut dzs: Vec<Tensor<2>> = Vec::with_capacity(t_len);
@@ -197,20 +239,31 @@ impl Network for Lstm {
         let mut dc_carry: Option<Tensor<2>> = None;
         for t in (1..=t_len).rev() {
             let s = &steps[t - 1];
-            let through_time = dzs.last().map(|dz: &Tensor<2>| dz.clone().matmul(w_rec_t.clone()));
-            let read = (t + k > t_len).then(|| dh_read.clone().narrow(1, (t + k - t_len - 1) * h, h));
+            let through_time = dzs
+                .last()
+                .map(|dz: &Tensor<2>| dz.clone().matmul(w_rec_t.clone()));
+            let read =
+                (t + k > t_len).then(|| dh_read.clone().narrow(1, (t + k - t_len - 1) * h, h));
             let dh = [through_time, read]
                 .into_iter()
                 .flatten()
                 .reduce(|a, r| a.add(r))
-                .expect("the last step is read out and every earlier one receives error through time");
-            let mut dc = dh.clone().mul(s.o.clone()).mul(s.tanh_c.clone().square().neg().add_scalar(1.0));
+                .expect(
+                    "the last step is read out and every earlier one receives error through time",
+                );
+            let mut dc = dh
+                .clone()
+                .mul(s.o.clone())
+                .mul(s.tanh_c.clone().square().neg().add_scalar(1.0));
             if let Some(carry) = dc_carry.take() {
                 dc = dc.add(carry);
             }
             let dz_i = dc.clone().mul(s.g.clone()).mul(dsigmoid(&s.i));
             let dz_f = dc.clone().mul(cs[t - 1].clone()).mul(dsigmoid(&s.f));
-            let dz_g = dc.clone().mul(s.i.clone()).mul(s.g.clone().square().neg().add_scalar(1.0));
+            let dz_g = dc
+                .clone()
+                .mul(s.i.clone())
+                .mul(s.g.clone().square().neg().add_scalar(1.0));
             let dz_o = dh.clone().mul(s.tanh_c.clone()).mul(dsigmoid(&s.o));
             dc_carry = Some(dc.mul(s.f.clone()));
             dzs.push(Tensor::cat(vec![dz_i, dz_f, dz_g, dz_o], 1));
@@ -224,10 +277,16 @@ impl Network for Lstm {
         let g_w_in = x_rows.transpose().matmul(dz_rows.clone());
         let g_w_rec = h_prev_rows.transpose().matmul(dz_rows.clone());
         let g_bias = dz_rows.clone().sum_dim(0);
-        let time = Tensor::cat(dhs, 1).reshape([b, t_len, h]).square().sum_dim(2).sum_dim(0).reshape([t_len]);
+        let time = Tensor::cat(dhs, 1)
+            .reshape([b, t_len, h])
+            .square()
+            .sum_dim(2)
+            .sum_dim(0)
+            .reshape([t_len]);
         let outputs = Tensor::cat(hs[1..].to_vec(), 1).reshape([b * t_len, h]);
         // Forget gates near 0 (forgetting) or 1 (holding) count as saturated.
-        let forget = Tensor::cat(steps.iter().map(|s| s.f.clone()).collect(), 1).reshape([b * t_len, h]);
+        let forget =
+            Tensor::cat(steps.iter().map(|s| s.f.clone()).collect(), 1).reshape([b * t_len, h]);
         let saturated = forget
             .clone()
             .lower_elem(SIGMOID_SATURATED)
@@ -236,8 +295,22 @@ impl Network for Lstm {
         Backward {
             grads: vec![g_w_in, g_w_rec, g_bias, g_w_out, g_b_out],
             layers: vec![
-                LayerSignals { delta: dz_rows, output: outputs, saturated: Some(saturated), weight: 1, bias: Some(2), skip: None },
-                LayerSignals { delta: delta_out, output: logits, saturated: None, weight: 3, bias: Some(4), skip: None },
+                LayerSignals {
+                    delta: dz_rows,
+                    output: outputs,
+                    saturated: Some(saturated),
+                    weight: 1,
+                    bias: Some(2),
+                    skip: None,
+                },
+                LayerSignals {
+                    delta: delta_out,
+                    output: logits,
+                    saturated: None,
+                    weight: 3,
+                    bias: Some(4),
+                    skip: None,
+                },
             ],
             time: vec![time],
         }
@@ -276,9 +349,12 @@ mod tests {
             let ad = device.clone().autodiff();
             let p: Vec<Tensor<2>> = lstm.params().iter().map(|t| leaf(t, &ad)).collect();
             let xa = Tensor::<2>::from_data(x.to_data(), &ad);
-            let z_leaves: Vec<Tensor<2>> =
-                (0..t_len).map(|_| Tensor::zeros([b, GATES * hsz], &ad).require_grad()).collect();
-            let h_leaves: Vec<Tensor<2>> = (0..t_len).map(|_| Tensor::zeros([b, hsz], &ad).require_grad()).collect();
+            let z_leaves: Vec<Tensor<2>> = (0..t_len)
+                .map(|_| Tensor::zeros([b, GATES * hsz], &ad).require_grad())
+                .collect();
+            let h_leaves: Vec<Tensor<2>> = (0..t_len)
+                .map(|_| Tensor::zeros([b, hsz], &ad).require_grad())
+                .collect();
             let mut h = Tensor::<2>::zeros([b, hsz], &ad);
             let mut c_state = Tensor::<2>::zeros([b, hsz], &ad);
             let mut read = Vec::new();
@@ -288,7 +364,12 @@ mod tests {
                     + p[2].clone()
                     + z_leaves[t].clone();
                 let gate = |j: usize| z.clone().narrow(1, j * hsz, hsz);
-                let (i, f, g, o) = (sigmoid(gate(0)), sigmoid(gate(1)), gate(2).tanh(), sigmoid(gate(3)));
+                let (i, f, g, o) = (
+                    sigmoid(gate(0)),
+                    sigmoid(gate(1)),
+                    gate(2).tanh(),
+                    sigmoid(gate(3)),
+                );
                 c_state = f * c_state + i * g;
                 h = o * c_state.clone().tanh() + h_leaves[t].clone();
                 if t + out_steps >= t_len {
@@ -296,9 +377,14 @@ mod tests {
                 }
             }
             let logits = Tensor::cat(read, 1);
-            let grads = (logits * Tensor::<2>::from_data(cotangent.to_data(), &ad)).sum().backward();
+            let grads = (logits * Tensor::<2>::from_data(cotangent.to_data(), &ad))
+                .sum()
+                .backward();
 
-            let dz = ours.layers[0].delta.clone().reshape([b, t_len * GATES * hsz]);
+            let dz = ours.layers[0]
+                .delta
+                .clone()
+                .reshape([b, t_len * GATES * hsz]);
             for (t, leaf) in z_leaves.iter().enumerate() {
                 close(
                     dz.clone().narrow(1, t * GATES * hsz, GATES * hsz),
@@ -306,10 +392,23 @@ mod tests {
                     &format!("dz {t}"),
                 );
             }
-            let times = ours.time[0].clone().into_data().try_to_vec::<f32>().unwrap();
+            let times = ours.time[0]
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             for (t, leaf) in h_leaves.iter().enumerate() {
-                let want = leaf.grad(&grads).unwrap().square().sum().into_scalar::<f32>();
-                assert!((times[t] - want).abs() <= 1e-5 + 1e-4 * want, "|dh_{t}|²: {} vs {want}", times[t]);
+                let want = leaf
+                    .grad(&grads)
+                    .unwrap()
+                    .square()
+                    .sum()
+                    .into_scalar::<f32>();
+                assert!(
+                    (times[t] - want).abs() <= 1e-5 + 1e-4 * want,
+                    "|dh_{t}|²: {} vs {want}",
+                    times[t]
+                );
             }
             for (i, name) in lstm.param_names().iter().enumerate() {
                 close(ours.grads[i].clone(), p[i].grad(&grads).unwrap(), name);
@@ -320,9 +419,16 @@ mod tests {
     #[test]
     fn forget_bias_sits_on_the_forget_block() {
         let device = Device::flex();
-        let m = ModelSection { width: 3, forget_bias: 2.5, ..ModelSection::default() };
+        let m = ModelSection {
+            width: 3,
+            forget_bias: 2.5,
+            ..ModelSection::default()
+        };
         let lstm = Lstm::new(&m, 10, 2, 1, 1, 1, &device);
         let b = lstm.bias.into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(b, [0.0, 0.0, 0.0, 2.5, 2.5, 2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            b,
+            [0.0, 0.0, 0.0, 2.5, 2.5, 2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
     }
 }

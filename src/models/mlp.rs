@@ -7,7 +7,7 @@
 //! skips the graph bookkeeping. `tests::backward_matches_autodiff` holds it to Burn's
 //! autodiff at every layer.
 
-use super::{activation, init, Backward, LayerSignals, Network};
+use super::{Backward, LayerSignals, Network, activation, init};
 use crate::experiment::{Activation, ModelSection};
 use crate::rng::Stream;
 use burn::module::{Module, Param};
@@ -45,7 +45,13 @@ pub struct MlpModule {
 
 impl Mlp {
     /// Builds and initialises the network from the model section, deterministic from `seed`.
-    pub fn new(m: &ModelSection, input_dim: usize, output_dim: usize, seed: u64, device: &Device) -> Self {
+    pub fn new(
+        m: &ModelSection,
+        input_dim: usize,
+        output_dim: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
         let mut rng = Stream::new(seed, "init");
         let mut dims = vec![input_dim];
         dims.extend(std::iter::repeat_n(m.width, m.depth));
@@ -85,7 +91,6 @@ impl Mlp {
                 .collect(),
         }
     }
-
 }
 
 impl Network for Mlp {
@@ -95,7 +100,13 @@ impl Network for Mlp {
     fn layer_names(&self) -> Vec<String> {
         let n = self.layers.len();
         (0..n)
-            .map(|i| if i + 1 == n { "out".to_string() } else { format!("h{}", i + 1) })
+            .map(|i| {
+                if i + 1 == n {
+                    "out".to_string()
+                } else {
+                    format!("h{}", i + 1)
+                }
+            })
             .collect()
     }
 
@@ -108,7 +119,10 @@ impl Network for Mlp {
     }
 
     fn params(&self) -> Vec<Tensor<2>> {
-        self.layers.iter().flat_map(|l| [l.weight.clone(), l.bias.clone()]).collect()
+        self.layers
+            .iter()
+            .flat_map(|l| [l.weight.clone(), l.bias.clone()])
+            .collect()
     }
 
     fn set_params(&mut self, params: Vec<Tensor<2>>) {
@@ -124,7 +138,11 @@ impl Network for Mlp {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = Self::dense(layer, h);
-            if i == last { z } else { activation::forward(self.activation, self.slope, z) }
+            if i == last {
+                z
+            } else {
+                activation::forward(self.activation, self.slope, z)
+            }
         })
     }
 
@@ -138,7 +156,11 @@ impl Network for Mlp {
         for (i, layer) in self.layers.iter().enumerate() {
             let z = Self::dense(layer, h.clone());
             tape.inputs.push(h);
-            h = if i == last { z.clone() } else { activation::forward(self.activation, self.slope, z.clone()) };
+            h = if i == last {
+                z.clone()
+            } else {
+                activation::forward(self.activation, self.slope, z.clone())
+            };
             tape.zs.push(z);
         }
         (h, tape)
@@ -159,7 +181,9 @@ impl Network for Mlp {
             grads[2 * l] = Some(input.clone().transpose().matmul(delta.clone()));
             grads[2 * l + 1] = Some(delta.clone().sum_dim(0));
             let next = (l > 0).then(|| {
-                let g_h = delta.clone().matmul(self.layers[l].weight.clone().transpose());
+                let g_h = delta
+                    .clone()
+                    .matmul(self.layers[l].weight.clone().transpose());
                 // The input of layer l is the output of layer l−1's activation.
                 match activation::derivative(self.activation, self.slope, &zs[l - 1], input) {
                     Some(d) => g_h.mul(d),
@@ -167,7 +191,11 @@ impl Network for Mlp {
                 }
             });
             let output = outputs.pop().expect("one output per layer");
-            let saturated = if l + 1 == n { None } else { activation::saturated(self.activation, &zs[l], &output) };
+            let saturated = if l + 1 == n {
+                None
+            } else {
+                activation::saturated(self.activation, &zs[l], &output)
+            };
             layers.push(LayerSignals {
                 delta: delta.clone(),
                 output,
@@ -182,7 +210,10 @@ impl Network for Mlp {
         }
         layers.reverse();
         Backward {
-            grads: grads.into_iter().map(|g| g.expect("every parameter has a gradient")).collect(),
+            grads: grads
+                .into_iter()
+                .map(|g| g.expect("every parameter has a gradient"))
+                .collect(),
             layers,
             time: Vec::new(),
         }
@@ -195,7 +226,11 @@ impl MlpModule {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = layer.forward(h);
-            if i == last { z } else { activation::forward(act, slope, z) }
+            if i == last {
+                z
+            } else {
+                activation::forward(act, slope, z)
+            }
         })
     }
 }
@@ -248,16 +283,24 @@ mod tests {
             let biases: Vec<Tensor<1>> = module
                 .layers
                 .iter()
-                .map(|l| Tensor::from_data(l.bias.as_ref().unwrap().val().into_data(), &ad).require_grad())
+                .map(|l| {
+                    Tensor::from_data(l.bias.as_ref().unwrap().val().into_data(), &ad)
+                        .require_grad()
+                })
                 .collect();
             let leaves: Vec<Tensor<2>> = (0..weights.len())
                 .map(|l| Tensor::zeros([5, weights[l].dims()[1]], &ad).require_grad())
                 .collect();
             let mut h = Tensor::<2>::from_data(TensorData::new(xs, [5, 3]), &ad);
             for l in 0..weights.len() {
-                let z = burn::tensor::module::linear(h, weights[l].clone(), Some(biases[l].clone()))
-                    + leaves[l].clone();
-                h = if l + 1 == weights.len() { z } else { activation::forward(act, m.leaky_slope, z) };
+                let z =
+                    burn::tensor::module::linear(h, weights[l].clone(), Some(biases[l].clone()))
+                        + leaves[l].clone();
+                h = if l + 1 == weights.len() {
+                    z
+                } else {
+                    activation::forward(act, m.leaky_slope, z)
+                };
             }
             let c_ad = Tensor::<2>::from_data(TensorData::new(cs, [5, 2]), &ad);
             let grads = (h * c_ad).sum().backward();
@@ -265,13 +308,24 @@ mod tests {
                 let a = a.into_data().try_to_vec::<f32>().unwrap();
                 let b = b.into_data().try_to_vec::<f32>().unwrap();
                 for (x, y) in a.iter().zip(&b) {
-                    assert!((x - y).abs() <= 1e-5 + 1e-4 * y.abs(), "{act:?} {what}: {x} vs {y}");
+                    assert!(
+                        (x - y).abs() <= 1e-5 + 1e-4 * y.abs(),
+                        "{act:?} {what}: {x} vs {y}"
+                    );
                 }
             };
             for l in 0..weights.len() {
                 let layer = &ours.layers[l];
-                close(layer.delta.clone(), leaves[l].grad(&grads).unwrap(), &format!("delta {l}"));
-                close(ours.grads[layer.weight].clone(), weights[l].grad(&grads).unwrap(), &format!("grad_w {l}"));
+                close(
+                    layer.delta.clone(),
+                    leaves[l].grad(&grads).unwrap(),
+                    &format!("delta {l}"),
+                );
+                close(
+                    ours.grads[layer.weight].clone(),
+                    weights[l].grad(&grads).unwrap(),
+                    &format!("grad_w {l}"),
+                );
                 close(
                     ours.grads[layer.bias.unwrap()].clone(),
                     biases[l].grad(&grads).unwrap().unsqueeze(),
@@ -284,10 +338,32 @@ mod tests {
     #[test]
     fn module_form_computes_the_same_function() {
         let device = Device::flex();
-        let mlp = Mlp::new(&ModelSection { depth: 3, width: 5, ..ModelSection::default() }, 2, 3, 1, &device);
-        let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1], [2, 2]), &device);
-        let a = mlp.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
-        let b = mlp.to_module().forward(x, mlp.activation, mlp.slope).into_data().try_to_vec::<f32>().unwrap();
+        let mlp = Mlp::new(
+            &ModelSection {
+                depth: 3,
+                width: 5,
+                ..ModelSection::default()
+            },
+            2,
+            3,
+            1,
+            &device,
+        );
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1], [2, 2]),
+            &device,
+        );
+        let a = mlp
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b = mlp
+            .to_module()
+            .forward(x, mlp.activation, mlp.slope)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(a, b);
         assert_eq!(mlp.layer_names(), ["h1", "h2", "h3", "out"]);
     }

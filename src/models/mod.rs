@@ -78,7 +78,13 @@ pub fn named_parameters<N: Network>(net: &N) -> Vec<(String, Vec<usize>, Vec<f32
         .zip(net.params())
         .map(|(name, p)| {
             let shape = p.dims().to_vec();
-            (name, shape, p.into_data().try_to_vec::<f32>().expect("parameters are f32"))
+            (
+                name,
+                shape,
+                p.into_data()
+                    .try_to_vec::<f32>()
+                    .expect("parameters are f32"),
+            )
         })
         .collect()
 }

@@ -8,7 +8,7 @@
 
 use super::matrix;
 use crate::rng::Stream;
-use burn::tensor::{activation::sigmoid, activation::softplus, Device, Tensor};
+use burn::tensor::{Device, Tensor, activation::sigmoid, activation::softplus};
 
 /// Exact log-likelihoods are computed by enumerating 2ⁿ states of the smaller layer while
 /// n is at most this (65 536 states: milliseconds on the host).
@@ -54,7 +54,11 @@ impl Rbm {
     pub fn from_layer(weight: Tensor<2>, hidden_bias: Tensor<2>) -> Self {
         let [visible, _] = weight.dims();
         let visible_bias = Tensor::zeros([1, visible], &weight.device());
-        Self { weight, hidden_bias, visible_bias }
+        Self {
+            weight,
+            hidden_bias,
+            visible_bias,
+        }
     }
 
     pub fn visible(&self) -> usize {
@@ -72,14 +76,21 @@ impl Rbm {
 
     /// p(v = 1 | h) = σ(h·Wᵀ + b).
     pub fn visible_probs(&self, h: Tensor<2>) -> Tensor<2> {
-        sigmoid(h.matmul(self.weight.clone().transpose()).add(self.visible_bias.clone()))
+        sigmoid(
+            h.matmul(self.weight.clone().transpose())
+                .add(self.visible_bias.clone()),
+        )
     }
 
     /// Mean free energy F(v) = −v·b − Σ_j softplus(c_j + (v·W)_j) over the rows of `v`.
     pub fn mean_free_energy(&self, v: Tensor<2>) -> Tensor<1> {
         let [rows, _] = v.dims();
         let visible_term = v.clone().mul(self.visible_bias.clone()).sum();
-        let hidden_term = softplus(v.matmul(self.weight.clone()).add(self.hidden_bias.clone()), 1.0).sum();
+        let hidden_term = softplus(
+            v.matmul(self.weight.clone()).add(self.hidden_bias.clone()),
+            1.0,
+        )
+        .sum();
         visible_term.add(hidden_term).neg().div_scalar(rows as f64)
     }
 
@@ -93,7 +104,13 @@ impl Rbm {
     /// One CD-k (or persistent CD-k) update on the batch `v0`: the positive statistics from
     /// the data, the negative ones after k alternating Gibbs steps (binary samples), then
     /// momentum SGD with L2 weight decay on W (Hinton 2010, §§ 3, 9, 10).
-    pub fn cd_update(&mut self, v0: Tensor<2>, cfg: CdConfig, state: &mut CdState, rng: &mut Stream) {
+    pub fn cd_update(
+        &mut self,
+        v0: Tensor<2>,
+        cfg: CdConfig,
+        state: &mut CdState,
+        rng: &mut Stream,
+    ) {
         let [rows, _] = v0.dims();
         let ph0 = self.hidden_probs(v0.clone());
         let mut h = match state.chains.take() {
@@ -111,7 +128,12 @@ impl Rbm {
             state.chains = Some(h);
         }
         let n = rows as f64;
-        let d_w = v0.clone().transpose().matmul(ph0.clone()).sub(v.clone().transpose().matmul(ph.clone())).div_scalar(n);
+        let d_w = v0
+            .clone()
+            .transpose()
+            .matmul(ph0.clone())
+            .sub(v.clone().transpose().matmul(ph.clone()))
+            .div_scalar(n);
         let d_w = d_w.sub(self.weight.clone().mul_scalar(cfg.weight_decay));
         let d_b = v0.sub(v).sum_dim(0).div_scalar(n);
         let d_c = ph0.sub(ph).sum_dim(0).div_scalar(n);
@@ -120,7 +142,11 @@ impl Rbm {
             Some(old) => {
                 let [a, b, c] = old;
                 let [x, y, z] = steps;
-                [a.mul_scalar(cfg.momentum).add(x), b.mul_scalar(cfg.momentum).add(y), c.mul_scalar(cfg.momentum).add(z)]
+                [
+                    a.mul_scalar(cfg.momentum).add(x),
+                    b.mul_scalar(cfg.momentum).add(y),
+                    c.mul_scalar(cfg.momentum).add(z),
+                ]
             }
             None => steps,
         };
@@ -133,9 +159,18 @@ impl Rbm {
     /// The parameters on the host in f64: (W row-major, b, c).
     fn host(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let read = |t: &Tensor<2>| -> Vec<f64> {
-            t.to_data().try_to_vec::<f32>().expect("rbm parameters are f32").into_iter().map(f64::from).collect()
+            t.to_data()
+                .try_to_vec::<f32>()
+                .expect("rbm parameters are f32")
+                .into_iter()
+                .map(f64::from)
+                .collect()
         };
-        (read(&self.weight), read(&self.visible_bias), read(&self.hidden_bias))
+        (
+            read(&self.weight),
+            read(&self.visible_bias),
+            read(&self.hidden_bias),
+        )
     }
 
     /// log Z by enumerating the smaller layer's states, in f64 on the host; `None` when that
@@ -148,8 +183,18 @@ impl Rbm {
         let (w, b, c) = self.host();
         // Summing out the larger layer analytically leaves a sum over the smaller one:
         // over v: Σ_v exp(v·b + Σ_j softplus(c_j + (vW)_j)); over h symmetrically.
-        let (n, m, own_bias, other_bias) = if nv <= nh { (nv, nh, &b, &c) } else { (nh, nv, &c, &b) };
-        let weight = |i: usize, j: usize| if nv <= nh { w[i * nh + j] } else { w[j * nh + i] };
+        let (n, m, own_bias, other_bias) = if nv <= nh {
+            (nv, nh, &b, &c)
+        } else {
+            (nh, nv, &c, &b)
+        };
+        let weight = |i: usize, j: usize| {
+            if nv <= nh {
+                w[i * nh + j]
+            } else {
+                w[j * nh + i]
+            }
+        };
         let mut terms = Vec::with_capacity(1 << n);
         let mut acc = vec![0.0; m];
         for state in 0u32..(1u32 << n) {
@@ -179,7 +224,11 @@ impl Rbm {
         for v in x.chunks(nv) {
             let mut neg_f: f64 = v.iter().zip(&b).map(|(&vi, bi)| vi as f64 * bi).sum();
             for (j, &cj) in c.iter().enumerate() {
-                let a = cj + v.iter().enumerate().map(|(i, &vi)| vi as f64 * w[i * nh + j]).sum::<f64>();
+                let a = cj
+                    + v.iter()
+                        .enumerate()
+                        .map(|(i, &vi)| vi as f64 * w[i * nh + j])
+                        .sum::<f64>();
                 neg_f += softplus64(a);
             }
             total += neg_f - log_z;
@@ -207,7 +256,13 @@ impl Dbn {
     /// Draws `n` samples by an ancestral pass: `gibbs` alternating Gibbs steps in the top
     /// RBM from random binary states, then one top-down pass through the directed layers
     /// below, sampling each layer and returning the visible probabilities (the images).
-    pub fn samples(&self, n: usize, gibbs: usize, rng: &mut Stream, device: &Device) -> Vec<Vec<f32>> {
+    pub fn samples(
+        &self,
+        n: usize,
+        gibbs: usize,
+        rng: &mut Stream,
+        device: &Device,
+    ) -> Vec<Vec<f32>> {
         let Some(top) = self.rbms.last() else {
             return Vec::new();
         };
@@ -242,7 +297,11 @@ mod tests {
     fn rbm(nv: usize, nh: usize, seed: u64) -> Rbm {
         let device = Device::flex();
         let mut rng = Stream::new(seed, "t");
-        let mut draw = |n: usize| (0..n).map(|_| rng.normal() as f32 * 0.7).collect::<Vec<f32>>();
+        let mut draw = |n: usize| {
+            (0..n)
+                .map(|_| rng.normal() as f32 * 0.7)
+                .collect::<Vec<f32>>()
+        };
         Rbm {
             weight: matrix(draw(nv * nh), nv, nh, &device),
             visible_bias: matrix(draw(nv), 1, nv, &device),
@@ -271,9 +330,15 @@ mod tests {
                 }
                 e
             };
-            let all: Vec<f64> = (0..1u32 << nv).flat_map(|v| (0..1u32 << nh).map(move |h| (v, h))).map(|(v, h)| energy(v, h)).collect();
+            let all: Vec<f64> = (0..1u32 << nv)
+                .flat_map(|v| (0..1u32 << nh).map(move |h| (v, h)))
+                .map(|(v, h)| energy(v, h))
+                .collect();
             let log_z = log_sum_exp(&all);
-            assert!((r.log_partition().unwrap() - log_z).abs() < 1e-9, "{nv}x{nh}");
+            assert!(
+                (r.log_partition().unwrap() - log_z).abs() < 1e-9,
+                "{nv}x{nh}"
+            );
             let v = 0b101u32;
             let marginal: Vec<f64> = (0..1u32 << nh).map(|h| energy(v, h)).collect();
             let want = log_sum_exp(&marginal) - log_z;
@@ -287,8 +352,13 @@ mod tests {
     fn free_energy_matches_the_likelihood() {
         let r = rbm(5, 3, 2);
         let x = vec![1.0, 0.0, 1.0, 1.0, 0.0];
-        let f = r.mean_free_energy(matrix(x.clone(), 1, 5, &Device::flex())).into_scalar::<f32>() as f64;
+        let f = r
+            .mean_free_energy(matrix(x.clone(), 1, 5, &Device::flex()))
+            .into_scalar::<f32>() as f64;
         let ll = r.log_likelihood(&x).unwrap();
-        assert!((-f - r.log_partition().unwrap() - ll).abs() < 1e-4, "{f} {ll}");
+        assert!(
+            (-f - r.log_partition().unwrap() - ll).abs() < 1e-4,
+            "{f} {ll}"
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! Burn's autodiff at every layer and every block boundary.
 
 use super::mlp::Dense;
-use super::{activation, init, matrix, Backward, LayerSignals, Network};
+use super::{Backward, LayerSignals, Network, activation, init, matrix};
 use crate::experiment::{Activation, ModelSection};
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
@@ -54,10 +54,19 @@ pub struct ResnetTape {
     logits: Tensor<2>,
 }
 
-fn dense(rng: &mut Stream, m: &ModelSection, fan_in: usize, fan_out: usize, device: &Device) -> Dense {
+fn dense(
+    rng: &mut Stream,
+    m: &ModelSection,
+    fan_in: usize,
+    fan_out: usize,
+    device: &Device,
+) -> Dense {
     let w = init::weights(m.init, fan_in, fan_out, m.sigma_w, rng);
     let b = init::biases(fan_out, m.sigma_b, rng);
-    Dense { weight: matrix(w, fan_in, fan_out, device), bias: matrix(b, 1, fan_out, device) }
+    Dense {
+        weight: matrix(w, fan_in, fan_out, device),
+        bias: matrix(b, 1, fan_out, device),
+    }
 }
 
 fn apply(layer: &Dense, h: Tensor<2>) -> Tensor<2> {
@@ -67,12 +76,22 @@ fn apply(layer: &Dense, h: Tensor<2>) -> Tensor<2> {
 impl Resnet {
     /// `model.depth` blocks of `model.block_layers` layers at `model.width`; every layer drawn
     /// by `model.init` from the `init` stream, input side first.
-    pub fn new(m: &ModelSection, input_dim: usize, output_dim: usize, seed: u64, device: &Device) -> Self {
+    pub fn new(
+        m: &ModelSection,
+        input_dim: usize,
+        output_dim: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
         let mut rng = Stream::new(seed, "init");
         let w = m.width;
         let stem = dense(&mut rng, m, input_dim, w, device);
         let blocks = (0..m.depth)
-            .map(|_| (0..m.block_layers).map(|_| dense(&mut rng, m, w, w, device)).collect())
+            .map(|_| {
+                (0..m.block_layers)
+                    .map(|_| dense(&mut rng, m, w, w, device))
+                    .collect()
+            })
             .collect();
         let out = dense(&mut rng, m, w, output_dim, device);
         Self {
@@ -98,7 +117,13 @@ impl Resnet {
         for layers in &self.blocks {
             let (u, inv_std) = if self.layer_norm {
                 let centred = h.clone().sub(h.clone().mean_dim(1));
-                let inv = centred.clone().square().mean_dim(1).add_scalar(LN_EPS).sqrt().recip();
+                let inv = centred
+                    .clone()
+                    .square()
+                    .mean_dim(1)
+                    .add_scalar(LN_EPS)
+                    .sqrt()
+                    .recip();
                 (centred.mul(inv.clone()), Some(inv))
             } else {
                 (h.clone(), None)
@@ -109,10 +134,22 @@ impl Resnet {
             let branch = z2.clone().unwrap_or_else(|| a1.clone());
             h = h.add(branch.mul_scalar(self.alpha));
             streams.push(h.clone());
-            blocks.push(BlockTape { u, inv_std, z1, a1, z2 });
+            blocks.push(BlockTape {
+                u,
+                inv_std,
+                z1,
+                a1,
+                z2,
+            });
         }
         let logits = apply(&self.out, h);
-        ResnetTape { x, z0, streams, blocks, logits }
+        ResnetTape {
+            x,
+            z0,
+            streams,
+            blocks,
+            logits,
+        }
     }
 
     /// φ′(z)·g (g itself for a linear activation).
@@ -124,7 +161,10 @@ impl Resnet {
     }
 
     fn dense_layers(&self) -> Vec<&Dense> {
-        std::iter::once(&self.stem).chain(self.blocks.iter().flatten()).chain(std::iter::once(&self.out)).collect()
+        std::iter::once(&self.stem)
+            .chain(self.blocks.iter().flatten())
+            .chain(std::iter::once(&self.out))
+            .collect()
     }
 }
 
@@ -146,11 +186,17 @@ impl Network for Resnet {
     }
 
     fn param_names(&self) -> Vec<String> {
-        self.layer_names().into_iter().flat_map(|l| [format!("{l}.weight"), format!("{l}.bias")]).collect()
+        self.layer_names()
+            .into_iter()
+            .flat_map(|l| [format!("{l}.weight"), format!("{l}.bias")])
+            .collect()
     }
 
     fn params(&self) -> Vec<Tensor<2>> {
-        self.dense_layers().into_iter().flat_map(|l| [l.weight.clone(), l.bias.clone()]).collect()
+        self.dense_layers()
+            .into_iter()
+            .flat_map(|l| [l.weight.clone(), l.bias.clone()])
+            .collect()
     }
 
     fn set_params(&mut self, params: Vec<Tensor<2>>) {
@@ -179,11 +225,20 @@ impl Network for Resnet {
     /// back-propagated as in the MLP (and through layer norm), and g_{l−1} = g_l + (branch
     /// term) — the skip path adds, never multiplies.
     fn backward(&self, tape: ResnetTape, delta_out: Tensor<2>) -> Backward {
-        let ResnetTape { x, z0, streams, blocks, logits } = tape;
+        let ResnetTape {
+            x,
+            z0,
+            streams,
+            blocks,
+            logits,
+        } = tape;
         let n_layers = self.dense_layers().len();
         let mut grads: Vec<Option<Tensor<2>>> = vec![None; 2 * n_layers];
         let mut signals: Vec<LayerSignals> = Vec::with_capacity(n_layers);
-        let last_stream = streams.last().expect("the stream starts at the stem").clone();
+        let last_stream = streams
+            .last()
+            .expect("the stream starts at the stem")
+            .clone();
         grads[2 * n_layers - 2] = Some(last_stream.transpose().matmul(delta_out.clone()));
         grads[2 * n_layers - 1] = Some(delta_out.clone().sum_dim(0));
         signals.push(LayerSignals {
@@ -226,7 +281,9 @@ impl Network for Resnet {
                 Some(inv) => {
                     let mean_du = du.clone().mean_dim(1);
                     let mean_du_u = du.clone().mul(bt.u.clone()).mean_dim(1);
-                    du.sub(mean_du).sub(bt.u.clone().mul(mean_du_u)).mul(inv.clone())
+                    du.sub(mean_du)
+                        .sub(bt.u.clone().mul(mean_du_u))
+                        .mul(inv.clone())
                 }
                 None => du,
             };
@@ -240,7 +297,10 @@ impl Network for Resnet {
             });
             g = g.add(dh_branch);
         }
-        let h0 = streams.into_iter().next().expect("the stream starts at the stem");
+        let h0 = streams
+            .into_iter()
+            .next()
+            .expect("the stream starts at the stem");
         let dz0 = self.through_act(g.clone(), &z0, &h0);
         grads[0] = Some(x.transpose().matmul(dz0.clone()));
         grads[1] = Some(dz0.clone().sum_dim(0));
@@ -254,7 +314,10 @@ impl Network for Resnet {
         });
         signals.reverse();
         Backward {
-            grads: grads.into_iter().map(|g| g.expect("every parameter has a gradient")).collect(),
+            grads: grads
+                .into_iter()
+                .map(|g| g.expect("every parameter has a gradient"))
+                .collect(),
             layers: signals,
             time: Vec::new(),
         }
@@ -272,9 +335,12 @@ mod tests {
     /// leaves added to each), and every parameter's gradient.
     #[test]
     fn backward_matches_autodiff() {
-        for (block_layers, layer_norm, act) in
-            [(1, false, Activation::Tanh), (2, true, Activation::Relu), (2, false, Activation::Gelu), (1, true, Activation::Sigmoid)]
-        {
+        for (block_layers, layer_norm, act) in [
+            (1, false, Activation::Tanh),
+            (2, true, Activation::Relu),
+            (2, false, Activation::Gelu),
+            (1, true, Activation::Sigmoid),
+        ] {
             let device = Device::flex();
             let m = ModelSection {
                 depth: 3,
@@ -300,8 +366,12 @@ mod tests {
             let z_leaves: Vec<Tensor<2>> = (0..n_layers)
                 .map(|l| Tensor::zeros([b, p[2 * l].dims()[1]], &ad).require_grad())
                 .collect();
-            let h_leaves: Vec<Tensor<2>> = (0..=3).map(|_| Tensor::zeros([b, 6], &ad).require_grad()).collect();
-            let lin = |h: Tensor<2>, l: usize| h.matmul(p[2 * l].clone()) + p[2 * l + 1].clone() + z_leaves[l].clone();
+            let h_leaves: Vec<Tensor<2>> = (0..=3)
+                .map(|_| Tensor::zeros([b, 6], &ad).require_grad())
+                .collect();
+            let lin = |h: Tensor<2>, l: usize| {
+                h.matmul(p[2 * l].clone()) + p[2 * l + 1].clone() + z_leaves[l].clone()
+            };
             let phi = |z: Tensor<2>| activation::forward(act, m.leaky_slope, z);
             let mut h = phi(lin(Tensor::from_data(x.to_data(), &ad), 0)) + h_leaves[0].clone();
             let mut l = 1;
@@ -321,16 +391,31 @@ mod tests {
                 h = h + f * 0.7 + h_leaves[blk + 1].clone();
             }
             let logits = lin(h, l);
-            let grads = (logits * Tensor::<2>::from_data(cot.to_data(), &ad)).sum().backward();
+            let grads = (logits * Tensor::<2>::from_data(cot.to_data(), &ad))
+                .sum()
+                .backward();
 
             let names = net.layer_names();
             for (i, sig) in ours.layers.iter().enumerate() {
-                close(sig.delta.clone(), z_leaves[i].grad(&grads).unwrap(), &format!("{act:?} δ {}", names[i]));
+                close(
+                    sig.delta.clone(),
+                    z_leaves[i].grad(&grads).unwrap(),
+                    &format!("{act:?} δ {}", names[i]),
+                );
             }
-            let skips: Vec<&Tensor<2>> = ours.layers.iter().filter_map(|s| s.skip.as_ref()).collect();
-            assert_eq!(skips.len(), 4, "the stem and every block report the skip path");
+            let skips: Vec<&Tensor<2>> =
+                ours.layers.iter().filter_map(|s| s.skip.as_ref()).collect();
+            assert_eq!(
+                skips.len(),
+                4,
+                "the stem and every block report the skip path"
+            );
             for (blk, s) in skips.iter().enumerate() {
-                close((*s).clone(), h_leaves[blk].grad(&grads).unwrap(), &format!("{act:?} skip {blk}"));
+                close(
+                    (*s).clone(),
+                    h_leaves[blk].grad(&grads).unwrap(),
+                    &format!("{act:?} skip {blk}"),
+                );
             }
             for (i, name) in net.param_names().iter().enumerate() {
                 close(ours.grads[i].clone(), p[i].grad(&grads).unwrap(), name);
@@ -341,10 +426,20 @@ mod tests {
     #[test]
     fn names_and_alpha() {
         let device = Device::flex();
-        let m = ModelSection { depth: 4, width: 3, residual_scale: ResidualScale::InvSqrtDepth, ..ModelSection::default() };
+        let m = ModelSection {
+            depth: 4,
+            width: 3,
+            residual_scale: ResidualScale::InvSqrtDepth,
+            ..ModelSection::default()
+        };
         let net = Resnet::new(&m, 2, 2, 0, &device);
         assert_eq!(net.alpha, 0.5);
-        assert_eq!(net.layer_names(), ["in", "b1.1", "b1.2", "b2.1", "b2.2", "b3.1", "b3.2", "b4.1", "b4.2", "out"]);
+        assert_eq!(
+            net.layer_names(),
+            [
+                "in", "b1.1", "b1.2", "b2.1", "b2.2", "b3.1", "b3.2", "b4.1", "b4.2", "out"
+            ]
+        );
         assert_eq!(net.params().len(), 20);
     }
 }

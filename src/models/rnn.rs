@@ -7,7 +7,7 @@
 //! at every pre-activation and hidden state.
 
 use super::activation::TANH_SATURATED;
-use super::{init, matrix, Backward, LayerSignals, Network};
+use super::{Backward, LayerSignals, Network, init, matrix};
 use crate::experiment::ModelSection;
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
@@ -123,17 +123,32 @@ impl Network for Rnn {
     }
 
     fn param_names(&self) -> Vec<String> {
-        ["rnn.w_in", "rnn.w_rec", "rnn.bias", "out.weight", "out.bias"].map(String::from).to_vec()
+        [
+            "rnn.w_in",
+            "rnn.w_rec",
+            "rnn.bias",
+            "out.weight",
+            "out.bias",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn params(&self) -> Vec<Tensor<2>> {
-        vec![self.w_in.clone(), self.w_rec.clone(), self.bias.clone(), self.w_out.clone(), self.b_out.clone()]
+        vec![
+            self.w_in.clone(),
+            self.w_rec.clone(),
+            self.bias.clone(),
+            self.w_out.clone(),
+            self.b_out.clone(),
+        ]
     }
 
     fn set_params(&mut self, params: Vec<Tensor<2>>) {
         let [w_in, w_rec, bias, w_out, b_out]: [Tensor<2>; 5] =
             params.try_into().expect("an rnn has five parameters");
-        (self.w_in, self.w_rec, self.bias, self.w_out, self.b_out) = (w_in, w_rec, bias, w_out, b_out);
+        (self.w_in, self.w_rec, self.bias, self.w_out, self.b_out) =
+            (w_in, w_rec, bias, w_out, b_out);
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
@@ -156,19 +171,26 @@ impl Network for Rnn {
         let d_read = delta_out.clone().reshape([b * k, per_step]);
         let g_w_out = self.read_rows(&hs, b).transpose().matmul(d_read.clone());
         let g_b_out = d_read.clone().sum_dim(0);
-        let dh_read = d_read.matmul(self.w_out.clone().transpose()).reshape([b, k * h]);
+        let dh_read = d_read
+            .matmul(self.w_out.clone().transpose())
+            .reshape([b, k * h]);
         let w_rec_t = self.w_rec.clone().transpose();
 
         let mut das: Vec<Tensor<2>> = Vec::with_capacity(t_len);
         let mut dhs: Vec<Tensor<2>> = Vec::with_capacity(t_len);
         for t in (1..=t_len).rev() {
-            let through_time = das.last().map(|da: &Tensor<2>| da.clone().matmul(w_rec_t.clone()));
-            let read = (t + k > t_len).then(|| dh_read.clone().narrow(1, (t + k - t_len - 1) * h, h));
+            let through_time = das
+                .last()
+                .map(|da: &Tensor<2>| da.clone().matmul(w_rec_t.clone()));
+            let read =
+                (t + k > t_len).then(|| dh_read.clone().narrow(1, (t + k - t_len - 1) * h, h));
             let dh = [through_time, read]
                 .into_iter()
                 .flatten()
                 .reduce(|a, r| a.add(r))
-                .expect("the last step is read out and every earlier one receives error through time");
+                .expect(
+                    "the last step is read out and every earlier one receives error through time",
+                );
             let ht = &hs[t];
             let da = dh.clone().mul(ht.clone().square().neg().add_scalar(1.0));
             dhs.push(dh);
@@ -182,14 +204,33 @@ impl Network for Rnn {
         let g_w_in = x_rows.transpose().matmul(da_rows.clone());
         let g_w_rec = h_prev_rows.transpose().matmul(da_rows.clone());
         let g_bias = da_rows.clone().sum_dim(0);
-        let time = Tensor::cat(dhs, 1).reshape([b, t_len, h]).square().sum_dim(2).sum_dim(0).reshape([t_len]);
+        let time = Tensor::cat(dhs, 1)
+            .reshape([b, t_len, h])
+            .square()
+            .sum_dim(2)
+            .sum_dim(0)
+            .reshape([t_len]);
         let outputs = Tensor::cat(hs[1..].to_vec(), 1).reshape([b * t_len, h]);
         let saturated = outputs.clone().abs().greater_elem(TANH_SATURATED).float();
         Backward {
             grads: vec![g_w_in, g_w_rec, g_bias, g_w_out, g_b_out],
             layers: vec![
-                LayerSignals { delta: da_rows, output: outputs, saturated: Some(saturated), weight: 1, bias: Some(2), skip: None },
-                LayerSignals { delta: delta_out, output: logits, saturated: None, weight: 3, bias: Some(4), skip: None },
+                LayerSignals {
+                    delta: da_rows,
+                    output: outputs,
+                    saturated: Some(saturated),
+                    weight: 1,
+                    bias: Some(2),
+                    skip: None,
+                },
+                LayerSignals {
+                    delta: delta_out,
+                    output: logits,
+                    saturated: None,
+                    weight: 3,
+                    bias: Some(4),
+                    skip: None,
+                },
             ],
             time: vec![time],
         }
@@ -218,7 +259,13 @@ pub(crate) mod tests {
 
     pub(crate) fn random(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
         let mut rng = Stream::new(seed, "x");
-        Tensor::from_data(TensorData::new((0..rows * cols).map(|_| rng.normal() as f32).collect(), [rows, cols]), device)
+        Tensor::from_data(
+            TensorData::new(
+                (0..rows * cols).map(|_| rng.normal() as f32).collect(),
+                [rows, cols],
+            ),
+            device,
+        )
     }
 
     /// Hand-derived BPTT agrees with autodiff: ∂L/∂a_t and ∂L/∂h_t at every step (zero
@@ -245,29 +292,55 @@ pub(crate) mod tests {
             let ad = device.clone().autodiff();
             let p: Vec<Tensor<2>> = rnn.params().iter().map(|t| leaf(t, &ad)).collect();
             let xa = Tensor::<2>::from_data(x.to_data(), &ad);
-            let a_leaves: Vec<Tensor<2>> = (0..t_len).map(|_| Tensor::zeros([b, 6], &ad).require_grad()).collect();
-            let h_leaves: Vec<Tensor<2>> = (0..t_len).map(|_| Tensor::zeros([b, 6], &ad).require_grad()).collect();
+            let a_leaves: Vec<Tensor<2>> = (0..t_len)
+                .map(|_| Tensor::zeros([b, 6], &ad).require_grad())
+                .collect();
+            let h_leaves: Vec<Tensor<2>> = (0..t_len)
+                .map(|_| Tensor::zeros([b, 6], &ad).require_grad())
+                .collect();
             let mut h = Tensor::<2>::zeros([b, 6], &ad);
             let mut read = Vec::new();
             for t in 0..t_len {
                 let xt = xa.clone().narrow(1, t * d, d);
-                let a = xt.matmul(p[0].clone()) + h.matmul(p[1].clone()) + p[2].clone() + a_leaves[t].clone();
+                let a = xt.matmul(p[0].clone())
+                    + h.matmul(p[1].clone())
+                    + p[2].clone()
+                    + a_leaves[t].clone();
                 h = a.tanh() + h_leaves[t].clone();
                 if t + out_steps >= t_len {
                     read.push(h.clone().matmul(p[3].clone()) + p[4].clone());
                 }
             }
             let logits = Tensor::cat(read, 1);
-            let grads = (logits * Tensor::<2>::from_data(cotangent.to_data(), &ad)).sum().backward();
+            let grads = (logits * Tensor::<2>::from_data(cotangent.to_data(), &ad))
+                .sum()
+                .backward();
 
             let da = ours.layers[0].delta.clone().reshape([b, t_len * 6]);
             for (t, leaf) in a_leaves.iter().enumerate() {
-                close(da.clone().narrow(1, t * 6, 6), leaf.grad(&grads).unwrap(), &format!("da {t}"));
+                close(
+                    da.clone().narrow(1, t * 6, 6),
+                    leaf.grad(&grads).unwrap(),
+                    &format!("da {t}"),
+                );
             }
-            let times = ours.time[0].clone().into_data().try_to_vec::<f32>().unwrap();
+            let times = ours.time[0]
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             for (t, leaf) in h_leaves.iter().enumerate() {
-                let want = leaf.grad(&grads).unwrap().square().sum().into_scalar::<f32>();
-                assert!((times[t] - want).abs() <= 1e-5 + 1e-4 * want, "|dh_{t}|²: {} vs {want}", times[t]);
+                let want = leaf
+                    .grad(&grads)
+                    .unwrap()
+                    .square()
+                    .sum()
+                    .into_scalar::<f32>();
+                assert!(
+                    (times[t] - want).abs() <= 1e-5 + 1e-4 * want,
+                    "|dh_{t}|²: {} vs {want}",
+                    times[t]
+                );
             }
             for (i, name) in rnn.param_names().iter().enumerate() {
                 close(ours.grads[i].clone(), p[i].grad(&grads).unwrap(), name);
@@ -278,11 +351,21 @@ pub(crate) mod tests {
     #[test]
     fn orthogonal_recurrence_has_exactly_the_radius() {
         let device = Device::flex();
-        let m = ModelSection { width: 8, spectral_radius: 0.7, ..ModelSection::default() };
+        let m = ModelSection {
+            width: 8,
+            spectral_radius: 0.7,
+            ..ModelSection::default()
+        };
         let rnn = Rnn::new(&m, 10, 2, 1, 1, 3, &device);
         // ρ·Q is ρ times orthogonal: ‖v·W‖ = ρ‖v‖ for every v.
         let v = random(5, 8, 4, &device);
-        let ratio = v.clone().matmul(rnn.w_rec.clone()).square().sum().sqrt().into_scalar::<f32>()
+        let ratio = v
+            .clone()
+            .matmul(rnn.w_rec.clone())
+            .square()
+            .sum()
+            .sqrt()
+            .into_scalar::<f32>()
             / v.square().sum().sqrt().into_scalar::<f32>();
         assert!((ratio - 0.7).abs() < 1e-5, "{ratio}");
     }

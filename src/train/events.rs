@@ -189,12 +189,22 @@ pub enum Event {
         wall_s: f64,
     },
     /// The run has ended; the full outcome comes from the thread's join handle.
-    Finished { end: End, wall_s: f64 },
+    Finished {
+        end: End,
+        wall_s: f64,
+    },
     /// A new phase begins (also a trace line).
     Phase(Phase),
     /// An RBM probe during pretraining (also a trace line).
-    Pretrain { probe: PretrainProbe, wall_s: f64 },
+    Pretrain {
+        probe: PretrainProbe,
+        wall_s: f64,
+    },
     /// Images drawn by an ancestral pass down a pretrained deep belief net: `images` of
     /// `height × width` values in [0, 1], row-major. Not part of the trace.
-    Samples { width: usize, height: usize, images: Vec<Vec<f32>> },
+    Samples {
+        width: usize,
+        height: usize,
+        images: Vec<Vec<f32>>,
+    },
 }

@@ -99,11 +99,15 @@ impl Optim {
                 }
                 Optimizer::Adam => {
                     let m = match self.first[i].take() {
-                        Some(m) => m.mul_scalar(self.beta1).add(g.clone().mul_scalar(1.0 - self.beta1)),
+                        Some(m) => m
+                            .mul_scalar(self.beta1)
+                            .add(g.clone().mul_scalar(1.0 - self.beta1)),
                         None => g.clone().mul_scalar(1.0 - self.beta1),
                     };
                     let v = match self.second[i].take() {
-                        Some(v) => v.mul_scalar(self.beta2).add(g.square().mul_scalar(1.0 - self.beta2)),
+                        Some(v) => v
+                            .mul_scalar(self.beta2)
+                            .add(g.square().mul_scalar(1.0 - self.beta2)),
                         None => g.square().mul_scalar(1.0 - self.beta2),
                     };
                     let m_hat = 1.0 / (1.0 - self.beta1.powi(self.t));
@@ -119,7 +123,9 @@ impl Optim {
                 Optimizer::Rmsprop => {
                     let rho = self.rmsprop_decay;
                     let v = match self.second[i].take() {
-                        Some(v) => v.mul_scalar(rho).add(g.clone().square().mul_scalar(1.0 - rho)),
+                        Some(v) => v
+                            .mul_scalar(rho)
+                            .add(g.clone().square().mul_scalar(1.0 - rho)),
                         None => g.clone().square().mul_scalar(1.0 - rho),
                     };
                     let u = g.div(v.clone().sqrt().add_scalar(self.epsilon));
@@ -130,15 +136,20 @@ impl Optim {
                     // `first` holds the previous step's gradient (zeroed where its sign
                     // flipped), `second` the per-weight step sizes Δ.
                     let r = self.rprop;
-                    let delta = self.second[i].take().unwrap_or_else(|| g.zeros_like().add_scalar(r.delta0));
+                    let delta = self.second[i]
+                        .take()
+                        .unwrap_or_else(|| g.zeros_like().add_scalar(r.delta0));
                     let (g, delta) = match self.first[i].take() {
                         Some(prev) => {
                             let agree = prev.mul(g.clone());
                             let same = agree.clone().greater_elem(0.0);
                             let flipped = agree.lower_elem(0.0);
                             let grown = delta.clone().mul_scalar(r.eta_plus).clamp_max(r.delta_max);
-                            let shrunk = delta.clone().mul_scalar(r.eta_minus).clamp_min(r.delta_min);
-                            let delta = delta.mask_where(same, grown).mask_where(flipped.clone(), shrunk);
+                            let shrunk =
+                                delta.clone().mul_scalar(r.eta_minus).clamp_min(r.delta_min);
+                            let delta = delta
+                                .mask_where(same, grown)
+                                .mask_where(flipped.clone(), shrunk);
                             // iRprop−: after a sign flip take no step and forget the gradient,
                             // so the next step neither grows nor shrinks Δ.
                             (g.mask_fill(flipped, 0.0), delta)
@@ -151,7 +162,9 @@ impl Optim {
                     u
                 }
                 Optimizer::Genetic | Optimizer::RandomSearch => {
-                    unreachable!("gradient-free trainers are driven by train::search, never by Optim")
+                    unreachable!(
+                        "gradient-free trainers are driven by train::search, never by Optim"
+                    )
                 }
             };
             *p = p.clone().sub(update);
@@ -183,7 +196,10 @@ mod tests {
         clip(&mut gs, &sq, Clip::GlobalNorm, 1.0);
         let norm = total_sq(&gs).into_scalar::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-6, "{norm}");
-        assert!((vals(&gs[1])[2] - 12.0 / 13.0).abs() < 1e-6, "direction is kept");
+        assert!(
+            (vals(&gs[1])[2] - 12.0 / 13.0).abs() < 1e-6,
+            "direction is kept"
+        );
         // Below the threshold nothing changes.
         let mut small = vec![t(vec![0.3, 0.4], [1, 2])];
         let sq = total_sq(&small);
@@ -201,7 +217,11 @@ mod tests {
 
     #[test]
     fn updates_follow_their_rules() {
-        let section = |kind| TrainSection { optimizer: kind, learning_rate: 0.1, ..TrainSection::default() };
+        let section = |kind| TrainSection {
+            optimizer: kind,
+            learning_rate: 0.1,
+            ..TrainSection::default()
+        };
         // sgd: 1 − 0.1·2 = 0.8
         let mut p = vec![t(vec![1.0], [1, 1])];
         let mut o = Optim::new(&section(Optimizer::Sgd), 1);
@@ -218,12 +238,19 @@ mod tests {
         let mut o = Optim::new(&section(Optimizer::Adam), 1);
         o.step(&mut p, vec![t(vec![1e-3, -50.0], [1, 2])]);
         let v = vals(&p[0]);
-        assert!((v[0] - 0.9).abs() < 1e-4 && (v[1] - 1.1).abs() < 1e-4, "{v:?}");
+        assert!(
+            (v[0] - 0.9).abs() < 1e-4 && (v[1] - 1.1).abs() < 1e-4,
+            "{v:?}"
+        );
         // rmsprop (ρ = 0.9, ε = 1e-8): v1 = 0.1·4 = 0.4, step 0.1·2/√0.4 = 0.316228
         let mut p = vec![t(vec![1.0], [1, 1])];
         let mut o = Optim::new(&section(Optimizer::Rmsprop), 1);
         o.step(&mut p, vec![t(vec![2.0], [1, 1])]);
-        assert!((vals(&p[0])[0] - (1.0 - 0.2 / 0.4f32.sqrt())).abs() < 1e-6, "{:?}", vals(&p[0]));
+        assert!(
+            (vals(&p[0])[0] - (1.0 - 0.2 / 0.4f32.sqrt())).abs() < 1e-6,
+            "{:?}",
+            vals(&p[0])
+        );
     }
 
     /// iRprop− (Igel & Hüsken 2000) on four weights, worked by hand with η⁺ = 1.2, η⁻ = 0.5,
@@ -269,7 +296,14 @@ mod tests {
             o.step(&mut p, vec![t(g.to_vec(), [1, 4])]);
             let got = vals(&p[0]);
             for j in 0..4 {
-                assert!((got[j] - want[j]).abs() < 1e-6, "step {} weight {}: {} vs {}", k + 1, j + 1, got[j], want[j]);
+                assert!(
+                    (got[j] - want[j]).abs() < 1e-6,
+                    "step {} weight {}: {} vs {}",
+                    k + 1,
+                    j + 1,
+                    got[j],
+                    want[j]
+                );
             }
         }
     }

@@ -7,12 +7,12 @@
 //! pretrained and random init changes nothing else.
 
 use super::events::*;
-use super::runner::{header_for, objective_name, Batcher, Record};
+use super::runner::{Batcher, Record, header_for, objective_name};
 use super::{Control, RunEnv};
 use crate::data::Dataset;
 use crate::experiment::Experiment;
 use crate::models::rbm::{CdConfig, CdState, Dbn, Rbm};
-use crate::models::{matrix, Mlp, Network};
+use crate::models::{Mlp, Network, matrix};
 use crate::rng::Stream;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -24,7 +24,10 @@ const GAP_ROWS: usize = 512;
 fn rows_of(t: &Tensor<2>, idx: &[usize], device: &Device) -> Tensor<2> {
     let idx: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
     let len = idx.len();
-    t.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(idx, [len]), device))
+    t.clone().select(
+        0,
+        Tensor::<1, Int>::from_data(TensorData::new(idx, [len]), device),
+    )
 }
 
 /// Pretrains the DBN of `exp` and returns the unrolled sigmoid net, and whether a stop was
@@ -40,8 +43,19 @@ pub(super) fn pretrain(
     let spec = exp.spec();
     let d = &spec.dbn;
     let seed = exp.seed();
-    let mut mlp = Mlp::new(&spec.model, ds.input_dim, ds.objective.output_dim(), seed, device);
-    rec.start(header_for(exp, env, mlp.layer_names(), objective_name(ds.objective)));
+    let mut mlp = Mlp::new(
+        &spec.model,
+        ds.input_dim,
+        ds.objective.output_dim(),
+        seed,
+        device,
+    );
+    rec.start(header_for(
+        exp,
+        env,
+        mlp.layer_names(),
+        objective_name(ds.objective),
+    ));
     let depth = mlp.layers.len() - 1;
     let cfg = CdConfig {
         k: d.cd_k,
@@ -54,7 +68,8 @@ pub(super) fn pretrain(
         let mut rng = Stream::new(seed, "cd");
         let mut batcher = Batcher::named(ds.train.n, d.batch_size, seed, "pretrain-batches");
         let mut train_up = matrix(ds.train.x.clone(), ds.train.n, ds.input_dim, device);
-        let mut test_up = (ds.test.n > 0).then(|| matrix(ds.test.x.clone(), ds.test.n, ds.input_dim, device));
+        let mut test_up =
+            (ds.test.n > 0).then(|| matrix(ds.test.x.clone(), ds.test.n, ds.input_dim, device));
         let gap_n = ds.test.n.min(ds.train.n).min(GAP_ROWS);
         let mut rbms = Vec::with_capacity(depth);
         for l in 0..depth {
@@ -70,7 +85,9 @@ pub(super) fn pretrain(
             rec.line(&TraceLine::Phase(phase.clone()));
             (rec.sink)(Event::Phase(phase));
             let gap_train = rows_of(&train_up, &(0..gap_n).collect::<Vec<_>>(), device);
-            let gap_test = test_up.as_ref().map(|t| rows_of(t, &(0..gap_n).collect::<Vec<_>>(), device));
+            let gap_test = test_up
+                .as_ref()
+                .map(|t| rows_of(t, &(0..gap_n).collect::<Vec<_>>(), device));
             let mut state = CdState::default();
             for step in 0..d.pretrain_steps {
                 if control.stop_requested() {
@@ -79,15 +96,21 @@ pub(super) fn pretrain(
                 let batch = rows_of(&train_up, batcher.next(), device);
                 let last = step + 1 == d.pretrain_steps;
                 let probing = step % spec.probe.every == 0 || last;
-                let evaluating =
-                    probing && (last || (spec.probe.test_every > 0 && step % spec.probe.test_every == 0));
+                let evaluating = probing
+                    && (last || (spec.probe.test_every > 0 && step % spec.probe.test_every == 0));
                 // Probes describe the RBM before this step's update, as in the main loop.
                 let probe = if probing {
                     let mut scalars = vec![rbm.reconstruction_error(batch.clone())];
                     if let (true, Some(test)) = (evaluating && gap_n > 0, &gap_test) {
-                        scalars.push(rbm.mean_free_energy(test.clone()).sub(rbm.mean_free_energy(gap_train.clone())));
+                        scalars.push(
+                            rbm.mean_free_energy(test.clone())
+                                .sub(rbm.mean_free_energy(gap_train.clone())),
+                        );
                     }
-                    let v = Tensor::cat(scalars, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+                    let v = Tensor::cat(scalars, 0)
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .map_err(|e| format!("{e:?}"))?;
                     // Only the first RBM sees binary data, where a likelihood is defined.
                     let exact = evaluating && l == 0;
                     Some(PretrainProbe {
@@ -96,7 +119,9 @@ pub(super) fn pretrain(
                         recon_error: v[0] as f64,
                         free_energy_gap: v.get(1).map(|&g| g as f64),
                         log_likelihood: exact.then(|| rbm.log_likelihood(&ds.train.x)).flatten(),
-                        test_log_likelihood: (exact && ds.test.n > 0).then(|| rbm.log_likelihood(&ds.test.x)).flatten(),
+                        test_log_likelihood: (exact && ds.test.n > 0)
+                            .then(|| rbm.log_likelihood(&ds.test.x))
+                            .flatten(),
                     })
                 } else {
                     None
@@ -116,10 +141,23 @@ pub(super) fn pretrain(
             rbms.push(rbm);
         }
         if d.samples > 0 {
-            let images = Dbn { rbms }.samples(d.samples, SAMPLE_GIBBS_STEPS, &mut Stream::new(seed, "samples"), device);
+            let images = Dbn { rbms }.samples(
+                d.samples,
+                SAMPLE_GIBBS_STEPS,
+                &mut Stream::new(seed, "samples"),
+                device,
+            );
             let side = (ds.input_dim as f64).sqrt().round() as usize;
-            let (width, height) = if side * side == ds.input_dim { (side, side) } else { (ds.input_dim, 1) };
-            (rec.sink)(Event::Samples { width, height, images });
+            let (width, height) = if side * side == ds.input_dim {
+                (side, side)
+            } else {
+                (ds.input_dim, 1)
+            };
+            (rec.sink)(Event::Samples {
+                width,
+                height,
+                images,
+            });
         }
     }
     let phase = Phase {

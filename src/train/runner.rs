@@ -5,26 +5,37 @@
 
 use super::events::*;
 use super::optim::{self, Optim};
-use super::{weights_bytes, Control, Outcome, RunEnv};
+use super::{Control, Outcome, RunEnv, weights_bytes};
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::{Experiment, ModelKind};
-use crate::models::{named_parameters, Lstm, Mlp, Network, Resnet, Rnn};
+use crate::models::{Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
 use crate::rng::Stream;
-use burn::tensor::{activation::log_softmax, Device, Int, Tensor, TensorData};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 /// Scalars read back per layer on a probe step.
 const PER_LAYER: usize = 8;
 
 /// Runs `exp` to its end on the calling thread, sending events to `sink`.
-pub fn train(exp: &Experiment, env: RunEnv, control: &Control, sink: &mut dyn FnMut(Event)) -> Outcome {
+pub fn train(
+    exp: &Experiment,
+    env: RunEnv,
+    control: &Control,
+    sink: &mut dyn FnMut(Event),
+) -> Outcome {
     let start = Instant::now();
     let mut trace = Vec::new();
     let mut probes = Vec::new();
     let mut header = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut rec = Record { sink: &mut *sink, trace: &mut trace, probes: &mut probes, header: &mut header, start };
+        let mut rec = Record {
+            sink: &mut *sink,
+            trace: &mut trace,
+            probes: &mut probes,
+            header: &mut header,
+            start,
+        };
         run(exp, env, control, &mut rec)
     }));
     let (end, weights) = match result {
@@ -45,12 +56,27 @@ pub fn train(exp: &Experiment, env: RunEnv, control: &Control, sink: &mut dyn Fn
     }
     push_line(&mut trace, &TraceLine::End(end.clone()));
     let wall_s = start.elapsed().as_secs_f64();
-    sink(Event::Finished { end: end.clone(), wall_s });
-    Outcome { header, end, probes, trace, weights, wall_s }
+    sink(Event::Finished {
+        end: end.clone(),
+        wall_s,
+    });
+    Outcome {
+        header,
+        end,
+        probes,
+        trace,
+        weights,
+        wall_s,
+    }
 }
 
 fn failed(message: String) -> End {
-    End { status: Status::Failed, steps_done: 0, diverged_at: None, error: Some(message) }
+    End {
+        status: Status::Failed,
+        steps_done: 0,
+        diverged_at: None,
+        error: Some(message),
+    }
 }
 
 pub(super) fn push_line(trace: &mut Vec<u8>, line: &TraceLine) {
@@ -58,7 +84,12 @@ pub(super) fn push_line(trace: &mut Vec<u8>, line: &TraceLine) {
     trace.push(b'\n');
 }
 
-pub(super) fn header_for(exp: &Experiment, env: RunEnv, layers: Vec<String>, objective: &str) -> Header {
+pub(super) fn header_for(
+    exp: &Experiment,
+    env: RunEnv,
+    layers: Vec<String>,
+    objective: &str,
+) -> Header {
     Header {
         format: TRACE_FORMAT.into(),
         experiment: exp.name().into(),
@@ -95,7 +126,10 @@ pub(super) struct Batch {
 
 pub(super) fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
     let out = ds.objective.output_dim();
-    let x = Tensor::from_data(TensorData::new(split.x.clone(), [split.n, ds.input_dim]), device);
+    let x = Tensor::from_data(
+        TensorData::new(split.x.clone(), [split.n, ds.input_dim]),
+        device,
+    );
     let (y, labels) = match ds.objective {
         Objective::Classify { classes } | Objective::ClassifyEach { classes, .. } => {
             // Row i's position k is one-hot at column k·classes + label.
@@ -110,16 +144,29 @@ pub(super) fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
                 Some(Tensor::from_data(TensorData::new(labels, [count]), device)),
             )
         }
-        Objective::Regress { dim } => {
-            (Tensor::from_data(TensorData::new(split.targets.clone(), [split.n, dim]), device), None)
-        }
+        Objective::Regress { dim } => (
+            Tensor::from_data(
+                TensorData::new(split.targets.clone(), [split.n, dim]),
+                device,
+            ),
+            None,
+        ),
     };
     debug_assert_eq!(y.dims()[1], out);
-    Batch { x, y, labels, n: split.n }
+    Batch {
+        x,
+        y,
+        labels,
+        n: split.n,
+    }
 }
 
 /// Loss (a 1-element tensor), ∂L/∂logits, and the number of correct predictions.
-pub(super) fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (Tensor<1>, Tensor<2>, Option<Tensor<1>>) {
+pub(super) fn loss_and_delta(
+    obj: Objective,
+    logits: Tensor<2>,
+    b: &Batch,
+) -> (Tensor<1>, Tensor<2>, Option<Tensor<1>>) {
     let n = b.n as f64;
     match obj {
         Objective::Classify { .. } => {
@@ -135,7 +182,11 @@ pub(super) fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (T
         Objective::Regress { dim } => {
             let m = n * dim as f64;
             let diff = logits.sub(b.y.clone());
-            (diff.clone().square().sum().div_scalar(m), diff.mul_scalar(2.0 / m), None)
+            (
+                diff.clone().square().sum().div_scalar(m),
+                diff.mul_scalar(2.0 / m),
+                None,
+            )
         }
         Objective::ClassifyEach { positions, classes } => {
             // A softmax per position; the loss is the mean over examples and positions.
@@ -144,11 +195,19 @@ pub(super) fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (T
             let y = b.y.clone().reshape([b.n * positions, classes]);
             let logp = log_softmax(rows, 1);
             let loss = logp.clone().mul(y.clone()).sum().mul_scalar(-1.0 / m);
-            let delta = logp.clone().exp().sub(y).div_scalar(m).reshape([b.n, positions * classes]);
-            let correct = b
-                .labels
-                .as_ref()
-                .map(|l| logp.argmax(1).reshape([b.n * positions]).equal(l.clone()).float().sum());
+            let delta = logp
+                .clone()
+                .exp()
+                .sub(y)
+                .div_scalar(m)
+                .reshape([b.n, positions * classes]);
+            let correct = b.labels.as_ref().map(|l| {
+                logp.argmax(1)
+                    .reshape([b.n * positions])
+                    .equal(l.clone())
+                    .float()
+                    .sum()
+            });
             (loss, delta, correct)
         }
     }
@@ -169,7 +228,12 @@ impl Batcher {
     }
     /// A batcher drawing from its own named stream (pretraining shuffles independently).
     pub(super) fn named(n: usize, size: usize, seed: u64, stream: &str) -> Self {
-        let mut b = Self { order: (0..n).collect(), pos: n, size: size.min(n), rng: Stream::new(seed, stream) };
+        let mut b = Self {
+            order: (0..n).collect(),
+            pos: n,
+            size: size.min(n),
+            rng: Stream::new(seed, stream),
+        };
         if b.size == n {
             b.pos = 0;
         }
@@ -210,7 +274,10 @@ impl Record<'_> {
     pub(super) fn probe(&mut self, probe: Probe) {
         push_line(self.trace, &TraceLine::Probe(probe.clone()));
         self.probes.push(probe.clone());
-        (self.sink)(Event::Probe { probe, wall_s: self.start.elapsed().as_secs_f64() });
+        (self.sink)(Event::Probe {
+            probe,
+            wall_s: self.start.elapsed().as_secs_f64(),
+        });
     }
 
     /// Appends a line to the trace.
@@ -223,27 +290,69 @@ impl Record<'_> {
     }
 }
 
-fn run(exp: &Experiment, env: RunEnv, control: &Control, rec: &mut Record) -> Result<(End, Vec<u8>), String> {
+fn run(
+    exp: &Experiment,
+    env: RunEnv,
+    control: &Control,
+    rec: &mut Record,
+) -> Result<(End, Vec<u8>), String> {
     let spec = exp.spec();
     let device = env.device.device()?;
     device.seed(exp.seed()); // the lab draws nothing from the backend, but keep it pinned
     let ds = data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
     let m = &spec.model;
     let (input, out) = (ds.input_dim, ds.objective.output_dim());
-    let (steps, features, reads) = (ds.seq_len, ds.input_dim / ds.seq_len, ds.objective.positions());
+    let (steps, features, reads) = (
+        ds.seq_len,
+        ds.input_dim / ds.seq_len,
+        ds.objective.positions(),
+    );
     match m.kind {
-        ModelKind::Mlp => fit(|s| Mlp::new(m, input, out, s, &device), exp, env, control, &ds, &device, rec),
-        ModelKind::Resnet => fit(|s| Resnet::new(m, input, out, s, &device), exp, env, control, &ds, &device, rec),
-        ModelKind::Rnn => {
-            fit(|s| Rnn::new(m, steps, features, out, reads, s, &device), exp, env, control, &ds, &device, rec)
-        }
-        ModelKind::Lstm => {
-            fit(|s| Lstm::new(m, steps, features, out, reads, s, &device), exp, env, control, &ds, &device, rec)
-        }
+        ModelKind::Mlp => fit(
+            |s| Mlp::new(m, input, out, s, &device),
+            exp,
+            env,
+            control,
+            &ds,
+            &device,
+            rec,
+        ),
+        ModelKind::Resnet => fit(
+            |s| Resnet::new(m, input, out, s, &device),
+            exp,
+            env,
+            control,
+            &ds,
+            &device,
+            rec,
+        ),
+        ModelKind::Rnn => fit(
+            |s| Rnn::new(m, steps, features, out, reads, s, &device),
+            exp,
+            env,
+            control,
+            &ds,
+            &device,
+            rec,
+        ),
+        ModelKind::Lstm => fit(
+            |s| Lstm::new(m, steps, features, out, reads, s, &device),
+            exp,
+            env,
+            control,
+            &ds,
+            &device,
+            rec,
+        ),
         ModelKind::Dbn => {
             let (net, stopped) = super::pretrain::pretrain(exp, env, control, &ds, &device, rec)?;
             if stopped {
-                let end = End { status: Status::Interrupted, steps_done: 0, diverged_at: None, error: None };
+                let end = End {
+                    status: Status::Interrupted,
+                    steps_done: 0,
+                    diverged_at: None,
+                    error: None,
+                };
                 return Ok((end, weights_bytes(&named_parameters(&net))));
             }
             drive(net, exp, env, control, &ds, &device, rec)
@@ -281,7 +390,12 @@ pub(super) fn drive<N: Network>(
 ) -> Result<(End, Vec<u8>), String> {
     let spec = exp.spec();
     if rec.header.is_none() {
-        rec.start(header_for(exp, env, net.layer_names(), objective_name(ds.objective)));
+        rec.start(header_for(
+            exp,
+            env,
+            net.layer_names(),
+            objective_name(ds.objective),
+        ));
     }
 
     let t = &spec.train;
@@ -300,7 +414,12 @@ pub(super) fn drive<N: Network>(
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         if control.stop_requested() {
-            let end = End { status: Status::Interrupted, steps_done: step, diverged_at: None, error: None };
+            let end = End {
+                status: Status::Interrupted,
+                steps_done: step,
+                diverged_at: None,
+                error: None,
+            };
             return Ok((end, weights_bytes(&named_parameters(&net))));
         }
         let last = step + 1 == steps;
@@ -343,7 +462,13 @@ pub(super) fn drive<N: Network>(
                     None => Tensor::zeros([1], device),
                 });
                 scalars.push(old[layer.weight].clone().square().sum());
-                scalars.push(params[layer.weight].clone().sub(old[layer.weight].clone()).square().sum());
+                scalars.push(
+                    params[layer.weight]
+                        .clone()
+                        .sub(old[layer.weight].clone())
+                        .square()
+                        .sum(),
+                );
                 scalars.push(layer.output.clone().sum().div_scalar(numel));
                 scalars.push(layer.output.clone().square().sum().div_scalar(numel));
                 scalars.push(match &layer.saturated {
@@ -354,10 +479,18 @@ pub(super) fn drive<N: Network>(
             }
             scalars.extend(back.time.iter().cloned());
         }
-        let values = Tensor::cat(scalars, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        let values = Tensor::cat(scalars, 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
         let (loss_v, gsq) = (values[0] as f64, values[1] as f64);
         if !loss_v.is_finite() || !gsq.is_finite() {
-            let end = End { status: Status::Diverged, steps_done: step, diverged_at: Some(step), error: None };
+            let end = End {
+                status: Status::Diverged,
+                steps_done: step,
+                diverged_at: Some(step),
+                error: None,
+            };
             return Ok((end, weights_bytes(&named_parameters(&net))));
         }
         if probing {
@@ -382,14 +515,30 @@ pub(super) fn drive<N: Network>(
                 .collect();
             let time = rest.iter().map(|&v| (v as f64).sqrt()).collect();
             let test = if testing {
-                test_batch.as_ref().map(|b| evaluate(&net, ds.objective, b)).transpose()?
+                test_batch
+                    .as_ref()
+                    .map(|b| evaluate(&net, ds.objective, b))
+                    .transpose()?
             } else {
                 None
             };
-            rec.probe(Probe { step, loss: loss_v, accuracy, layers, time, test, fitness: None });
+            rec.probe(Probe {
+                step,
+                loss: loss_v,
+                accuracy,
+                layers,
+                time,
+                test,
+                fitness: None,
+            });
         }
     }
-    let end = End { status: Status::Completed, steps_done: steps, diverged_at: None, error: None };
+    let end = End {
+        status: Status::Completed,
+        steps_done: steps,
+        diverged_at: None,
+        error: None,
+    };
     Ok((end, weights_bytes(&named_parameters(&net))))
 }
 
@@ -403,7 +552,11 @@ fn layer_probe(v: &[f32]) -> LayerProbe {
         grad_w: v[1].sqrt(),
         grad_b: v[2].sqrt(),
         weight,
-        update_ratio: if weight > 0.0 { v[4].sqrt() / weight } else { 0.0 },
+        update_ratio: if weight > 0.0 {
+            v[4].sqrt() / weight
+        } else {
+            0.0
+        },
         act_mean: v[5],
         act_std: (v[6] - v[5] * v[5]).max(0.0).sqrt(),
         saturation: v[7],
@@ -411,10 +564,20 @@ fn layer_probe(v: &[f32]) -> LayerProbe {
     }
 }
 
-pub(super) fn evaluate<N: Network>(net: &N, obj: Objective, b: &Batch) -> Result<TestMetrics, String> {
+pub(super) fn evaluate<N: Network>(
+    net: &N,
+    obj: Objective,
+    b: &Batch,
+) -> Result<TestMetrics, String> {
     let (loss, _, correct) = loss_and_delta(obj, net.forward(b.x.clone()), b);
     let mut parts = vec![loss];
     parts.extend(correct);
-    let v = Tensor::cat(parts, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-    Ok(TestMetrics { loss: v[0] as f64, accuracy: v.get(1).map(|&c| c as f64 / (b.n * obj.positions()) as f64) })
+    let v = Tensor::cat(parts, 0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(TestMetrics {
+        loss: v[0] as f64,
+        accuracy: v.get(1).map(|&c| c as f64 / (b.n * obj.positions()) as f64),
+    })
 }

@@ -10,16 +10,21 @@
 //! `search` stream of the config seed.
 
 use super::events::*;
-use super::runner::{evaluate, header_for, loss_and_delta, objective_name, to_device, Batcher, Record};
-use super::{weights_bytes, Control, RunEnv};
+use super::runner::{
+    Batcher, Record, evaluate, header_for, loss_and_delta, objective_name, to_device,
+};
+use super::{Control, RunEnv, weights_bytes};
 use crate::data::Dataset;
 use crate::experiment::{Experiment, Optimizer};
-use crate::models::{matrix, named_parameters, Network};
+use crate::models::{Network, matrix, named_parameters};
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
 
 fn flatten<N: Network>(net: &N) -> Vec<f32> {
-    named_parameters(net).into_iter().flat_map(|(_, _, v)| v).collect()
+    named_parameters(net)
+        .into_iter()
+        .flat_map(|(_, _, v)| v)
+        .collect()
 }
 
 fn unflatten(flat: &[f32], shapes: &[[usize; 2]], device: &Device) -> Vec<Tensor<2>> {
@@ -69,7 +74,12 @@ pub(super) fn search<N: Network>(
     for step in 0..t.steps {
         if control.stop_requested() {
             net.set_params(unflatten(&population[best], &shapes, device));
-            let end = End { status: Status::Interrupted, steps_done: step, diverged_at: None, error: None };
+            let end = End {
+                status: Status::Interrupted,
+                steps_done: step,
+                diverged_at: None,
+                error: None,
+            };
             return Ok((end, weights_bytes(&named_parameters(&net))));
         }
         let sampled;
@@ -85,11 +95,15 @@ pub(super) fn search<N: Network>(
         let mut scalars = Vec::with_capacity(2 * population.len());
         for candidate in &population {
             net.set_params(unflatten(candidate, &shapes, device));
-            let (loss, _, correct) = loss_and_delta(ds.objective, net.forward(batch.x.clone()), batch);
+            let (loss, _, correct) =
+                loss_and_delta(ds.objective, net.forward(batch.x.clone()), batch);
             scalars.push(loss);
             scalars.extend(correct);
         }
-        let values = Tensor::cat(scalars, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        let values = Tensor::cat(scalars, 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
         let per = if classify { 2 } else { 1 };
         let losses: Vec<f64> = values.iter().step_by(per).map(|&v| v as f64).collect();
         let key = |l: f64| if l.is_finite() { l } else { f64::INFINITY };
@@ -97,7 +111,12 @@ pub(super) fn search<N: Network>(
         order.sort_by(|&a, &b| key(losses[a]).total_cmp(&key(losses[b])).then(a.cmp(&b)));
         best = order[0];
         if !losses[best].is_finite() {
-            let end = End { status: Status::Diverged, steps_done: step, diverged_at: Some(step), error: None };
+            let end = End {
+                status: Status::Diverged,
+                steps_done: step,
+                diverged_at: Some(step),
+                error: None,
+            };
             return Ok((end, weights_bytes(&named_parameters(&net))));
         }
         let finite: Vec<f64> = losses.iter().copied().filter(|l| l.is_finite()).collect();
@@ -111,8 +130,9 @@ pub(super) fn search<N: Network>(
                 (Some(b), true) => Some(evaluate(&net, ds.objective, b)?),
                 _ => None,
             };
-            let accuracy =
-                classify.then(|| values[per * best + 1] as f64 / (batch.n * ds.objective.positions()) as f64);
+            let accuracy = classify.then(|| {
+                values[per * best + 1] as f64 / (batch.n * ds.objective.positions()) as f64
+            });
             rec.probe(Probe {
                 step,
                 loss: losses[best],
@@ -120,7 +140,10 @@ pub(super) fn search<N: Network>(
                 layers: Vec::new(),
                 time: Vec::new(),
                 test,
-                fitness: Some(Fitness { best: losses[best], mean }),
+                fitness: Some(Fitness {
+                    best: losses[best],
+                    mean,
+                }),
             });
         }
         if last {
@@ -128,11 +151,19 @@ pub(super) fn search<N: Network>(
         }
         population = match t.optimizer {
             Optimizer::Genetic => {
-                let elite: Vec<Vec<f32>> = order[..s.elite].iter().map(|&i| population[i].clone()).collect();
+                let elite: Vec<Vec<f32>> = order[..s.elite]
+                    .iter()
+                    .map(|&i| population[i].clone())
+                    .collect();
                 let mut next = elite.clone();
                 while next.len() < s.population {
                     let parent = &elite[rng.below(s.elite)];
-                    next.push(parent.iter().map(|&w| w + (s.mutation_scale * rng.normal()) as f32).collect());
+                    next.push(
+                        parent
+                            .iter()
+                            .map(|&w| w + (s.mutation_scale * rng.normal()) as f32)
+                            .collect(),
+                    );
                 }
                 next
             }
@@ -147,6 +178,11 @@ pub(super) fn search<N: Network>(
         best = 0;
     }
     net.set_params(unflatten(&population[best], &shapes, device));
-    let end = End { status: Status::Completed, steps_done: t.steps, diverged_at: None, error: None };
+    let end = End {
+        status: Status::Completed,
+        steps_done: t.steps,
+        diverged_at: None,
+        error: None,
+    };
     Ok((end, weights_bytes(&named_parameters(&net))))
 }

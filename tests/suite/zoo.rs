@@ -4,7 +4,7 @@
 
 use gradlab::data;
 use gradlab::experiment::{Experiment, Overrides};
-use gradlab::models::{named_parameters, Rnn};
+use gradlab::models::{Rnn, named_parameters};
 use gradlab::train::{self, Control, Event, Outcome, RunEnv, Status, TraceLine};
 use std::path::Path;
 
@@ -23,7 +23,10 @@ fn experiment(source: &str, edits: &[(&str, &str)], overrides: Overrides) -> Exp
         assert!(s.contains(from), "'{from}' not in the experiment");
         s = s.replacen(from, to, 1);
     }
-    Experiment::parse(&s, Path::new("zoo.toml")).unwrap().with_overrides(overrides).unwrap()
+    Experiment::parse(&s, Path::new("zoo.toml"))
+        .unwrap()
+        .with_overrides(overrides)
+        .unwrap()
 }
 
 fn run(exp: &Experiment) -> Outcome {
@@ -31,15 +34,31 @@ fn run(exp: &Experiment) -> Outcome {
 }
 
 fn run_file(file: &str, steps: usize, seed: u64) -> Outcome {
-    run(&experiment(&text(file), &[], Overrides { steps: Some(steps), seed: Some(seed) }))
+    run(&experiment(
+        &text(file),
+        &[],
+        Overrides {
+            steps: Some(steps),
+            seed: Some(seed),
+        },
+    ))
 }
 
 fn lines(out: &Outcome) -> Vec<TraceLine> {
-    String::from_utf8(out.trace.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8(out.trace.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn last_test_loss(out: &Outcome) -> f64 {
-    out.probes.iter().rev().find_map(|p| p.test).expect("the last probe evaluates the test split").loss
+    out.probes
+        .iter()
+        .rev()
+        .find_map(|p| p.test)
+        .expect("the last probe evaluates the test split")
+        .loss
 }
 
 /// The canonical weights bytes back as (name, values).
@@ -50,9 +69,17 @@ fn parse_weights(mut bytes: &[u8]) -> Vec<(String, Vec<f32>)> {
         let head = std::str::from_utf8(&bytes[..nl]).unwrap().to_string();
         let mut parts = head.split(' ');
         let name = parts.next().unwrap().to_string();
-        let n: usize = parts.nth(1).unwrap().split('x').map(|d| d.parse::<usize>().unwrap()).product();
+        let n: usize = parts
+            .nth(1)
+            .unwrap()
+            .split('x')
+            .map(|d| d.parse::<usize>().unwrap())
+            .product();
         bytes = &bytes[nl + 1..];
-        let values = bytes[..4 * n].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let values = bytes[..4 * n]
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         bytes = &bytes[4 * n..];
         out.push((name, values));
     }
@@ -77,7 +104,10 @@ fn rnn_error_vanishes_through_time_and_the_lstms_does_not() {
         let rnn = time_ratio("rnn-adding-50.toml", seed);
         assert!(rnn < 1e-4, "seed {seed}: RNN ‖∂L/∂h_1‖/‖∂L/∂h_T‖ = {rnn:e}");
         let lstm = time_ratio("lstm-adding-50.toml", seed);
-        assert!(lstm > 0.1, "seed {seed}: LSTM ‖∂L/∂h_1‖/‖∂L/∂h_T‖ = {lstm:e}");
+        assert!(
+            lstm > 0.1,
+            "seed {seed}: LSTM ‖∂L/∂h_1‖/‖∂L/∂h_T‖ = {lstm:e}"
+        );
     }
 }
 
@@ -88,7 +118,14 @@ fn rnn_error_vanishes_through_time_and_the_lstms_does_not() {
 #[test]
 fn lstm_solves_the_adding_problem_where_the_rnn_stays_at_the_baseline() {
     for seed in [1, 2] {
-        let exp = experiment(&text("rnn-adding-50.toml"), &[], Overrides { steps: Some(600), seed: Some(seed) });
+        let exp = experiment(
+            &text("rnn-adding-50.toml"),
+            &[],
+            Overrides {
+                steps: Some(600),
+                seed: Some(seed),
+            },
+        );
         let ds = data::build(&exp.spec().data, seed).unwrap();
         let y = &ds.test.targets;
         let mean = y.iter().map(|&v| v as f64).sum::<f64>() / y.len() as f64;
@@ -96,8 +133,14 @@ fn lstm_solves_the_adding_problem_where_the_rnn_stays_at_the_baseline() {
         assert!((0.03..0.045).contains(&baseline), "{baseline}");
         let rnn = last_test_loss(&run(&exp));
         let lstm = last_test_loss(&run_file("lstm-adding-50.toml", 600, seed));
-        assert!(rnn > 0.8 * baseline, "seed {seed}: RNN {rnn} vs baseline {baseline}");
-        assert!(lstm < 0.2 * baseline, "seed {seed}: LSTM {lstm} vs baseline {baseline}");
+        assert!(
+            rnn > 0.8 * baseline,
+            "seed {seed}: RNN {rnn} vs baseline {baseline}"
+        );
+        assert!(
+            lstm < 0.2 * baseline,
+            "seed {seed}: LSTM {lstm} vs baseline {baseline}"
+        );
     }
 }
 
@@ -108,22 +151,54 @@ fn lstm_solves_the_adding_problem_where_the_rnn_stays_at_the_baseline() {
 #[test]
 fn residual_net_trains_at_a_depth_where_the_plain_net_stalls() {
     for seed in [1, 2, 3] {
-        let o = Overrides { steps: Some(400), seed: Some(seed) };
-        let plain = run(&experiment(&text("plain-relu-50.toml"), &[("width = 32", "width = 16")], o));
-        let res = run(&experiment(&text("resnet-relu-50.toml"), &[("width = 32", "width = 16")], o));
+        let o = Overrides {
+            steps: Some(400),
+            seed: Some(seed),
+        };
+        let plain = run(&experiment(
+            &text("plain-relu-50.toml"),
+            &[("width = 32", "width = 16")],
+            o,
+        ));
+        let res = run(&experiment(
+            &text("resnet-relu-50.toml"),
+            &[("width = 32", "width = 16")],
+            o,
+        ));
         let ratio = |out: &Outcome| {
             let l = &out.probes[0].layers;
             l[0].delta / l[l.len() - 1].delta
         };
-        assert!(ratio(&plain) < 1e-6, "seed {seed}: plain δ ratio {:e}", ratio(&plain));
-        assert!(ratio(&res) > 0.1, "seed {seed}: residual δ ratio {:e}", ratio(&res));
-        assert!(last_test_loss(&plain) > 0.68, "seed {seed}: plain {}", last_test_loss(&plain));
-        assert!(last_test_loss(&res) < 0.62, "seed {seed}: residual {}", last_test_loss(&res));
+        assert!(
+            ratio(&plain) < 1e-6,
+            "seed {seed}: plain δ ratio {:e}",
+            ratio(&plain)
+        );
+        assert!(
+            ratio(&res) > 0.1,
+            "seed {seed}: residual δ ratio {:e}",
+            ratio(&res)
+        );
+        assert!(
+            last_test_loss(&plain) > 0.68,
+            "seed {seed}: plain {}",
+            last_test_loss(&plain)
+        );
+        assert!(
+            last_test_loss(&res) < 0.62,
+            "seed {seed}: residual {}",
+            last_test_loss(&res)
+        );
         // The skip path is probed at the stem and after every block, and nowhere else.
         let first = &res.probes[0].layers;
         assert_eq!(first.iter().filter(|l| l.skip_delta.is_some()).count(), 51);
         assert!(first.last().unwrap().skip_delta.is_none());
-        assert!(plain.probes[0].layers.iter().all(|l| l.skip_delta.is_none()));
+        assert!(
+            plain.probes[0]
+                .layers
+                .iter()
+                .all(|l| l.skip_delta.is_none())
+        );
     }
 }
 
@@ -133,7 +208,14 @@ fn residual_net_trains_at_a_depth_where_the_plain_net_stalls() {
 #[test]
 fn clipped_updates_have_exactly_the_threshold_norm() {
     let step_length = |file: &str| {
-        let exp = experiment(&text(file), &[], Overrides { steps: Some(1), seed: None });
+        let exp = experiment(
+            &text(file),
+            &[],
+            Overrides {
+                steps: Some(1),
+                seed: None,
+            },
+        );
         let device = burn::tensor::Device::flex();
         let m = &exp.spec().model;
         let before = Rnn::new(m, 20, 2, 1, 1, exp.seed(), &device);
@@ -143,15 +225,24 @@ fn clipped_updates_have_exactly_the_threshold_norm() {
             .zip(&after)
             .map(|((name, _, v0), (n1, v1))| {
                 assert_eq!(name, n1);
-                v0.iter().zip(v1).map(|(a, b)| ((b - a) as f64).powi(2)).sum::<f64>()
+                v0.iter()
+                    .zip(v1)
+                    .map(|(a, b)| ((b - a) as f64).powi(2))
+                    .sum::<f64>()
             })
             .sum();
         sq.sqrt()
     };
     let clipped = step_length("rnn-exploding-clipped.toml");
-    assert!((clipped - 0.3).abs() < 1e-5 * 0.3 + 1e-6, "clipped step {clipped}");
+    assert!(
+        (clipped - 0.3).abs() < 1e-5 * 0.3 + 1e-6,
+        "clipped step {clipped}"
+    );
     let raw = step_length("rnn-exploding.toml");
-    assert!(raw > 0.3 * 1.5, "the raw gradient is longer than the threshold: step {raw}");
+    assert!(
+        raw > 0.3 * 1.5,
+        "the raw gradient is longer than the threshold: step {raw}"
+    );
 }
 
 /// Recurrent spectral radius 1.5, SGD η = 0.3. Measured over seeds 1..=5: without clipping
@@ -162,10 +253,19 @@ fn global_norm_clipping_tames_the_exploding_rnn() {
     for seed in [1, 2, 3] {
         let wild = run_file("rnn-exploding.toml", 300, seed);
         assert_eq!(wild.end.status, Status::Diverged, "seed {seed}");
-        assert!(wild.end.diverged_at.unwrap() < 100, "seed {seed}: {:?}", wild.end.diverged_at);
+        assert!(
+            wild.end.diverged_at.unwrap() < 100,
+            "seed {seed}: {:?}",
+            wild.end.diverged_at
+        );
         let tame = run_file("rnn-exploding-clipped.toml", 300, seed);
         assert_eq!(tame.end.status, Status::Completed, "seed {seed}");
-        assert!(tame.probes.iter().all(|p| p.loss.is_finite() && p.loss < 2.0), "seed {seed}");
+        assert!(
+            tame.probes
+                .iter()
+                .all(|p| p.loss.is_finite() && p.loss < 2.0),
+            "seed {seed}"
+        );
     }
 }
 
@@ -179,8 +279,14 @@ fn rbm_likelihood_improves_and_cd10_beats_cd1() {
         let file = format!("rbm-bars-stripes-cd{k}.toml");
         let exp = experiment(
             &text(&file),
-            &[("pretrain_steps = 3000", "pretrain_steps = 1500"), ("steps = 300", "steps = 1")],
-            Overrides { steps: None, seed: Some(seed) },
+            &[
+                ("pretrain_steps = 3000", "pretrain_steps = 1500"),
+                ("steps = 300", "steps = 1"),
+            ],
+            Overrides {
+                steps: None,
+                seed: Some(seed),
+            },
         );
         let lls: Vec<f64> = lines(&run(&exp))
             .into_iter()
@@ -195,9 +301,18 @@ fn rbm_likelihood_improves_and_cd10_beats_cd1() {
     for seed in [1, 2, 3] {
         let (start1, end1) = final_ll(1, seed);
         let (start10, end10) = final_ll(10, seed);
-        assert!((start1 - 16.0 * 0.5f64.ln()).abs() < 0.01, "near-zero weights: uniform model, {start1}");
-        assert!(end1 - start1 > 5.0 && end10 - start10 > 5.0, "seed {seed}: {start1} → {end1}, {start10} → {end10}");
-        assert!(end10 - end1 > 0.3, "seed {seed}: CD-10 {end10} vs CD-1 {end1}");
+        assert!(
+            (start1 - 16.0 * 0.5f64.ln()).abs() < 0.01,
+            "near-zero weights: uniform model, {start1}"
+        );
+        assert!(
+            end1 - start1 > 5.0 && end10 - start10 > 5.0,
+            "seed {seed}: {start1} → {end1}, {start10} → {end10}"
+        );
+        assert!(
+            end10 - end1 > 0.3,
+            "seed {seed}: CD-10 {end10} vs CD-1 {end1}"
+        );
         assert!(end10 < -3.3, "no model beats the data's entropy: {end10}");
     }
 }
@@ -212,7 +327,11 @@ fn dbn_pretraining_rescues_the_deep_sigmoid_net() {
         let dbn = run_file("dbn-digits.toml", 400, seed);
         let random = run_file("random-init-digits.toml", 400, seed);
         assert!(acc(&dbn) > 0.5, "seed {seed}: pretrained {}", acc(&dbn));
-        assert!(acc(&random) < 0.2, "seed {seed}: random init {}", acc(&random));
+        assert!(
+            acc(&random) < 0.2,
+            "seed {seed}: random init {}",
+            acc(&random)
+        );
     }
 }
 
@@ -220,8 +339,15 @@ fn dbn_pretraining_rescues_the_deep_sigmoid_net() {
 /// RBMs start from the weights `Mlp::new` draws, so only pretraining tells the two apart.
 #[test]
 fn dbn_without_pretraining_is_the_same_net_as_the_mlp() {
-    let o = Overrides { steps: Some(20), seed: None };
-    let dbn = run(&experiment(&text("dbn-digits.toml"), &[("pretrain_steps = 1000", "pretrain_steps = 0")], o));
+    let o = Overrides {
+        steps: Some(20),
+        seed: None,
+    };
+    let dbn = run(&experiment(
+        &text("dbn-digits.toml"),
+        &[("pretrain_steps = 1000", "pretrain_steps = 0")],
+        o,
+    ));
     let mlp = run(&experiment(&text("random-init-digits.toml"), &[], o));
     assert_eq!(dbn.probes, mlp.probes);
     assert_eq!(dbn.weights, mlp.weights);
@@ -239,17 +365,32 @@ fn dbn_without_pretraining_is_the_same_net_as_the_mlp() {
 /// phases, pretraining probes and samples arrive as events in order.
 #[test]
 fn dbn_phases_samples_and_the_steps_cap() {
-    let exp = experiment(&text("dbn-digits.toml"), &[("every = 5", "every = 1")], Overrides { steps: Some(5), seed: None });
+    let exp = experiment(
+        &text("dbn-digits.toml"),
+        &[("every = 5", "every = 1")],
+        Overrides {
+            steps: Some(5),
+            seed: None,
+        },
+    );
     assert_eq!(exp.spec().dbn.pretrain_steps, 5);
     let mut events = Vec::new();
-    let out = train::train(&exp, RunEnv::default(), &Control::new(), &mut |e| events.push(e));
+    let out = train::train(&exp, RunEnv::default(), &Control::new(), &mut |e| {
+        events.push(e)
+    });
     let mut phases = Vec::new();
     let mut samples = None;
     for e in &events {
         match e {
             Event::Phase(p) => phases.push((p.phase.clone(), p.rbm, p.steps)),
-            Event::Pretrain { probe, .. } => assert!(probe.step < 5 && probe.recon_error.is_finite()),
-            Event::Samples { width, height, images } => samples = Some((*width, *height, images.clone())),
+            Event::Pretrain { probe, .. } => {
+                assert!(probe.step < 5 && probe.recon_error.is_finite())
+            }
+            Event::Samples {
+                width,
+                height,
+                images,
+            } => samples = Some((*width, *height, images.clone())),
             _ => {}
         }
     }
@@ -260,14 +401,23 @@ fn dbn_phases_samples_and_the_steps_cap() {
     assert_eq!(phases, want);
     let (w, h, images) = samples.expect("an ancestral pass after pretraining");
     assert_eq!((w, h, images.len()), (8, 8, 16));
-    assert!(images.iter().all(|im| im.len() == 64 && im.iter().all(|v| (0.0..=1.0).contains(v))));
+    assert!(
+        images
+            .iter()
+            .all(|im| im.len() == 64 && im.iter().all(|v| (0.0..=1.0).contains(v)))
+    );
     assert_eq!(out.probes.len(), 5);
     assert_eq!(out.end.steps_done, 5);
     // The trace carries phases and pretraining probes as their own line types.
     let kinds: Vec<String> = std::str::from_utf8(&out.trace)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "phase").count(), 5);
     assert_eq!(kinds.iter().filter(|k| *k == "pretrain").count(), 4 * 5);
@@ -284,12 +434,23 @@ fn rprop_trains_the_deep_sigmoid_net_where_sgd_stalls() {
         ("width = 32", "width = 16"),
     ];
     for seed in [1, 2, 3] {
-        let o = Overrides { steps: Some(300), seed: Some(seed) };
+        let o = Overrides {
+            steps: Some(300),
+            seed: Some(seed),
+        };
         let sgd = run(&experiment(&text("sgd-sigmoid-10.toml"), &edits, o));
         let rprop = run(&experiment(&text("rprop-sigmoid-10.toml"), &edits, o));
         let final_loss = |out: &Outcome| out.probes.last().unwrap().loss;
-        assert!(final_loss(&sgd) > 0.68, "seed {seed}: sgd {}", final_loss(&sgd));
-        assert!(final_loss(&rprop) < 0.65, "seed {seed}: rprop {}", final_loss(&rprop));
+        assert!(
+            final_loss(&sgd) > 0.68,
+            "seed {seed}: sgd {}",
+            final_loss(&sgd)
+        );
+        assert!(
+            final_loss(&rprop) < 0.65,
+            "seed {seed}: rprop {}",
+            final_loss(&rprop)
+        );
     }
 }
 
@@ -302,19 +463,35 @@ fn gradient_free_searches_keep_their_best_and_report_fitness() {
         let exp = experiment(
             &text("genetic-tanh-6.toml"),
             &[
-                ("optimizer = \"genetic\"", &format!("optimizer = \"{optimizer}\"")),
+                (
+                    "optimizer = \"genetic\"",
+                    &format!("optimizer = \"{optimizer}\""),
+                ),
                 ("population = 50", "population = 12"),
                 ("elite = 5", "elite = 3"),
             ],
-            Overrides { steps: Some(40), seed: None },
+            Overrides {
+                steps: Some(40),
+                seed: None,
+            },
         );
         let out = run(&exp);
         assert_eq!(out.end.status, Status::Completed);
         assert_eq!(out.header.search.as_deref(), Some(optimizer));
         assert!(out.header.layers.is_empty());
-        let best: Vec<f64> = out.probes.iter().map(|p| p.fitness.expect("every probe carries fitness").best).collect();
-        assert!(best.windows(2).all(|w| w[1] <= w[0]), "{optimizer}: {best:?}");
-        assert!(best.last().unwrap() < &best[0], "{optimizer} made progress: {best:?}");
+        let best: Vec<f64> = out
+            .probes
+            .iter()
+            .map(|p| p.fitness.expect("every probe carries fitness").best)
+            .collect();
+        assert!(
+            best.windows(2).all(|w| w[1] <= w[0]),
+            "{optimizer}: {best:?}"
+        );
+        assert!(
+            best.last().unwrap() < &best[0],
+            "{optimizer} made progress: {best:?}"
+        );
         for p in &out.probes {
             let f = p.fitness.unwrap();
             assert!(p.layers.is_empty() && f.mean >= f.best && p.loss == f.best);
@@ -329,24 +506,96 @@ fn every_model_kind_replays_exactly() {
     // (experiment file, edits to its text, steps)
     type Case = (&'static str, Vec<(&'static str, &'static str)>, usize);
     let cases: Vec<Case> = vec![
-        ("resnet-relu-50.toml", vec![("depth = 50", "depth = 4"), ("block_layers = 1", "block_layers = 2\nlayer_norm = true")], 20),
-        ("rnn-adding-50.toml", vec![("task = \"adding\"", "task = \"temporal-order\""), ("seq_len = 50", "seq_len = 12")], 20),
-        ("lstm-adding-50.toml", vec![("task = \"adding\"", "task = \"copy-memory\"\ncopy_length = 3"), ("seq_len = 50", "seq_len = 12")], 20),
-        ("dbn-digits.toml", vec![("pretrain_steps = 1000", "pretrain_steps = 30\npersistent = true"), ("cd_k = 1", "cd_k = 2")], 10),
-        ("genetic-tanh-6.toml", vec![("population = 50", "population = 6")], 5),
-        ("genetic-tanh-6.toml", vec![("optimizer = \"genetic\"", "optimizer = \"random-search\""), ("population = 50", "population = 6")], 5),
+        (
+            "resnet-relu-50.toml",
+            vec![
+                ("depth = 50", "depth = 4"),
+                ("block_layers = 1", "block_layers = 2\nlayer_norm = true"),
+            ],
+            20,
+        ),
+        (
+            "rnn-adding-50.toml",
+            vec![
+                ("task = \"adding\"", "task = \"temporal-order\""),
+                ("seq_len = 50", "seq_len = 12"),
+            ],
+            20,
+        ),
+        (
+            "lstm-adding-50.toml",
+            vec![
+                (
+                    "task = \"adding\"",
+                    "task = \"copy-memory\"\ncopy_length = 3",
+                ),
+                ("seq_len = 50", "seq_len = 12"),
+            ],
+            20,
+        ),
+        (
+            "dbn-digits.toml",
+            vec![
+                (
+                    "pretrain_steps = 1000",
+                    "pretrain_steps = 30\npersistent = true",
+                ),
+                ("cd_k = 1", "cd_k = 2"),
+            ],
+            10,
+        ),
+        (
+            "genetic-tanh-6.toml",
+            vec![("population = 50", "population = 6")],
+            5,
+        ),
+        (
+            "genetic-tanh-6.toml",
+            vec![
+                ("optimizer = \"genetic\"", "optimizer = \"random-search\""),
+                ("population = 50", "population = 6"),
+            ],
+            5,
+        ),
         ("rprop-sigmoid-10.toml", vec![], 5),
-        ("sgd-sigmoid-10.toml", vec![("optimizer = \"sgd\"", "optimizer = \"rmsprop\"")], 5),
+        (
+            "sgd-sigmoid-10.toml",
+            vec![("optimizer = \"sgd\"", "optimizer = \"rmsprop\"")],
+            5,
+        ),
     ];
     for (file, edits, steps) in cases {
-        let exp = experiment(&text(file), &edits, Overrides { steps: Some(steps), seed: None });
+        let exp = experiment(
+            &text(file),
+            &edits,
+            Overrides {
+                steps: Some(steps),
+                seed: None,
+            },
+        );
         let (a, b) = (run(&exp), run(&exp));
-        assert_eq!(a.end.status, Status::Completed, "{file} {edits:?}: {:?}", a.end);
+        assert_eq!(
+            a.end.status,
+            Status::Completed,
+            "{file} {edits:?}: {:?}",
+            a.end
+        );
         assert_eq!(a.trace, b.trace, "{file} {edits:?}");
         assert_eq!(a.weights, b.weights, "{file} {edits:?}");
         assert!(!a.weights.is_empty());
-        let other = run(&experiment(&text(file), &edits, Overrides { steps: Some(steps), seed: Some(77) }));
-        assert_ne!(a.weights_hash(), other.weights_hash(), "{file}: the seed matters");
+        let other = run(&experiment(
+            &text(file),
+            &edits,
+            Overrides {
+                steps: Some(steps),
+                seed: Some(77),
+            },
+        ));
+        assert_ne!(
+            a.weights_hash(),
+            other.weights_hash(),
+            "{file}: the seed matters"
+        );
     }
 }
 
@@ -355,14 +604,26 @@ fn every_model_kind_replays_exactly() {
 fn copy_memory_is_scored_per_recalled_symbol() {
     let exp = experiment(
         &text("lstm-adding-50.toml"),
-        &[("task = \"adding\"", "task = \"copy-memory\"\ncopy_length = 4"), ("seq_len = 50", "seq_len = 15")],
-        Overrides { steps: Some(2), seed: None },
+        &[
+            (
+                "task = \"adding\"",
+                "task = \"copy-memory\"\ncopy_length = 4",
+            ),
+            ("seq_len = 50", "seq_len = 15"),
+        ],
+        Overrides {
+            steps: Some(2),
+            seed: None,
+        },
     );
     let out = run(&exp);
     let p = &out.probes[0];
     // At initialisation the 8-way choices are near chance: loss ≈ ln 8.
     assert!((p.loss - 8f64.ln()).abs() < 0.2, "{}", p.loss);
     let acc = p.accuracy.unwrap();
-    assert!((0.0..=1.0).contains(&acc) && (acc * 32.0 * 4.0).fract().abs() < 1e-9, "correct symbols / (32 · 4): {acc}");
+    assert!(
+        (0.0..=1.0).contains(&acc) && (acc * 32.0 * 4.0).fract().abs() < 1e-9,
+        "correct symbols / (32 · 4): {acc}"
+    );
     assert_eq!(p.time.len(), 15);
 }
