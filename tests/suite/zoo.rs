@@ -467,8 +467,7 @@ fn gradient_free_searches_keep_their_best_and_report_fitness() {
                     "optimizer = \"genetic\"",
                     &format!("optimizer = \"{optimizer}\""),
                 ),
-                ("population = 50", "population = 12"),
-                ("elite = 5", "elite = 3"),
+                ("population = 30", "population = 12"),
             ],
             Overrides {
                 steps: Some(40),
@@ -546,14 +545,14 @@ fn every_model_kind_replays_exactly() {
         ),
         (
             "genetic-tanh-6.toml",
-            vec![("population = 50", "population = 6")],
+            vec![("population = 30", "population = 6")],
             5,
         ),
         (
             "genetic-tanh-6.toml",
             vec![
                 ("optimizer = \"genetic\"", "optimizer = \"random-search\""),
-                ("population = 50", "population = 6"),
+                ("population = 30", "population = 6"),
             ],
             5,
         ),
