@@ -9,6 +9,7 @@
 //! carousel. `tests::bptt_matches_autodiff` holds the hand-written pass to Burn's autodiff.
 
 use super::activation::SIGMOID_SATURATED;
+use super::recurrent::{Readout, as_rows, time_profile};
 use super::{Backward, LayerSignals, Network, init, matrix};
 use crate::experiment::ModelSection;
 use crate::rng::Stream;
@@ -27,11 +28,9 @@ pub struct Lstm {
     pub w_rec: Tensor<2>,
     /// `[1, 4·hidden]`; the forget block starts at `model.forget_bias`.
     pub bias: Tensor<2>,
-    pub w_out: Tensor<2>,
-    pub b_out: Tensor<2>,
+    pub readout: Readout,
     pub steps: usize,
     pub features: usize,
-    pub out_steps: usize,
 }
 
 /// One step's gate activations and states.
@@ -67,7 +66,6 @@ impl Lstm {
     ) -> Self {
         let mut rng = Stream::new(seed, "init");
         let h = m.width;
-        let per_step = output_dim / out_steps;
         let w_in = init::weights(m.init, features, GATES * h, m.sigma_w, &mut rng);
         let blocks: Vec<Vec<f32>> = (0..GATES)
             .map(|_| init::recurrent(m.recurrent_init, h, m.spectral_radius, &mut rng))
@@ -84,17 +82,13 @@ impl Lstm {
         for v in &mut bias[FORGET * h..(FORGET + 1) * h] {
             *v += m.forget_bias as f32;
         }
-        let w_out = init::weights(m.init, h, per_step, m.sigma_w, &mut rng);
-        let b_out = init::biases(per_step, m.sigma_b, &mut rng);
         Self {
             w_in: matrix(w_in, features, GATES * h, device),
             w_rec: matrix(w_rec, h, GATES * h, device),
             bias: matrix(bias, 1, GATES * h, device),
-            w_out: matrix(w_out, h, per_step, device),
-            b_out: matrix(b_out, 1, per_step, device),
+            readout: Readout::new(m, h, output_dim, out_steps, &mut rng, device),
             steps,
             features,
-            out_steps,
         }
     }
 
@@ -136,21 +130,8 @@ impl Lstm {
             cs.push(c);
             steps.push(Step { i, f, g, o, tanh_c });
         }
-        let logits = self.read_out(&hs, b);
+        let logits = self.readout.forward(&hs, b);
         (steps, hs, cs, logits)
-    }
-
-    fn read_rows(&self, hs: &[Tensor<2>], b: usize) -> Tensor<2> {
-        let first = self.steps + 1 - self.out_steps;
-        Tensor::cat(hs[first..].to_vec(), 1).reshape([b * self.out_steps, self.hidden()])
-    }
-
-    fn read_out(&self, hs: &[Tensor<2>], b: usize) -> Tensor<2> {
-        let per_step = self.w_out.dims()[1];
-        self.read_rows(hs, b)
-            .matmul(self.w_out.clone())
-            .add(self.b_out.clone())
-            .reshape([b, self.out_steps * per_step])
     }
 }
 
@@ -183,16 +164,16 @@ impl Network for Lstm {
             self.w_in.clone(),
             self.w_rec.clone(),
             self.bias.clone(),
-            self.w_out.clone(),
-            self.b_out.clone(),
+            self.readout.weight.clone(),
+            self.readout.bias.clone(),
         ]
     }
 
     fn set_params(&mut self, params: Vec<Tensor<2>>) {
         let [w_in, w_rec, bias, w_out, b_out]: [Tensor<2>; 5] =
             params.try_into().expect("an lstm has five parameters");
-        (self.w_in, self.w_rec, self.bias, self.w_out, self.b_out) =
-            (w_in, w_rec, bias, w_out, b_out);
+        (self.w_in, self.w_rec, self.bias) = (w_in, w_rec, bias);
+        (self.readout.weight, self.readout.bias) = (w_out, b_out);
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
@@ -224,14 +205,8 @@ impl Network for Lstm {
             logits,
         } = tape;
         let [b, _] = x.dims();
-        let (t_len, h, k) = (self.steps, self.hidden(), self.out_steps);
-        let per_step = self.w_out.dims()[1];
-        let d_read = delta_out.clone().reshape([b * k, per_step]);
-        let g_w_out = self.read_rows(&hs, b).transpose().matmul(d_read.clone());
-        let g_b_out = d_read.clone().sum_dim(0);
-        let dh_read = d_read
-            .matmul(self.w_out.clone().transpose())
-            .reshape([b, k * h]);
+        let (t_len, h) = (self.steps, self.hidden());
+        let read = self.readout.backward(&hs, delta_out.clone(), b);
         let w_rec_t = self.w_rec.clone().transpose();
 
         let mut dzs: Vec<Tensor<2>> = Vec::with_capacity(t_len);
@@ -242,15 +217,7 @@ impl Network for Lstm {
             let through_time = dzs
                 .last()
                 .map(|dz: &Tensor<2>| dz.clone().matmul(w_rec_t.clone()));
-            let read =
-                (t + k > t_len).then(|| dh_read.clone().narrow(1, (t + k - t_len - 1) * h, h));
-            let dh = [through_time, read]
-                .into_iter()
-                .flatten()
-                .reduce(|a, r| a.add(r))
-                .expect(
-                    "the last step is read out and every earlier one receives error through time",
-                );
+            let dh = read.error_at(t, t_len, through_time);
             let mut dc = dh
                 .clone()
                 .mul(s.o.clone())
@@ -271,29 +238,24 @@ impl Network for Lstm {
         }
         dzs.reverse();
         dhs.reverse();
-        let dz_rows = Tensor::cat(dzs, 1).reshape([b * t_len, GATES * h]);
+        let dz_rows = as_rows(dzs, b, GATES * h);
         let x_rows = x.reshape([b * t_len, self.features]);
-        let h_prev_rows = Tensor::cat(hs[..t_len].to_vec(), 1).reshape([b * t_len, h]);
         let g_w_in = x_rows.transpose().matmul(dz_rows.clone());
-        let g_w_rec = h_prev_rows.transpose().matmul(dz_rows.clone());
+        let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h)
+            .transpose()
+            .matmul(dz_rows.clone());
         let g_bias = dz_rows.clone().sum_dim(0);
-        let time = Tensor::cat(dhs, 1)
-            .reshape([b, t_len, h])
-            .square()
-            .sum_dim(2)
-            .sum_dim(0)
-            .reshape([t_len]);
-        let outputs = Tensor::cat(hs[1..].to_vec(), 1).reshape([b * t_len, h]);
+        let time = time_profile(dhs, b, h);
+        let outputs = as_rows(hs[1..].to_vec(), b, h);
         // Forget gates near 0 (forgetting) or 1 (holding) count as saturated.
-        let forget =
-            Tensor::cat(steps.iter().map(|s| s.f.clone()).collect(), 1).reshape([b * t_len, h]);
+        let forget = as_rows(steps.iter().map(|s| s.f.clone()).collect(), b, h);
         let saturated = forget
             .clone()
             .lower_elem(SIGMOID_SATURATED)
             .float()
             .add(forget.greater_elem(1.0 - SIGMOID_SATURATED).float());
         Backward {
-            grads: vec![g_w_in, g_w_rec, g_bias, g_w_out, g_b_out],
+            grads: vec![g_w_in, g_w_rec, g_bias, read.weight, read.bias],
             layers: vec![
                 LayerSignals {
                     delta: dz_rows,

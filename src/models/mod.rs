@@ -13,6 +13,7 @@ pub mod init;
 pub mod lstm;
 pub mod mlp;
 pub mod rbm;
+pub mod recurrent;
 pub mod resnet;
 pub mod rnn;
 

@@ -7,6 +7,7 @@
 //! at every pre-activation and hidden state.
 
 use super::activation::TANH_SATURATED;
+use super::recurrent::{Readout, as_rows, time_profile};
 use super::{Backward, LayerSignals, Network, init, matrix};
 use crate::experiment::ModelSection;
 use crate::rng::Stream;
@@ -21,14 +22,9 @@ pub struct Rnn {
     pub w_rec: Tensor<2>,
     /// `[1, hidden]`.
     pub bias: Tensor<2>,
-    /// `[hidden, outputs per step]`.
-    pub w_out: Tensor<2>,
-    /// `[1, outputs per step]`.
-    pub b_out: Tensor<2>,
+    pub readout: Readout,
     pub steps: usize,
     pub features: usize,
-    /// The last `out_steps` hidden states are read out (1, or the recall window of copy-memory).
-    pub out_steps: usize,
 }
 
 /// What the forward pass keeps: the input and every hidden state h_0 = 0, h_1, …, h_T.
@@ -54,21 +50,16 @@ impl Rnn {
     ) -> Self {
         let mut rng = Stream::new(seed, "init");
         let h = m.width;
-        let per_step = output_dim / out_steps;
         let w_in = init::weights(m.init, features, h, m.sigma_w, &mut rng);
         let w_rec = init::recurrent(m.recurrent_init, h, m.spectral_radius, &mut rng);
         let bias = init::biases(h, m.sigma_b, &mut rng);
-        let w_out = init::weights(m.init, h, per_step, m.sigma_w, &mut rng);
-        let b_out = init::biases(per_step, m.sigma_b, &mut rng);
         Self {
             w_in: matrix(w_in, features, h, device),
             w_rec: matrix(w_rec, h, h, device),
             bias: matrix(bias, 1, h, device),
-            w_out: matrix(w_out, h, per_step, device),
-            b_out: matrix(b_out, 1, per_step, device),
+            readout: Readout::new(m, h, output_dim, out_steps, &mut rng, device),
             steps,
             features,
-            out_steps,
         }
     }
 
@@ -96,22 +87,8 @@ impl Rnn {
             }
             hs.push(a.tanh());
         }
-        let logits = self.read_out(&hs, b);
+        let logits = self.readout.forward(&hs, b);
         (hs, logits)
-    }
-
-    /// The last `out_steps` hidden states as rows `[batch · out_steps, hidden]`, example-major.
-    fn read_rows(&self, hs: &[Tensor<2>], b: usize) -> Tensor<2> {
-        let first = self.steps + 1 - self.out_steps;
-        Tensor::cat(hs[first..].to_vec(), 1).reshape([b * self.out_steps, self.hidden()])
-    }
-
-    fn read_out(&self, hs: &[Tensor<2>], b: usize) -> Tensor<2> {
-        let per_step = self.w_out.dims()[1];
-        self.read_rows(hs, b)
-            .matmul(self.w_out.clone())
-            .add(self.b_out.clone())
-            .reshape([b, self.out_steps * per_step])
     }
 }
 
@@ -139,16 +116,16 @@ impl Network for Rnn {
             self.w_in.clone(),
             self.w_rec.clone(),
             self.bias.clone(),
-            self.w_out.clone(),
-            self.b_out.clone(),
+            self.readout.weight.clone(),
+            self.readout.bias.clone(),
         ]
     }
 
     fn set_params(&mut self, params: Vec<Tensor<2>>) {
         let [w_in, w_rec, bias, w_out, b_out]: [Tensor<2>; 5] =
             params.try_into().expect("an rnn has five parameters");
-        (self.w_in, self.w_rec, self.bias, self.w_out, self.b_out) =
-            (w_in, w_rec, bias, w_out, b_out);
+        (self.w_in, self.w_rec, self.bias) = (w_in, w_rec, bias);
+        (self.readout.weight, self.readout.bias) = (w_out, b_out);
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
@@ -166,14 +143,8 @@ impl Network for Rnn {
     fn backward(&self, tape: RnnTape, delta_out: Tensor<2>) -> Backward {
         let RnnTape { x, hs, logits } = tape;
         let [b, _] = x.dims();
-        let (t_len, h, k) = (self.steps, self.hidden(), self.out_steps);
-        let per_step = self.w_out.dims()[1];
-        let d_read = delta_out.clone().reshape([b * k, per_step]);
-        let g_w_out = self.read_rows(&hs, b).transpose().matmul(d_read.clone());
-        let g_b_out = d_read.clone().sum_dim(0);
-        let dh_read = d_read
-            .matmul(self.w_out.clone().transpose())
-            .reshape([b, k * h]);
+        let (t_len, h) = (self.steps, self.hidden());
+        let read = self.readout.backward(&hs, delta_out.clone(), b);
         let w_rec_t = self.w_rec.clone().transpose();
 
         let mut das: Vec<Tensor<2>> = Vec::with_capacity(t_len);
@@ -182,38 +153,24 @@ impl Network for Rnn {
             let through_time = das
                 .last()
                 .map(|da: &Tensor<2>| da.clone().matmul(w_rec_t.clone()));
-            let read =
-                (t + k > t_len).then(|| dh_read.clone().narrow(1, (t + k - t_len - 1) * h, h));
-            let dh = [through_time, read]
-                .into_iter()
-                .flatten()
-                .reduce(|a, r| a.add(r))
-                .expect(
-                    "the last step is read out and every earlier one receives error through time",
-                );
-            let ht = &hs[t];
-            let da = dh.clone().mul(ht.clone().square().neg().add_scalar(1.0));
+            let dh = read.error_at(t, t_len, through_time);
+            let da = dh.clone().mul(hs[t].clone().square().neg().add_scalar(1.0));
             dhs.push(dh);
             das.push(da);
         }
         das.reverse();
         dhs.reverse();
-        let da_rows = Tensor::cat(das, 1).reshape([b * t_len, h]);
+        let da_rows = as_rows(das, b, h);
         let x_rows = x.reshape([b * t_len, self.features]);
-        let h_prev_rows = Tensor::cat(hs[..t_len].to_vec(), 1).reshape([b * t_len, h]);
         let g_w_in = x_rows.transpose().matmul(da_rows.clone());
-        let g_w_rec = h_prev_rows.transpose().matmul(da_rows.clone());
+        let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h)
+            .transpose()
+            .matmul(da_rows.clone());
         let g_bias = da_rows.clone().sum_dim(0);
-        let time = Tensor::cat(dhs, 1)
-            .reshape([b, t_len, h])
-            .square()
-            .sum_dim(2)
-            .sum_dim(0)
-            .reshape([t_len]);
-        let outputs = Tensor::cat(hs[1..].to_vec(), 1).reshape([b * t_len, h]);
+        let outputs = as_rows(hs[1..].to_vec(), b, h);
         let saturated = outputs.clone().abs().greater_elem(TANH_SATURATED).float();
         Backward {
-            grads: vec![g_w_in, g_w_rec, g_bias, g_w_out, g_b_out],
+            grads: vec![g_w_in, g_w_rec, g_bias, read.weight, read.bias],
             layers: vec![
                 LayerSignals {
                     delta: da_rows,
@@ -232,7 +189,7 @@ impl Network for Rnn {
                     skip: None,
                 },
             ],
-            time: vec![time],
+            time: vec![time_profile(dhs, b, h)],
         }
     }
 }

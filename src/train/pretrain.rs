@@ -7,10 +7,7 @@
 //! pretrained and random init changes nothing else.
 
 use super::events::*;
-use super::runner::{Batcher, Record, header_for, objective_name};
-use super::{Control, RunEnv};
-use crate::data::Dataset;
-use crate::experiment::Experiment;
+use super::runner::{Batcher, Ctx, Record, header_for, objective_name, schedule};
 use crate::models::rbm::{CdConfig, CdState, Dbn, Rbm};
 use crate::models::{Mlp, Network, matrix};
 use crate::rng::Stream;
@@ -32,14 +29,14 @@ fn rows_of(t: &Tensor<2>, idx: &[usize], device: &Device) -> Tensor<2> {
 
 /// Pretrains the DBN of `exp` and returns the unrolled sigmoid net, and whether a stop was
 /// requested (the net then holds what was pretrained so far).
-pub(super) fn pretrain(
-    exp: &Experiment,
-    env: RunEnv,
-    control: &Control,
-    ds: &Dataset,
-    device: &Device,
-    rec: &mut Record,
-) -> Result<(Mlp, bool), String> {
+pub(super) fn pretrain(ctx: &Ctx, rec: &mut Record) -> Result<(Mlp, bool), String> {
+    let Ctx {
+        exp,
+        env,
+        ds,
+        device,
+        ..
+    } = *ctx;
     let spec = exp.spec();
     let d = &spec.dbn;
     let seed = exp.seed();
@@ -90,14 +87,11 @@ pub(super) fn pretrain(
                 .map(|t| rows_of(t, &(0..gap_n).collect::<Vec<_>>(), device));
             let mut state = CdState::default();
             for step in 0..d.pretrain_steps {
-                if control.stop_requested() {
+                if ctx.stopped() {
                     return Ok((mlp, true));
                 }
                 let batch = rows_of(&train_up, batcher.next(), device);
-                let last = step + 1 == d.pretrain_steps;
-                let probing = step % spec.probe.every == 0 || last;
-                let evaluating = probing
-                    && (last || (spec.probe.test_every > 0 && step % spec.probe.test_every == 0));
+                let (probing, evaluating) = schedule(step, d.pretrain_steps, &spec.probe);
                 // Probes describe the RBM before this step's update, as in the main loop.
                 let probe = if probing {
                     let mut scalars = vec![rbm.reconstruction_error(batch.clone())];

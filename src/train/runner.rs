@@ -7,7 +7,7 @@ use super::events::*;
 use super::optim::{self, Optim};
 use super::{Control, Outcome, RunEnv, weights_bytes};
 use crate::data::{self, Dataset, Objective, Split};
-use crate::experiment::{Experiment, ModelKind};
+use crate::experiment::{Experiment, ModelKind, ProbeSection};
 use crate::models::{Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
 use crate::rng::Stream;
 use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
@@ -115,6 +115,7 @@ pub(super) fn objective_name(obj: Objective) -> &'static str {
 }
 
 /// A batch on the device.
+#[derive(Clone)]
 pub(super) struct Batch {
     pub(super) x: Tensor<2>,
     /// One-hot labels (classification) or targets (regression), `[n, out]`.
@@ -300,52 +301,32 @@ fn run(
     let device = env.device.device()?;
     device.seed(exp.seed()); // the lab draws nothing from the backend, but keep it pinned
     let ds = data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
+    let ctx = Ctx {
+        exp,
+        env,
+        control,
+        ds: &ds,
+        device: &device,
+    };
     let m = &spec.model;
     let (input, out) = (ds.input_dim, ds.objective.output_dim());
-    let (steps, features, reads) = (
-        ds.seq_len,
-        ds.input_dim / ds.seq_len,
-        ds.objective.positions(),
-    );
+    let (steps, features) = (ds.seq_len, ds.input_dim / ds.seq_len);
+    let reads = ds.objective.positions();
     match m.kind {
-        ModelKind::Mlp => fit(
-            |s| Mlp::new(m, input, out, s, &device),
-            exp,
-            env,
-            control,
-            &ds,
-            &device,
-            rec,
-        ),
-        ModelKind::Resnet => fit(
-            |s| Resnet::new(m, input, out, s, &device),
-            exp,
-            env,
-            control,
-            &ds,
-            &device,
-            rec,
-        ),
+        ModelKind::Mlp => fit(|s| Mlp::new(m, input, out, s, &device), &ctx, rec),
+        ModelKind::Resnet => fit(|s| Resnet::new(m, input, out, s, &device), &ctx, rec),
         ModelKind::Rnn => fit(
             |s| Rnn::new(m, steps, features, out, reads, s, &device),
-            exp,
-            env,
-            control,
-            &ds,
-            &device,
+            &ctx,
             rec,
         ),
         ModelKind::Lstm => fit(
             |s| Lstm::new(m, steps, features, out, reads, s, &device),
-            exp,
-            env,
-            control,
-            &ds,
-            &device,
+            &ctx,
             rec,
         ),
         ModelKind::Dbn => {
-            let (net, stopped) = super::pretrain::pretrain(exp, env, control, &ds, &device, rec)?;
+            let (net, stopped) = super::pretrain::pretrain(&ctx, rec)?;
             if stopped {
                 let end = End {
                     status: Status::Interrupted,
@@ -355,7 +336,69 @@ fn run(
                 };
                 return Ok((end, weights_bytes(&named_parameters(&net))));
             }
-            drive(net, exp, env, control, &ds, &device, rec)
+            drive(net, &ctx, rec)
+        }
+    }
+}
+
+/// What every phase of a run reads: the experiment, where it runs, its data, its controls.
+pub(super) struct Ctx<'a> {
+    pub(super) exp: &'a Experiment,
+    pub(super) env: RunEnv,
+    pub(super) control: &'a Control,
+    pub(super) ds: &'a Dataset,
+    pub(super) device: &'a Device,
+}
+
+impl Ctx<'_> {
+    /// Waits while paused; true once a stop is requested. Every phase checks it every step.
+    pub(super) fn stopped(&self) -> bool {
+        while self.control.is_paused() && !self.control.stop_requested() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.control.stop_requested()
+    }
+}
+
+/// Whether step `step` of `steps` is probed, and whether it also evaluates (the test split;
+/// an RBM's free-energy gap and likelihood): the first and last step always, then every
+/// `probe.every` and `probe.test_every` steps.
+pub(super) fn schedule(step: usize, steps: usize, probe: &ProbeSection) -> (bool, bool) {
+    let last = step + 1 == steps;
+    let probing = step.is_multiple_of(probe.every) || last;
+    let evaluating =
+        probing && (last || (probe.test_every > 0 && step.is_multiple_of(probe.test_every)));
+    (probing, evaluating)
+}
+
+/// The training batches of a run: the whole set every step, or shuffled minibatches.
+pub(super) struct Batches {
+    batcher: Batcher,
+    full: Option<Batch>,
+}
+
+impl Batches {
+    pub(super) fn new(ctx: &Ctx, size: usize) -> Self {
+        let batcher = Batcher::new(ctx.ds.train.n, size, ctx.exp.seed());
+        let full = batcher
+            .full()
+            .then(|| to_device(&ctx.ds.train, ctx.ds, ctx.device));
+        Self { batcher, full }
+    }
+
+    pub(super) fn next(&mut self, ctx: &Ctx) -> Batch {
+        match &self.full {
+            Some(b) => b.clone(),
+            None => {
+                let ds = ctx.ds;
+                let idx = self.batcher.next().to_vec();
+                to_device(
+                    &ds.train
+                        .gather(&idx, ds.input_dim, ds.objective.output_dim()),
+                    ds,
+                    ctx.device,
+                )
+            }
         }
     }
 }
@@ -364,30 +407,29 @@ fn run(
 /// that may build more candidates from other seeds.
 fn fit<N: Network>(
     make: impl Fn(u64) -> N,
-    exp: &Experiment,
-    env: RunEnv,
-    control: &Control,
-    ds: &Dataset,
-    device: &Device,
+    ctx: &Ctx,
     rec: &mut Record,
 ) -> Result<(End, Vec<u8>), String> {
-    if exp.spec().train.optimizer.gradient_free() {
-        super::search::search(&make, exp, env, control, ds, device, rec)
+    if ctx.exp.spec().train.optimizer.gradient_free() {
+        super::search::search(&make, ctx, rec)
     } else {
-        drive(make(exp.seed()), exp, env, control, ds, device, rec)
+        drive(make(ctx.exp.seed()), ctx, rec)
     }
 }
 
 /// The gradient-descent loop over any `Network`.
 pub(super) fn drive<N: Network>(
     mut net: N,
-    exp: &Experiment,
-    env: RunEnv,
-    control: &Control,
-    ds: &Dataset,
-    device: &Device,
+    ctx: &Ctx,
     rec: &mut Record,
 ) -> Result<(End, Vec<u8>), String> {
+    let Ctx {
+        exp,
+        env,
+        ds,
+        device,
+        ..
+    } = *ctx;
     let spec = exp.spec();
     if rec.header.is_none() {
         rec.start(header_for(
@@ -401,19 +443,14 @@ pub(super) fn drive<N: Network>(
     let t = &spec.train;
     let mut params = net.params();
     let mut optim = Optim::new(t, params.len());
-    let mut batcher = Batcher::new(ds.train.n, t.batch_size, exp.seed());
-    let full_batch = batcher.full().then(|| to_device(&ds.train, ds, device));
+    let mut batches = Batches::new(ctx, t.batch_size);
     let test_batch = (ds.test.n > 0).then(|| to_device(&ds.test, ds, device));
     let steps = t.steps;
-    let out_dim = ds.objective.output_dim();
     let classify = !matches!(ds.objective, Objective::Regress { .. });
     let positions = ds.objective.positions();
 
     for step in 0..steps {
-        while control.is_paused() && !control.stop_requested() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        if control.stop_requested() {
+        if ctx.stopped() {
             let end = End {
                 status: Status::Interrupted,
                 steps_done: step,
@@ -422,23 +459,11 @@ pub(super) fn drive<N: Network>(
             };
             return Ok((end, weights_bytes(&named_parameters(&net))));
         }
-        let last = step + 1 == steps;
-        let probing = step % spec.probe.every == 0 || last;
-        let testing = probing
-            && test_batch.is_some()
-            && (last || (spec.probe.test_every > 0 && step % spec.probe.test_every == 0));
-
-        let sampled;
-        let batch = match &full_batch {
-            Some(b) => b,
-            None => {
-                let idx = batcher.next().to_vec();
-                sampled = to_device(&ds.train.gather(&idx, ds.input_dim, out_dim), ds, device);
-                &sampled
-            }
-        };
+        let (probing, evaluating) = schedule(step, steps, &spec.probe);
+        let testing = evaluating && test_batch.is_some();
+        let batch = batches.next(ctx);
         let (logits, tape) = net.forward_tape(batch.x.clone());
-        let (loss, delta_out, correct) = loss_and_delta(ds.objective, logits, batch);
+        let (loss, delta_out, correct) = loss_and_delta(ds.objective, logits, &batch);
         let back = net.backward(tape, delta_out);
         let mut grads = back.grads;
         let sq: Vec<Tensor<1>> = grads.iter().map(|g| g.clone().square().sum()).collect();

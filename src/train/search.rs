@@ -11,11 +11,10 @@
 
 use super::events::*;
 use super::runner::{
-    Batcher, Record, evaluate, header_for, loss_and_delta, objective_name, to_device,
+    Batches, Ctx, Record, evaluate, header_for, loss_and_delta, objective_name, schedule, to_device,
 };
-use super::{Control, RunEnv, weights_bytes};
-use crate::data::Dataset;
-use crate::experiment::{Experiment, Optimizer};
+use super::weights_bytes;
+use crate::experiment::Optimizer;
 use crate::models::{Network, matrix, named_parameters};
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
@@ -42,13 +41,16 @@ fn unflatten(flat: &[f32], shapes: &[[usize; 2]], device: &Device) -> Vec<Tensor
 /// Runs the search of `exp` over networks built by `make(seed)`.
 pub(super) fn search<N: Network>(
     make: &dyn Fn(u64) -> N,
-    exp: &Experiment,
-    env: RunEnv,
-    control: &Control,
-    ds: &Dataset,
-    device: &Device,
+    ctx: &Ctx,
     rec: &mut Record,
 ) -> Result<(End, Vec<u8>), String> {
+    let Ctx {
+        exp,
+        env,
+        ds,
+        device,
+        ..
+    } = *ctx;
     let spec = exp.spec();
     let (s, t) = (&spec.search, &spec.train);
     let mut header = header_for(exp, env, Vec::new(), objective_name(ds.objective));
@@ -64,15 +66,13 @@ pub(super) fn search<N: Network>(
     while population.len() < s.population {
         population.push(flatten(&make(rng.next_u64())));
     }
-    let mut batcher = Batcher::new(ds.train.n, t.batch_size, exp.seed());
-    let out_dim = ds.objective.output_dim();
-    let full_batch = batcher.full().then(|| to_device(&ds.train, ds, device));
+    let mut batches = Batches::new(ctx, t.batch_size);
     let test_batch = (ds.test.n > 0).then(|| to_device(&ds.test, ds, device));
     let classify = !matches!(ds.objective, crate::data::Objective::Regress { .. });
     let mut best = 0;
 
     for step in 0..t.steps {
-        if control.stop_requested() {
+        if ctx.stopped() {
             net.set_params(unflatten(&population[best], &shapes, device));
             let end = End {
                 status: Status::Interrupted,
@@ -82,21 +82,13 @@ pub(super) fn search<N: Network>(
             };
             return Ok((end, weights_bytes(&named_parameters(&net))));
         }
-        let sampled;
-        let batch = match &full_batch {
-            Some(b) => b,
-            None => {
-                let idx = batcher.next().to_vec();
-                sampled = to_device(&ds.train.gather(&idx, ds.input_dim, out_dim), ds, device);
-                &sampled
-            }
-        };
+        let batch = batches.next(ctx);
         // Every candidate's loss (and correct count) in one read-back.
         let mut scalars = Vec::with_capacity(2 * population.len());
         for candidate in &population {
             net.set_params(unflatten(candidate, &shapes, device));
             let (loss, _, correct) =
-                loss_and_delta(ds.objective, net.forward(batch.x.clone()), batch);
+                loss_and_delta(ds.objective, net.forward(batch.x.clone()), &batch);
             scalars.push(loss);
             scalars.extend(correct);
         }
@@ -121,11 +113,9 @@ pub(super) fn search<N: Network>(
         }
         let finite: Vec<f64> = losses.iter().copied().filter(|l| l.is_finite()).collect();
         let mean = finite.iter().sum::<f64>() / finite.len() as f64;
-        let last = step + 1 == t.steps;
-        let probing = step % spec.probe.every == 0 || last;
+        let (probing, testing) = schedule(step, t.steps, &spec.probe);
         if probing {
             net.set_params(unflatten(&population[best], &shapes, device));
-            let testing = last || (spec.probe.test_every > 0 && step % spec.probe.test_every == 0);
             let test = match (&test_batch, testing) {
                 (Some(b), true) => Some(evaluate(&net, ds.objective, b)?),
                 _ => None,
@@ -146,7 +136,7 @@ pub(super) fn search<N: Network>(
                 }),
             });
         }
-        if last {
+        if step + 1 == t.steps {
             break;
         }
         population = match t.optimizer {
