@@ -33,7 +33,15 @@ test_every = 0
 "#;
 
 fn steps_per_s(exp: &Experiment, threads: usize) -> f64 {
-    let out = train::train(exp, RunEnv { threads, ..RunEnv::default() }, &Control::new(), &mut |_| {});
+    let out = train::train(
+        exp,
+        RunEnv {
+            threads,
+            ..RunEnv::default()
+        },
+        &Control::new(),
+        &mut |_| {},
+    );
     out.steps_per_s()
 }
 
@@ -43,12 +51,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let reps: usize = std::env::var("GRADLAB_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let threads: usize = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let reps: usize = std::env::var("GRADLAB_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let threads: usize = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     train::init_threads(threads);
     let on = Experiment::parse(W1, Path::new("bench-w1")).expect("bench config is valid");
-    let off = Experiment::parse(&W1.replace("test_every = 0", "test_every = 0\nevery = 1000000"), Path::new("bench-w1"))
-        .expect("bench config is valid");
+    let off = Experiment::parse(
+        &W1.replace("test_every = 0", "test_every = 0\nevery = 1000000"),
+        Path::new("bench-w1"),
+    )
+    .expect("bench config is valid");
     // Warm-up: first-touch allocation and page faults.
     steps_per_s(&on, threads);
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -58,7 +75,18 @@ fn main() {
     }
     let (on_s, off_s) = (median(a.clone()), median(b.clone()));
     println!("W1 MLP 64→20×256 tanh→10, batch 128, {threads} thread(s), median of {reps}, steps/s");
-    println!("  probes every step : {on_s:7.1}   (min {:.1}, max {:.1})", a.iter().cloned().fold(f64::MAX, f64::min), a.iter().cloned().fold(0.0, f64::max));
-    println!("  probes off        : {off_s:7.1}   (min {:.1}, max {:.1})", b.iter().cloned().fold(f64::MAX, f64::min), b.iter().cloned().fold(0.0, f64::max));
-    println!("  probe overhead    : {:+.1}% of a step", 100.0 * (off_s / on_s - 1.0));
+    println!(
+        "  probes every step : {on_s:7.1}   (min {:.1}, max {:.1})",
+        a.iter().cloned().fold(f64::MAX, f64::min),
+        a.iter().cloned().fold(0.0, f64::max)
+    );
+    println!(
+        "  probes off        : {off_s:7.1}   (min {:.1}, max {:.1})",
+        b.iter().cloned().fold(f64::MAX, f64::min),
+        b.iter().cloned().fold(0.0, f64::max)
+    );
+    println!(
+        "  probe overhead    : {:+.1}% of a step",
+        100.0 * (off_s / on_s - 1.0)
+    );
 }

@@ -18,7 +18,11 @@ pub const DEFAULT_EXPERIMENT: &str = "experiments/tanh-naive-20.toml";
 pub const EXPERIMENTS_DIR: &str = "experiments";
 
 #[derive(Parser, Debug)]
-#[command(name = "gradlab", version, about = "A terminal lab for the vanishing and exploding gradient problem")]
+#[command(
+    name = "gradlab",
+    version,
+    about = "A terminal lab for the vanishing and exploding gradient problem"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -40,7 +44,10 @@ pub struct EnvArgs {
 
 impl EnvArgs {
     pub fn env(&self) -> RunEnv {
-        RunEnv { device: self.device, threads: self.threads as usize }
+        RunEnv {
+            device: self.device,
+            threads: self.threads as usize,
+        }
     }
 }
 
@@ -136,7 +143,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         steps: None,
         seed: None,
         no_ledger: false,
-        env: EnvArgs { device: DeviceKind::Flex, threads: 1 },
+        env: EnvArgs {
+            device: DeviceKind::Flex,
+            threads: 1,
+        },
     });
     match command {
         Command::Check { files, canonical } => check(&files, canonical),
@@ -184,13 +194,18 @@ fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// Stops the run cooperatively on SIGINT and SIGTERM, so it is still recorded.
 fn stop_on_signals(control: &Control) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, control.stop_flag()).context("installing a signal handler")?;
+        signal_hook::flag::register(sig, control.stop_flag())
+            .context("installing a signal handler")?;
     }
     Ok(())
 }
@@ -211,7 +226,8 @@ fn run_headless(
     let started = std::time::SystemTime::now();
     let outcome = headless::run(exp, env, control);
     if let Some(path) = trace {
-        std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
+        std::fs::write(path, &outcome.trace)
+            .with_context(|| format!("writing the trace to {}", path.display()))?;
     }
     print!("{}", headless::summary(&outcome));
     if let Some(book) = &mut book {

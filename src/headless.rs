@@ -13,9 +13,11 @@ pub fn run(exp: &Experiment, env: RunEnv, control: Arc<Control>) -> Outcome {
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(steps);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg:28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-                .expect("the progress template is valid")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg:28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+            )
+            .expect("the progress template is valid")
+            .progress_chars("=> "),
         );
         bar.set_message(exp.name().to_string());
         Some(bar)
@@ -32,11 +34,17 @@ pub fn run(exp: &Experiment, env: RunEnv, control: Arc<Control>) -> Outcome {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    handle.join().expect("the training thread catches its own panics")
+    handle
+        .join()
+        .expect("the training thread catches its own panics")
 }
 
 fn sci(v: f64) -> String {
-    if v == 0.0 { "0".into() } else { format!("{v:.2e}") }
+    if v == 0.0 {
+        "0".into()
+    } else {
+        format!("{v:.2e}")
+    }
 }
 
 /// The end-of-run table: per layer, ‖δ‖ and ‖∂L/∂W‖ at the first and last probe, and each
@@ -44,18 +52,58 @@ fn sci(v: f64) -> String {
 pub fn summary(out: &Outcome) -> String {
     let mut s = String::new();
     let end = &out.end;
-    let _ = write!(s, "{}: {} after {} steps", out.header.experiment, end.status.name(), end.steps_done);
+    let _ = write!(
+        s,
+        "{}: {} after {} steps",
+        out.header.experiment,
+        end.status.name(),
+        end.steps_done
+    );
     if let Some(at) = end.diverged_at {
         let _ = write!(s, " (loss or gradient non-finite at step {at})");
     }
     if let Some(e) = &end.error {
         let _ = write!(s, " ({e})");
     }
-    let _ = writeln!(s, " in {:.1}s, {:.1} steps/s", out.wall_s, out.steps_per_s());
+    let _ = writeln!(
+        s,
+        " in {:.1}s, {:.1} steps/s",
+        out.wall_s,
+        out.steps_per_s()
+    );
     let (Some(first), Some(last)) = (out.probes.first(), out.probes.last()) else {
         return s;
     };
-    let _ = writeln!(s, "loss {:.4} → {:.4}{}", first.loss, last.loss, test_text(last));
+    let _ = writeln!(
+        s,
+        "loss {:.4} → {:.4}{}",
+        first.loss,
+        last.loss,
+        test_text(last)
+    );
+    if let (Some(&f1), Some(&ft), Some(&l1), Some(&lt)) = (
+        first.time.first(),
+        first.time.last(),
+        last.time.first(),
+        last.time.last(),
+    ) {
+        let t = first.time.len();
+        let ratio = |a: f64, b: f64| if b > 0.0 { sci(a / b) } else { "-".into() };
+        let _ = writeln!(
+            s,
+            "through time: |∂L/∂h_1| / |∂L/∂h_{t}| {} at the first probe, {} at the last",
+            ratio(f1, ft),
+            ratio(l1, lt)
+        );
+    }
+    if let (Some(search), Some(f)) = (&out.header.search, last.fitness) {
+        let _ = writeln!(
+            s,
+            "no gradients ({search}): last generation best loss {:.4}, population mean {:.4}",
+            f.best, f.mean
+        );
+        return s;
+    }
     let _ = writeln!(
         s,
         "{:<6} {:>10} {:>10} {:>10} {:>10}   {:>10} {:>10} {:>10} {:>10}",

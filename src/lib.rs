@@ -5,9 +5,12 @@
 //! ([`headless`] progress or the [`tui`]) and, when the run ends, the [`ledger`].
 //!
 //! - [`experiment`]: TOML spec, validation, canonical form and blake3 hash.
-//! - [`data`]: spirals, parity, teacher–student, the shipped 8×8 digits, MNIST IDX files.
-//! - [`models`]: the deep MLP with its hand-derived backward pass; activations; init schemes.
-//! - [`train`]: the training loop, optimisers and clipping, per-layer probes, events, traces.
+//! - [`data`]: spirals, parity, teacher–student, the shipped 8×8 digits, MNIST IDX files,
+//!   bars and stripes, and the long-time-lag sequence tasks (adding, temporal order, copy memory).
+//! - [`models`]: the deep MLP, residual MLP, tanh RNN and LSTM with hand-derived backward
+//!   passes; RBMs and deep belief nets; activations; init schemes.
+//! - [`train`]: the training loop, optimisers (incl. iRprop−, RMSProp) and clipping, DBN
+//!   pretraining, gradient-free search, per-layer and per-time-step probes, events, traces.
 //! - [`ledger`]: the append-only hash-chained record of every run; verify, replay, audit.
 //! - [`theory`]: mean-field prediction of the δ profile (q-map, χ, depth scale ξ).
 //! - [`sweep`]: grids of configs (`--set`), run in parallel, recorded in the ledger.

@@ -1,6 +1,6 @@
 //! The real 8×8 handwritten digits (UCI optdigits test set, CC BY 4.0), shipped in the repository.
 
-use super::{split_rows, DataError, Dataset, Objective};
+use super::{DataError, Dataset, Objective, split_rows};
 use crate::experiment::DataSection;
 use crate::rng::Stream;
 use std::io::Read;
@@ -24,9 +24,15 @@ pub fn rows() -> Result<Vec<(Vec<f32>, u32)>, DataError> {
                 .collect::<Result<_, _>>()
                 .map_err(|e| DataError::Digits(format!("row {}: {e}", i + 1)))?;
             if nums.len() != 65 || nums[64] > 9 {
-                return Err(DataError::Digits(format!("row {}: expected 64 pixels and a label 0..9", i + 1)));
+                return Err(DataError::Digits(format!(
+                    "row {}: expected 64 pixels and a label 0..9",
+                    i + 1
+                )));
             }
-            Ok((nums[..64].iter().map(|&p| p as f32 / 16.0).collect(), nums[64]))
+            Ok((
+                nums[..64].iter().map(|&p| p as f32 / 16.0).collect(),
+                nums[64],
+            ))
         })
         .collect()
 }
@@ -35,6 +41,7 @@ pub fn load(s: &DataSection, rng: &mut Stream) -> Result<Dataset, DataError> {
     let (train, test) = split_rows(rows()?, s.train_size, s.test_size, rng);
     Ok(Dataset {
         input_dim: 64,
+        seq_len: 1,
         objective: Objective::Classify { classes: 10 },
         train,
         test,

@@ -1,6 +1,6 @@
 //! Generated tasks: two spirals, n-bit parity and teacher–student regression.
 
-use super::{split_rows, Dataset, Objective, Split};
+use super::{Dataset, Objective, Split, split_rows};
 use crate::experiment::DataSection;
 use crate::rng::Stream;
 
@@ -21,6 +21,7 @@ pub fn spirals(s: &DataSection, rng: &mut Stream) -> Dataset {
     let (train, test) = split_rows(rows, s.train_size, s.test_size, rng);
     Dataset {
         input_dim: 2,
+        seq_len: 1,
         objective: Objective::Classify { classes: 2 },
         train,
         test,
@@ -49,6 +50,7 @@ pub fn parity(s: &DataSection, rng: &mut Stream) -> Dataset {
     let (train, test) = split_rows(rows, s.train_size, s.test_size, rng);
     Dataset {
         input_dim: s.bits,
+        seq_len: 1,
         objective: Objective::Classify { classes: 2 },
         train,
         test,
@@ -85,7 +87,11 @@ pub fn teacher(s: &DataSection, rng: &mut Stream) -> Dataset {
                     }
                 }
                 let last = l + 1 == layers.len();
-                h = if last { z } else { z.into_iter().map(f64::tanh).collect() };
+                h = if last {
+                    z
+                } else {
+                    z.into_iter().map(f64::tanh).collect()
+                };
             }
             h
         })
@@ -102,12 +108,17 @@ pub fn teacher(s: &DataSection, rng: &mut Stream) -> Dataset {
     }
     let to_split = |range: std::ops::Range<usize>| Split {
         n: range.len(),
-        x: xs[range.clone()].iter().flatten().map(|&v| v as f32).collect(),
+        x: xs[range.clone()]
+            .iter()
+            .flatten()
+            .map(|&v| v as f32)
+            .collect(),
         labels: Vec::new(),
         targets: ys[range].iter().flatten().map(|&v| v as f32).collect(),
     };
     Dataset {
         input_dim: s.input_dim,
+        seq_len: 1,
         objective: Objective::Regress { dim: s.output_dim },
         train: to_split(0..s.train_size),
         test: to_split(s.train_size..total),

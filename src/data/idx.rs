@@ -18,7 +18,10 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
         return Err("not an IDX file (bad magic number)".into());
     }
     if bytes[2] != 0x08 {
-        return Err(format!("element type 0x{:02x} is not supported (only unsigned bytes, 0x08)", bytes[2]));
+        return Err(format!(
+            "element type 0x{:02x} is not supported (only unsigned bytes, 0x08)",
+            bytes[2]
+        ));
     }
     let ndim = bytes[3] as usize;
     let header = 4 + 4 * ndim;
@@ -30,9 +33,15 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, String> {
         .collect();
     let len: usize = dims.iter().product();
     if bytes.len() - header != len {
-        return Err(format!("IDX data holds {} bytes, its header promises {len}", bytes.len() - header));
+        return Err(format!(
+            "IDX data holds {} bytes, its header promises {len}",
+            bytes.len() - header
+        ));
     }
-    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+    Ok(IdxArray {
+        dims,
+        data: bytes[header..].to_vec(),
+    })
 }
 
 /// Reads `dir/name` or, failing that, `dir/name.gz`.
@@ -43,9 +52,11 @@ pub fn read(dir: &Path, name: &str) -> Result<IdxArray, String> {
         std::fs::read(&plain).map_err(|e| format!("{}: {e}", plain.display()))?
     } else if gz.exists() {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(&gz).map_err(|e| format!("{}: {e}", gz.display()))?)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{}: {e}", gz.display()))?;
+        flate2::read::GzDecoder::new(
+            std::fs::File::open(&gz).map_err(|e| format!("{}: {e}", gz.display()))?,
+        )
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{}: {e}", gz.display()))?;
         out
     } else {
         return Err(format!("neither {name} nor {name}.gz is there"));
@@ -57,7 +68,10 @@ fn split(dir: &Path, images: &str, labels: &str, limit: usize) -> Result<(Split,
     let img = read(dir, images)?;
     let lab = read(dir, labels)?;
     if img.dims.len() != 3 || lab.dims.len() != 1 || img.dims[0] != lab.dims[0] {
-        return Err(format!("{images} and {labels} do not match (dims {:?} vs {:?})", img.dims, lab.dims));
+        return Err(format!(
+            "{images} and {labels} do not match (dims {:?} vs {:?})",
+            img.dims, lab.dims
+        ));
     }
     let dim = img.dims[1] * img.dims[2];
     let n = img.dims[0].min(limit);
@@ -67,7 +81,10 @@ fn split(dir: &Path, images: &str, labels: &str, limit: usize) -> Result<(Split,
     Ok((
         Split {
             n,
-            x: img.data[..n * dim].iter().map(|&p| p as f32 / 255.0).collect(),
+            x: img.data[..n * dim]
+                .iter()
+                .map(|&p| p as f32 / 255.0)
+                .collect(),
             labels: lab.data[..n].iter().map(|&l| l as u32).collect(),
             targets: Vec::new(),
         },
@@ -78,10 +95,31 @@ fn split(dir: &Path, images: &str, labels: &str, limit: usize) -> Result<(Split,
 /// The first `train_size` / `test_size` examples of MNIST's train and t10k files.
 pub fn load_mnist(s: &DataSection) -> Result<Dataset, DataError> {
     let dir = Path::new(&s.path);
-    let err = |message| DataError::Mnist { path: s.path.clone(), message };
-    let (train, dim) = split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", s.train_size).map_err(err)?;
-    let (test, _) = split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", s.test_size).map_err(err)?;
-    Ok(Dataset { input_dim: dim, objective: Objective::Classify { classes: 10 }, train, test })
+    let err = |message| DataError::Mnist {
+        path: s.path.clone(),
+        message,
+    };
+    let (train, dim) = split(
+        dir,
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        s.train_size,
+    )
+    .map_err(err)?;
+    let (test, _) = split(
+        dir,
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        s.test_size,
+    )
+    .map_err(err)?;
+    Ok(Dataset {
+        input_dim: dim,
+        seq_len: 1,
+        objective: Objective::Classify { classes: 10 },
+        train,
+        test,
+    })
 }
 
 /// Writes an IDX u8 array (used by tests to make tiny MNIST folders).
@@ -121,7 +159,13 @@ mod tests {
     }
 
     fn section(dir: &Path) -> DataSection {
-        DataSection { task: Task::Mnist, path: dir.display().to_string(), train_size: 4, test_size: 10, ..DataSection::default() }
+        DataSection {
+            task: Task::Mnist,
+            path: dir.display().to_string(),
+            train_size: 4,
+            test_size: 10,
+            ..DataSection::default()
+        }
     }
 
     #[test]
@@ -131,7 +175,11 @@ mod tests {
             write_mnist(dir.path(), gzip);
             let d = load_mnist(&section(dir.path())).unwrap();
             assert_eq!(d.input_dim, 12);
-            assert_eq!((d.train.n, d.test.n), (4, 2), "sizes are capped by what the files hold");
+            assert_eq!(
+                (d.train.n, d.test.n),
+                (4, 2),
+                "sizes are capped by what the files hold"
+            );
             assert_eq!(d.train.labels, vec![0, 1, 2, 3]);
             assert_eq!(d.test.labels, vec![7, 8]);
             assert_eq!(d.train.x[1], 4.0 / 255.0);
@@ -141,9 +189,16 @@ mod tests {
     #[test]
     fn rejects_bad_files_with_a_reason() {
         assert!(parse(&[1, 2, 3]).unwrap_err().contains("magic"));
-        assert!(parse(&encode(&[3], &[1, 2])).unwrap_err().contains("promises 3"));
+        assert!(
+            parse(&encode(&[3], &[1, 2]))
+                .unwrap_err()
+                .contains("promises 3")
+        );
         let dir = tempfile::tempdir().unwrap();
         let err = load_mnist(&section(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz"), "{err}");
+        assert!(
+            err.contains("neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz"),
+            "{err}"
+        );
     }
 }

@@ -5,9 +5,11 @@
 //! the requested sizes at what exists: the test split takes at most half, the train split
 //! what is left.
 
+pub mod bars;
 mod digits;
 mod generated;
 pub mod idx;
+pub mod sequence;
 
 use crate::experiment::{DataSection, Task};
 use crate::rng::Stream;
@@ -28,6 +30,9 @@ pub enum Objective {
     Classify { classes: usize },
     /// Mean squared error onto `dim` real targets.
     Regress { dim: usize },
+    /// `positions` independent softmax choices over `classes` labels per example (the
+    /// recalled symbols of copy-memory); `positions` labels per row.
+    ClassifyEach { positions: usize, classes: usize },
 }
 
 impl Objective {
@@ -35,6 +40,15 @@ impl Objective {
         match self {
             Objective::Classify { classes } => classes,
             Objective::Regress { dim } => dim,
+            Objective::ClassifyEach { positions, classes } => positions * classes,
+        }
+    }
+
+    /// Labels (or predictions scored) per example.
+    pub fn positions(self) -> usize {
+        match self {
+            Objective::ClassifyEach { positions, .. } => positions,
+            _ => 1,
         }
     }
 }
@@ -44,7 +58,7 @@ impl Objective {
 pub struct Split {
     pub n: usize,
     pub x: Vec<f32>,
-    /// Class labels for classification (one per row).
+    /// Class labels for classification (one per row; `positions` per row for `ClassifyEach`).
     pub labels: Vec<u32>,
     /// Real targets for regression (`dim` per row).
     pub targets: Vec<f32>,
@@ -65,11 +79,12 @@ impl Split {
         let mut out = Split::empty();
         out.n = idx.len();
         out.x.reserve(idx.len() * input_dim);
+        let per = self.labels.len().checked_div(self.n).unwrap_or(0);
         for &i in idx {
-            out.x.extend_from_slice(&self.x[i * input_dim..(i + 1) * input_dim]);
-            if !self.labels.is_empty() {
-                out.labels.push(self.labels[i]);
-            }
+            out.x
+                .extend_from_slice(&self.x[i * input_dim..(i + 1) * input_dim]);
+            out.labels
+                .extend_from_slice(&self.labels[i * per..(i + 1) * per]);
             if !self.targets.is_empty() {
                 out.targets
                     .extend_from_slice(&self.targets[i * target_dim..(i + 1) * target_dim]);
@@ -82,7 +97,10 @@ impl Split {
 /// A task's train and test splits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
+    /// Inputs per row: `seq_len` steps of `input_dim / seq_len` features, time-major.
     pub input_dim: usize,
+    /// Time steps per example; 1 for static data.
+    pub seq_len: usize,
     pub objective: Objective,
     pub train: Split,
     pub test: Split,
@@ -91,13 +109,23 @@ pub struct Dataset {
 /// Builds the data set named by `[data]`, deterministic from `seed`.
 pub fn build(section: &DataSection, seed: u64) -> Result<Dataset, DataError> {
     let mut rng = Stream::new(seed, "data");
-    match section.task {
-        Task::Spirals => Ok(generated::spirals(section, &mut rng)),
-        Task::Parity => Ok(generated::parity(section, &mut rng)),
-        Task::Teacher => Ok(generated::teacher(section, &mut rng)),
-        Task::Digits => digits::load(section, &mut rng),
-        Task::Mnist => idx::load_mnist(section),
+    let mut ds = match section.task {
+        Task::Spirals => generated::spirals(section, &mut rng),
+        Task::Parity => generated::parity(section, &mut rng),
+        Task::Teacher => generated::teacher(section, &mut rng),
+        Task::Digits => digits::load(section, &mut rng)?,
+        Task::Mnist => idx::load_mnist(section)?,
+        Task::Adding => sequence::adding(section, &mut rng),
+        Task::TemporalOrder => sequence::temporal_order(section, &mut rng),
+        Task::CopyMemory => sequence::copy_memory(section, &mut rng),
+        Task::BarsStripes => bars::bars_stripes(section, &mut rng),
+    };
+    if section.binarize {
+        for v in ds.train.x.iter_mut().chain(ds.test.x.iter_mut()) {
+            *v = if *v > 0.5 { 1.0 } else { 0.0 };
+        }
     }
+    Ok(ds)
 }
 
 /// Splits labelled rows into train and test after a seeded shuffle, capping the sizes at
@@ -141,7 +169,16 @@ mod tests {
 
     #[test]
     fn every_generated_task_is_deterministic_and_sized() {
-        for task in [Task::Spirals, Task::Parity, Task::Teacher, Task::Digits] {
+        for task in [
+            Task::Spirals,
+            Task::Parity,
+            Task::Teacher,
+            Task::Digits,
+            Task::Adding,
+            Task::TemporalOrder,
+            Task::CopyMemory,
+            Task::BarsStripes,
+        ] {
             let a = build(&section(task), 3).unwrap();
             let b = build(&section(task), 3).unwrap();
             let c = build(&section(task), 4).unwrap();
@@ -150,6 +187,11 @@ mod tests {
             assert_eq!(a.train.n, 200, "{task:?}");
             assert_eq!(a.test.n, 50, "{task:?}");
             assert_eq!(a.train.x.len(), 200 * a.input_dim);
+            assert_eq!(
+                a.train.labels.len() + a.train.targets.len(),
+                200 * a.objective.positions()
+            );
+            assert_eq!(a.input_dim % a.seq_len, 0);
             assert!(a.train.x.iter().all(|v| v.is_finite()));
         }
     }

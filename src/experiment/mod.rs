@@ -127,7 +127,10 @@ impl Experiment {
     pub fn with_overrides(self, o: Overrides) -> Result<Self, ConfigError> {
         let mut spec = self.spec;
         if let Some(steps) = o.steps {
+            // `--steps` caps every kind of work: optimisation steps, generations of a
+            // search, and each RBM's pretraining updates.
             spec.train.steps = steps;
+            spec.dbn.pretrain_steps = spec.dbn.pretrain_steps.min(steps);
         }
         if let Some(seed) = o.seed {
             spec.experiment.seed = seed;
@@ -315,7 +318,10 @@ mod tests {
     fn unknown_key_names_line_and_column() {
         let err = parse("[experiment]\nname = \"x\"\n[train]\nlerning_rate = 0.1\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("t.toml:4:1: unknown field `lerning_rate`"), "{msg}");
+        assert!(
+            msg.starts_with("t.toml:4:1: unknown field `lerning_rate`"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub struct Spec {
     pub train: TrainSection,
     #[serde(default)]
     pub probe: ProbeSection,
+    /// Gradient-free trainers (`train.optimizer = "genetic" | "random-search"`).
+    #[serde(default)]
+    pub search: SearchSection,
+    /// Greedy RBM pretraining of `model.kind = "dbn"`.
+    #[serde(default)]
+    pub dbn: DbnSection,
 }
 
 /// `[experiment]`: identity and the one seed every random draw flows from.
@@ -50,6 +56,17 @@ pub enum Task {
     Digits,
     /// MNIST IDX files from the local folder `data.path`.
     Mnist,
+    /// Hochreiter & Schmidhuber 1997, experiment 4: pairs (value, marker); regress
+    /// 0.5 + (X1 + X2)/4 from the two marked values at the end of the sequence.
+    Adding,
+    /// Hochreiter & Schmidhuber 1997, experiment 6a: classify the order of the two relevant
+    /// symbols (X or Y) hidden among distractors, 4 classes.
+    TemporalOrder,
+    /// Recall `copy_length` symbols shown at the start, after a long blank stretch, one
+    /// 8-way choice per recalled symbol.
+    CopyMemory,
+    /// MacKay's bars and stripes on a `size`×`size` grid, labelled bars (0) or stripes (1).
+    BarsStripes,
 }
 
 /// `[data]`.
@@ -78,6 +95,14 @@ pub struct DataSection {
     pub teacher_width: usize,
     /// MNIST: folder with the IDX files; required for `mnist`, empty otherwise.
     pub path: String,
+    /// Sequence tasks: time steps T, 10..=1000; default 50.
+    pub seq_len: usize,
+    /// Copy-memory: symbols to recall, 1..=100 with 2·copy_length + 1 ≤ seq_len; default 10.
+    pub copy_length: usize,
+    /// Bars and stripes: side n of the n×n grid, 2..=8; default 4.
+    pub size: usize,
+    /// Digits and MNIST: threshold pixels at ½ into 0/1; default false.
+    pub binarize: bool,
 }
 
 impl Default for DataSection {
@@ -94,6 +119,10 @@ impl Default for DataSection {
             teacher_depth: 3,
             teacher_width: 32,
             path: String::new(),
+            seq_len: 50,
+            copy_length: 10,
+            size: 4,
+            binarize: false,
         }
     }
 }
@@ -104,6 +133,37 @@ impl Default for DataSection {
 pub enum ModelKind {
     /// A plain deep multilayer perceptron.
     Mlp,
+    /// Residual blocks h ← h + α·F(h) after an input projection (He et al. 2016).
+    Resnet,
+    /// A vanilla tanh recurrent net read out at the end of the sequence.
+    Rnn,
+    /// Long short-term memory with a forget gate (Hochreiter & Schmidhuber 1997; Gers et al. 2000).
+    Lstm,
+    /// A deep belief net: RBMs pretrained greedily with CD-k, then unrolled into a deep
+    /// sigmoid MLP and fine-tuned (Hinton, Osindero & Teh 2006).
+    Dbn,
+}
+
+/// The factor α of a residual block h ← h + α·F(h).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ResidualScale {
+    /// α = 1.
+    One,
+    /// α = 1/√(blocks).
+    InvSqrtDepth,
+    /// A given α.
+    Value(f64),
+}
+
+/// How the recurrent matrix of `rnn` and `lstm` is drawn before scaling to
+/// `model.spectral_radius`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecurrentInit {
+    /// A random orthogonal matrix: every eigenvalue has modulus exactly the radius.
+    Orthogonal,
+    /// N(0, radius²/width): spectral radius ≈ the radius (circular law), spread singular values.
+    Gaussian,
 }
 
 /// Element-wise non-linearity of the hidden layers.
@@ -156,6 +216,19 @@ pub struct ModelSection {
     pub sigma_b: f64,
     /// Slope of leaky-relu for negative inputs, 0..=1; default 0.01.
     pub leaky_slope: f64,
+    /// Resnet: linear layers per residual branch F, 1 or 2; default 2.
+    pub block_layers: usize,
+    /// Resnet: α in h ← h + α·F(h): `"one"`, `"inv-sqrt-depth"` or a number in (0, 100]; default `"one"`.
+    pub residual_scale: ResidualScale,
+    /// Resnet: normalise each branch's input (layer norm without gain or bias); default false.
+    pub layer_norm: bool,
+    /// Rnn, lstm: how the recurrent matrix is drawn; default `orthogonal`.
+    pub recurrent_init: RecurrentInit,
+    /// Rnn, lstm: spectral radius of the recurrent matrix (each gate's block for lstm),
+    /// (0, 100]; default 1.
+    pub spectral_radius: f64,
+    /// Lstm: initial bias of the forget gate, −100..=100; default 1.
+    pub forget_bias: f64,
 }
 
 impl Default for ModelSection {
@@ -169,6 +242,12 @@ impl Default for ModelSection {
             sigma_w: 1.0,
             sigma_b: 0.0,
             leaky_slope: 0.01,
+            block_layers: 2,
+            residual_scale: ResidualScale::One,
+            layer_norm: false,
+            recurrent_init: RecurrentInit::Orthogonal,
+            spectral_radius: 1.0,
+            forget_bias: 1.0,
         }
     }
 }
@@ -183,6 +262,34 @@ pub enum Optimizer {
     Momentum,
     /// Kingma & Ba 2015 with bias correction.
     Adam,
+    /// iRprop− (Igel & Hüsken 2000): per-weight step sizes driven by gradient signs; full batch.
+    Rprop,
+    /// Tieleman & Hinton 2012: v ← ρ·v + (1−ρ)·g², w ← w − η·g/(√v + ε).
+    Rmsprop,
+    /// No gradients: a mutation-only genetic algorithm with truncation selection and elitism.
+    Genetic,
+    /// No gradients: weight guessing — every candidate drawn afresh from the initialisation.
+    RandomSearch,
+}
+
+impl Optimizer {
+    /// Whether this trainer uses no gradients at all.
+    pub fn gradient_free(self) -> bool {
+        matches!(self, Optimizer::Genetic | Optimizer::RandomSearch)
+    }
+
+    /// The name used in files and on screen.
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Sgd => "sgd",
+            Optimizer::Momentum => "momentum",
+            Optimizer::Adam => "adam",
+            Optimizer::Rprop => "rprop",
+            Optimizer::Rmsprop => "rmsprop",
+            Optimizer::Genetic => "genetic",
+            Optimizer::RandomSearch => "random-search",
+        }
+    }
 }
 
 /// Gradient clipping.
@@ -220,6 +327,18 @@ pub struct TrainSection {
     pub clip: Clip,
     /// Clipping threshold, > 0; default 1.
     pub clip_threshold: f64,
+    /// RMSProp decay ρ, 0..1; default 0.9.
+    pub rmsprop_decay: f64,
+    /// iRprop− step growth η⁺ when the gradient keeps its sign, (1, 10]; default 1.2.
+    pub rprop_eta_plus: f64,
+    /// iRprop− step shrink η⁻ when the sign flips, (0, 1); default 0.5.
+    pub rprop_eta_minus: f64,
+    /// iRprop− initial step Δ₀, (0, 100]; default 0.1.
+    pub rprop_delta0: f64,
+    /// iRprop− largest step Δmax, ≥ Δ₀; default 50.
+    pub rprop_delta_max: f64,
+    /// iRprop− smallest step Δmin, (0, Δ₀]; default 1e-6.
+    pub rprop_delta_min: f64,
 }
 
 impl Default for TrainSection {
@@ -235,6 +354,12 @@ impl Default for TrainSection {
             steps: 500,
             clip: Clip::None,
             clip_threshold: 1.0,
+            rmsprop_decay: 0.9,
+            rprop_eta_plus: 1.2,
+            rprop_eta_minus: 0.5,
+            rprop_delta0: 0.1,
+            rprop_delta_max: 50.0,
+            rprop_delta_min: 1e-6,
         }
     }
 }
@@ -254,6 +379,66 @@ impl Default for ProbeSection {
         Self {
             every: 1,
             test_every: 50,
+        }
+    }
+}
+
+/// `[search]`: the gradient-free trainers; one generation per `train.steps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchSection {
+    /// Candidates evaluated per generation, 2..=10_000; default 50.
+    pub population: usize,
+    /// Genetic: the best candidates kept unchanged and used as parents, 1..population; default 5.
+    pub elite: usize,
+    /// Genetic: standard deviation of the Gaussian noise added to every weight of a child,
+    /// (0, 100]; default 0.05.
+    pub mutation_scale: f64,
+}
+
+impl Default for SearchSection {
+    fn default() -> Self {
+        Self {
+            population: 50,
+            elite: 5,
+            mutation_scale: 0.05,
+        }
+    }
+}
+
+/// `[dbn]`: greedy layer-wise pretraining of `model.kind = "dbn"` before fine-tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbnSection {
+    /// CD updates per RBM, 0..=10_000_000 (0 = no pretraining); default 500.
+    pub pretrain_steps: usize,
+    /// Gibbs steps k of CD-k, 1..=1000; default 1.
+    pub cd_k: usize,
+    /// Persistent CD (Tieleman 2008): negative chains carry over between updates; default false.
+    pub persistent: bool,
+    /// RBM learning rate, (0, 100]; default 0.1.
+    pub learning_rate: f64,
+    /// RBM momentum, 0..1; default 0.5.
+    pub momentum: f64,
+    /// RBM L2 weight decay, 0..=1; default 0.0002.
+    pub weight_decay: f64,
+    /// RBM minibatch size, 1..=65536; default 32.
+    pub batch_size: usize,
+    /// Images drawn by an ancestral pass after pretraining, 0..=256; default 16.
+    pub samples: usize,
+}
+
+impl Default for DbnSection {
+    fn default() -> Self {
+        Self {
+            pretrain_steps: 500,
+            cd_k: 1,
+            persistent: false,
+            learning_rate: 0.1,
+            momentum: 0.5,
+            weight_decay: 0.0002,
+            batch_size: 32,
+            samples: 16,
         }
     }
 }
@@ -295,7 +480,16 @@ impl Task {
             Task::Teacher => "teacher",
             Task::Digits => "digits",
             Task::Mnist => "mnist",
+            Task::Adding => "adding",
+            Task::TemporalOrder => "temporal-order",
+            Task::CopyMemory => "copy-memory",
+            Task::BarsStripes => "bars-stripes",
         }
+    }
+
+    /// Whether each example is a sequence of `data.seq_len` steps.
+    pub fn is_sequence(self) -> bool {
+        matches!(self, Task::Adding | Task::TemporalOrder | Task::CopyMemory)
     }
 }
 
@@ -304,6 +498,68 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Mlp => "mlp",
+            ModelKind::Resnet => "resnet",
+            ModelKind::Rnn => "rnn",
+            ModelKind::Lstm => "lstm",
+            ModelKind::Dbn => "dbn",
         }
+    }
+
+    /// Whether the network reads its input one time step at a time.
+    pub fn is_recurrent(self) -> bool {
+        matches!(self, ModelKind::Rnn | ModelKind::Lstm)
+    }
+}
+
+impl ResidualScale {
+    /// α for a net of `blocks` residual blocks.
+    pub fn alpha(self, blocks: usize) -> f64 {
+        match self {
+            ResidualScale::One => 1.0,
+            ResidualScale::InvSqrtDepth => 1.0 / (blocks.max(1) as f64).sqrt(),
+            ResidualScale::Value(v) => v,
+        }
+    }
+}
+
+/// In files: `"one"`, `"inv-sqrt-depth"` or a number.
+impl Serialize for ResidualScale {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ResidualScale::One => s.serialize_str("one"),
+            ResidualScale::InvSqrtDepth => s.serialize_str("inv-sqrt-depth"),
+            ResidualScale::Value(v) => s.serialize_f64(*v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ResidualScale {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ResidualScale;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("'one', 'inv-sqrt-depth' or a number")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ResidualScale, E> {
+                match v {
+                    "one" => Ok(ResidualScale::One),
+                    "inv-sqrt-depth" => Ok(ResidualScale::InvSqrtDepth),
+                    other => Err(E::custom(format!(
+                        "unknown residual scale '{other}': expected 'one', 'inv-sqrt-depth' or a number"
+                    ))),
+                }
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ResidualScale, E> {
+                Ok(ResidualScale::Value(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ResidualScale, E> {
+                Ok(ResidualScale::Value(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ResidualScale, E> {
+                Ok(ResidualScale::Value(v as f64))
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }

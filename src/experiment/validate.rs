@@ -1,6 +1,6 @@
 //! Range checks of a parsed spec: the one place that decides what values are allowed.
 
-use super::spec::{Spec, Task};
+use super::spec::{Activation, ModelKind, Optimizer, ResidualScale, Spec, Task};
 
 /// One value outside what is allowed.
 #[derive(Debug)]
@@ -54,8 +54,7 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
     let e = &spec.experiment;
     let name_ok = !e.name.is_empty()
         && e.name.len() <= 64
-        && e
-            .name
+        && e.name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !name_ok {
@@ -102,12 +101,80 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
         }
     }
 
+    int_range("data.seq_len", d.seq_len, 10, 1000)?;
+    int_range("data.copy_length", d.copy_length, 1, 100)?;
+    if d.task == Task::CopyMemory && 2 * d.copy_length + 1 > d.seq_len {
+        return Err(Violation {
+            field: "data.copy_length".into(),
+            value: d.copy_length.to_string(),
+            allowed: format!(
+                "must leave room for the symbols, a delimiter and the recall: 2·copy_length + 1 ≤ seq_len ({})",
+                d.seq_len
+            ),
+        });
+    }
+    int_range("data.size", d.size, 2, 8)?;
+    if d.binarize && !matches!(d.task, Task::Digits | Task::Mnist) {
+        return Err(Violation {
+            field: "data.binarize".into(),
+            value: "true".into(),
+            allowed: format!(
+                "is only used by tasks 'digits' and 'mnist', not '{}'",
+                d.task.name()
+            ),
+        });
+    }
+
     let m = &spec.model;
+    if m.kind.is_recurrent() && !d.task.is_sequence() {
+        return Err(Violation {
+            field: "model.kind".into(),
+            value: format!("'{}'", m.kind.name()),
+            allowed: format!(
+                "reads sequences: use data.task 'adding', 'temporal-order' or 'copy-memory', not '{}'",
+                d.task.name()
+            ),
+        });
+    }
+    if m.kind == ModelKind::Dbn {
+        let binary = d.task == Task::BarsStripes || d.binarize;
+        if !binary {
+            return Err(Violation {
+                field: "model.kind".into(),
+                value: "'dbn'".into(),
+                allowed: "needs binary data: data.task 'bars-stripes', or 'digits' / 'mnist' with data.binarize = true"
+                    .into(),
+            });
+        }
+        if spec.train.optimizer.gradient_free() {
+            return Err(Violation {
+                field: "train.optimizer".into(),
+                value: format!("'{}'", spec.train.optimizer.name()),
+                allowed:
+                    "must use gradients for model 'dbn' (it is fine-tuned by back-propagation): \
+                          'sgd', 'momentum', 'adam', 'rmsprop' or 'rprop'"
+                        .into(),
+            });
+        }
+        if m.activation != Activation::Sigmoid {
+            return Err(Violation {
+                field: "model.activation".into(),
+                value: format!("'{}'", m.activation.name()),
+                allowed: "must be 'sigmoid' for model 'dbn' (RBM units are logistic)".into(),
+            });
+        }
+    }
     int_range("model.depth", m.depth, 1, 500)?;
     int_range("model.width", m.width, 1, 4096)?;
     float_range("model.sigma_w", m.sigma_w, 0.0, 100.0, true)?;
     float_range("model.sigma_b", m.sigma_b, 0.0, 100.0, false)?;
     float_range("model.leaky_slope", m.leaky_slope, 0.0, 1.0, false)?;
+    int_range("model.block_layers", m.block_layers, 1, 2)?;
+    if let ResidualScale::Value(a) = m.residual_scale {
+        float_range("model.residual_scale", a, 0.0, 100.0, true)?;
+    }
+    float_range("model.spectral_radius", m.spectral_radius, 0.0, 100.0, true)?;
+    float_range("model.forget_bias", m.forget_bias, -100.0, 100.0, false)?;
 
     let t = &spec.train;
     float_range("train.learning_rate", t.learning_rate, 0.0, 100.0, true)?;
@@ -118,6 +185,54 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
     int_range("train.batch_size", t.batch_size, 1, 65_536)?;
     int_range("train.steps", t.steps, 1, 10_000_000)?;
     float_range("train.clip_threshold", t.clip_threshold, 0.0, 1e6, true)?;
+    below_one("train.rmsprop_decay", t.rmsprop_decay)?;
+    float_range("train.rprop_eta_plus", t.rprop_eta_plus, 1.0, 10.0, true)?;
+    if !(t.rprop_eta_minus > 0.0 && t.rprop_eta_minus < 1.0) {
+        return Err(Violation {
+            field: "train.rprop_eta_minus".into(),
+            value: format!("{}", t.rprop_eta_minus),
+            allowed: "must be greater than 0 and below 1".into(),
+        });
+    }
+    float_range("train.rprop_delta0", t.rprop_delta0, 0.0, 100.0, true)?;
+    float_range(
+        "train.rprop_delta_max",
+        t.rprop_delta_max,
+        t.rprop_delta0,
+        1e6,
+        false,
+    )?;
+    float_range(
+        "train.rprop_delta_min",
+        t.rprop_delta_min,
+        0.0,
+        t.rprop_delta0,
+        true,
+    )?;
+    if t.optimizer == Optimizer::Rprop && t.batch_size < d.train_size {
+        return Err(Violation {
+            field: "train.batch_size".into(),
+            value: t.batch_size.to_string(),
+            allowed: format!(
+                "must be at least data.train_size ({}) for 'rprop': its sign rule needs full-batch gradients",
+                d.train_size
+            ),
+        });
+    }
+
+    let s = &spec.search;
+    int_range("search.population", s.population, 2, 10_000)?;
+    int_range("search.elite", s.elite, 1, s.population - 1)?;
+    float_range("search.mutation_scale", s.mutation_scale, 0.0, 100.0, true)?;
+
+    let b = &spec.dbn;
+    int_range("dbn.pretrain_steps", b.pretrain_steps, 0, 10_000_000)?;
+    int_range("dbn.cd_k", b.cd_k, 1, 1000)?;
+    float_range("dbn.learning_rate", b.learning_rate, 0.0, 100.0, true)?;
+    below_one("dbn.momentum", b.momentum)?;
+    float_range("dbn.weight_decay", b.weight_decay, 0.0, 1.0, false)?;
+    int_range("dbn.batch_size", b.batch_size, 1, 65_536)?;
+    int_range("dbn.samples", b.samples, 0, 256)?;
 
     let p = &spec.probe;
     int_range("probe.every", p.every, 1, 1_000_000)?;

@@ -3,7 +3,7 @@
 
 use super::kernels;
 use crate::experiment::Activation;
-use burn::tensor::{activation, Tensor};
+use burn::tensor::{Tensor, activation};
 
 /// Threshold of |tanh| counted as saturated.
 pub const TANH_SATURATED: f64 = 0.97;
@@ -45,8 +45,18 @@ pub fn derivative(act: Activation, slope: f64, z: &Tensor<2>, h: &Tensor<2>) -> 
         }
         Activation::Gelu => {
             // d/dz [z·Φ(z)] = Φ(z) + z·ϕ(z)
-            let cdf = z.clone().div_scalar(std::f64::consts::SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5);
-            let pdf = z.clone().square().mul_scalar(-0.5).exp().mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+            let cdf = z
+                .clone()
+                .div_scalar(std::f64::consts::SQRT_2)
+                .erf()
+                .add_scalar(1.0)
+                .mul_scalar(0.5);
+            let pdf = z
+                .clone()
+                .square()
+                .mul_scalar(-0.5)
+                .exp()
+                .mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt());
             cdf.add(z.clone().mul(pdf))
         }
         Activation::Linear => return None,

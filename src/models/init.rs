@@ -1,11 +1,17 @@
 //! Weight initialisation from the lab's own seeded stream (never the backend's RNG, whose
 //! lazy, order-dependent draws would make weights depend on which layer is touched first).
 
-use crate::experiment::Init;
+use crate::experiment::{Init, RecurrentInit};
 use crate::rng::Stream;
 
 /// Draws a `[fan_in, fan_out]` weight matrix (row-major) for `init`, scaled by `sigma_w`.
-pub fn weights(init: Init, fan_in: usize, fan_out: usize, sigma_w: f64, rng: &mut Stream) -> Vec<f32> {
+pub fn weights(
+    init: Init,
+    fan_in: usize,
+    fan_out: usize,
+    sigma_w: f64,
+    rng: &mut Stream,
+) -> Vec<f32> {
     let n = fan_in * fan_out;
     let (fi, fo) = (fan_in as f64, fan_out as f64);
     let v: Vec<f64> = match init {
@@ -23,7 +29,10 @@ pub fn weights(init: Init, fan_in: usize, fan_out: usize, sigma_w: f64, rng: &mu
             let sd = sigma_w * (2.0 / fi).sqrt();
             (0..n).map(|_| sd * rng.normal()).collect()
         }
-        Init::Orthogonal => orthogonal(fan_in, fan_out, rng).into_iter().map(|x| sigma_w * x).collect(),
+        Init::Orthogonal => orthogonal(fan_in, fan_out, rng)
+            .into_iter()
+            .map(|x| sigma_w * x)
+            .collect(),
     };
     v.into_iter().map(|x| x as f32).collect()
 }
@@ -37,11 +46,32 @@ pub fn biases(n: usize, sigma_b: f64, rng: &mut Stream) -> Vec<f32> {
     (0..n).map(|_| (sigma_b * rng.normal()) as f32).collect()
 }
 
+/// An `n × n` recurrent matrix with spectral radius `radius`: exactly for `orthogonal` (all
+/// eigenvalues of an orthogonal matrix have modulus 1), approximately for `gaussian`, whose
+/// N(0, radius²/n) entries put the eigenvalues in a disc of that radius as n grows.
+pub fn recurrent(kind: RecurrentInit, n: usize, radius: f64, rng: &mut Stream) -> Vec<f32> {
+    let v: Vec<f64> = match kind {
+        RecurrentInit::Orthogonal => orthogonal(n, n, rng)
+            .into_iter()
+            .map(|x| radius * x)
+            .collect(),
+        RecurrentInit::Gaussian => {
+            let sd = radius / (n as f64).sqrt();
+            (0..n * n).map(|_| sd * rng.normal()).collect()
+        }
+    };
+    v.into_iter().map(|x| x as f32).collect()
+}
+
 /// A `rows × cols` matrix with orthonormal rows or columns (whichever are fewer), from
 /// modified Gram–Schmidt on a Gaussian matrix with the sign fix of Mezzadri 2007, in f64.
 pub fn orthogonal(rows: usize, cols: usize, rng: &mut Stream) -> Vec<f64> {
     // Orthonormalise the k = min(rows, cols) longer vectors of length m = max(rows, cols).
-    let (k, m, transpose) = if rows >= cols { (cols, rows, true) } else { (rows, cols, false) };
+    let (k, m, transpose) = if rows >= cols {
+        (cols, rows, true)
+    } else {
+        (rows, cols, false)
+    };
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(k);
     while basis.len() < k {
         let mut v: Vec<f64> = (0..m).map(|_| rng.normal()).collect();

@@ -45,7 +45,13 @@ pub struct MlpModule {
 
 impl Mlp {
     /// Builds and initialises the network from the model section, deterministic from `seed`.
-    pub fn new(m: &ModelSection, input_dim: usize, output_dim: usize, seed: u64, device: &Device) -> Self {
+    pub fn new(
+        m: &ModelSection,
+        input_dim: usize,
+        output_dim: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
         let mut rng = Stream::new(seed, "init");
         let mut dims = vec![input_dim];
         dims.extend(std::iter::repeat_n(m.width, m.depth));
@@ -85,7 +91,6 @@ impl Mlp {
                 .collect(),
         }
     }
-
 }
 
 impl Network for Mlp {
@@ -95,7 +100,13 @@ impl Network for Mlp {
     fn layer_names(&self) -> Vec<String> {
         let n = self.layers.len();
         (0..n)
-            .map(|i| if i + 1 == n { "out".to_string() } else { format!("h{}", i + 1) })
+            .map(|i| {
+                if i + 1 == n {
+                    "out".to_string()
+                } else {
+                    format!("h{}", i + 1)
+                }
+            })
             .collect()
     }
 
@@ -108,7 +119,10 @@ impl Network for Mlp {
     }
 
     fn params(&self) -> Vec<Tensor<2>> {
-        self.layers.iter().flat_map(|l| [l.weight.clone(), l.bias.clone()]).collect()
+        self.layers
+            .iter()
+            .flat_map(|l| [l.weight.clone(), l.bias.clone()])
+            .collect()
     }
 
     fn set_params(&mut self, params: Vec<Tensor<2>>) {
@@ -159,7 +173,9 @@ impl Network for Mlp {
             grads[2 * l] = Some(input.clone().transpose().matmul(delta.clone()));
             grads[2 * l + 1] = Some(delta.clone().sum_dim(0));
             let next = (l > 0).then(|| {
-                let g_h = delta.clone().matmul(self.layers[l].weight.clone().transpose());
+                let g_h = delta
+                    .clone()
+                    .matmul(self.layers[l].weight.clone().transpose());
                 // The input of layer l is the output of layer l−1's activation.
                 match activation::derivative(self.activation, self.slope, &zs[l - 1], input) {
                     Some(d) => g_h.mul(d),
@@ -169,14 +185,24 @@ impl Network for Mlp {
             let output = outputs.pop().expect("one output per layer");
             let saturated =
                 (l + 1 < n).then(|| Saturation::Of { activation: self.activation, z: zs[l].clone() });
-            layers.push(LayerSignals { delta: delta.clone(), output, saturated, weight: 2 * l, bias: Some(2 * l + 1) });
+            layers.push(LayerSignals {
+                delta: delta.clone(),
+                output,
+                saturated,
+                weight: 2 * l,
+                bias: Some(2 * l + 1),
+                skip: None,
+            });
             if let Some(d) = next {
                 delta = d;
             }
         }
         layers.reverse();
         Backward {
-            grads: grads.into_iter().map(|g| g.expect("every parameter has a gradient")).collect(),
+            grads: grads
+                .into_iter()
+                .map(|g| g.expect("every parameter has a gradient"))
+                .collect(),
             layers,
             time: Vec::new(),
         }
@@ -189,7 +215,11 @@ impl MlpModule {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = layer.forward(h);
-            if i == last { z } else { activation::forward(act, slope, z) }
+            if i == last {
+                z
+            } else {
+                activation::forward(act, slope, z)
+            }
         })
     }
 }
@@ -242,16 +272,24 @@ mod tests {
             let biases: Vec<Tensor<1>> = module
                 .layers
                 .iter()
-                .map(|l| Tensor::from_data(l.bias.as_ref().unwrap().val().into_data(), &ad).require_grad())
+                .map(|l| {
+                    Tensor::from_data(l.bias.as_ref().unwrap().val().into_data(), &ad)
+                        .require_grad()
+                })
                 .collect();
             let leaves: Vec<Tensor<2>> = (0..weights.len())
                 .map(|l| Tensor::zeros([5, weights[l].dims()[1]], &ad).require_grad())
                 .collect();
             let mut h = Tensor::<2>::from_data(TensorData::new(xs, [5, 3]), &ad);
             for l in 0..weights.len() {
-                let z = burn::tensor::module::linear(h, weights[l].clone(), Some(biases[l].clone()))
-                    + leaves[l].clone();
-                h = if l + 1 == weights.len() { z } else { activation::forward(act, m.leaky_slope, z) };
+                let z =
+                    burn::tensor::module::linear(h, weights[l].clone(), Some(biases[l].clone()))
+                        + leaves[l].clone();
+                h = if l + 1 == weights.len() {
+                    z
+                } else {
+                    activation::forward(act, m.leaky_slope, z)
+                };
             }
             let c_ad = Tensor::<2>::from_data(TensorData::new(cs, [5, 2]), &ad);
             let grads = (h * c_ad).sum().backward();
@@ -259,13 +297,24 @@ mod tests {
                 let a = a.into_data().try_to_vec::<f32>().unwrap();
                 let b = b.into_data().try_to_vec::<f32>().unwrap();
                 for (x, y) in a.iter().zip(&b) {
-                    assert!((x - y).abs() <= 1e-5 + 1e-4 * y.abs(), "{act:?} {what}: {x} vs {y}");
+                    assert!(
+                        (x - y).abs() <= 1e-5 + 1e-4 * y.abs(),
+                        "{act:?} {what}: {x} vs {y}"
+                    );
                 }
             };
             for l in 0..weights.len() {
                 let layer = &ours.layers[l];
-                close(layer.delta.clone(), leaves[l].grad(&grads).unwrap(), &format!("delta {l}"));
-                close(ours.grads[layer.weight].clone(), weights[l].grad(&grads).unwrap(), &format!("grad_w {l}"));
+                close(
+                    layer.delta.clone(),
+                    leaves[l].grad(&grads).unwrap(),
+                    &format!("delta {l}"),
+                );
+                close(
+                    ours.grads[layer.weight].clone(),
+                    weights[l].grad(&grads).unwrap(),
+                    &format!("grad_w {l}"),
+                );
                 close(
                     ours.grads[layer.bias.unwrap()].clone(),
                     biases[l].grad(&grads).unwrap().unsqueeze(),

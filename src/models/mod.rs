@@ -11,12 +11,20 @@
 pub mod activation;
 pub mod init;
 pub mod kernels;
+pub mod lstm;
 pub mod mlp;
+pub mod rbm;
+pub mod recurrent;
+pub mod resnet;
+pub mod rnn;
 
+pub use lstm::Lstm;
 pub use mlp::Mlp;
+pub use resnet::Resnet;
+pub use rnn::Rnn;
 
 use crate::experiment::Activation;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// What the backward pass reveals about one probed layer.
 pub struct LayerSignals {
@@ -30,6 +38,9 @@ pub struct LayerSignals {
     pub weight: usize,
     /// Index in `params()` of the layer's bias, if any.
     pub bias: Option<usize>,
+    /// Residual nets: ∂L/∂h on the skip path (the residual stream) where this layer's block
+    /// ends; `None` for layers not on a skip path.
+    pub skip: Option<Tensor<2>>,
 }
 
 /// What a layer's saturation is measured from. Lazy on purpose: the probes only need it
@@ -57,7 +68,8 @@ pub struct Backward {
     pub grads: Vec<Tensor<2>>,
     /// Input side first, one per name in `layer_names()`.
     pub layers: Vec<LayerSignals>,
-    /// For recurrent nets: ‖∂L/∂h_t‖² for t = 1..T, each a 1-element tensor.
+    /// For recurrent nets: ‖∂L/∂h_t‖² for t = 1..T, in order, as 1-D tensors whose
+    /// concatenation has T elements; empty for other nets.
     pub time: Vec<Tensor<1>>,
 }
 
@@ -88,7 +100,18 @@ pub fn named_parameters<N: Network>(net: &N) -> Vec<(String, Vec<usize>, Vec<f32
         .zip(net.params())
         .map(|(name, p)| {
             let shape = p.dims().to_vec();
-            (name, shape, p.into_data().try_to_vec::<f32>().expect("parameters are f32"))
+            (
+                name,
+                shape,
+                p.into_data()
+                    .try_to_vec::<f32>()
+                    .expect("parameters are f32"),
+            )
         })
         .collect()
+}
+
+/// A row-major `[rows, cols]` matrix on `device`.
+pub fn matrix(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
 }

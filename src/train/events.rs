@@ -22,8 +22,11 @@ pub struct Header {
     pub backend: String,
     pub device: String,
     pub threads: usize,
-    /// Layer labels, input side first.
+    /// Layer labels, input side first (empty for gradient-free trainers: nothing to probe).
     pub layers: Vec<String>,
+    /// Gradient-free trainer (`genetic`, `random-search`): probes carry `fitness`, no layers.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub search: Option<String>,
 }
 
 /// Statistics of one layer at one probe step.
@@ -46,6 +49,10 @@ pub struct LayerProbe {
     /// Fraction of outputs saturated (tanh |h| > 0.97, sigmoid outside [0.03, 0.97]) or dead
     /// (relu-family z ≤ 0, gelu z < −2.5); 0 for linear layers.
     pub saturation: f64,
+    /// Residual nets: ‖∂L/∂h‖ on the skip path (the residual stream) where this layer's
+    /// block ends; absent for layers off the skip path and for other nets.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub skip_delta: Option<f64>,
 }
 
 /// Loss (and accuracy, for classification) on the held-out split.
@@ -70,6 +77,57 @@ pub struct Probe {
     pub time: Vec<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub test: Option<TestMetrics>,
+    /// Gradient-free trainers: the generation's losses on this step's batch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fitness: Option<Fitness>,
+}
+
+/// Losses of one generation of a gradient-free search (lower is fitter).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fitness {
+    /// The best candidate's loss (the one `loss` and `accuracy` describe).
+    pub best: f64,
+    /// Mean loss over the population (non-finite losses count as `null` and are left out).
+    pub mean: f64,
+}
+
+/// A phase of a run with several (deep belief nets: pretraining each RBM, then fine-tuning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// `pretrain` or `finetune`.
+    pub phase: String,
+    /// Pretraining: which RBM (1 = the one on the data), of how many.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rbm: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub of: Option<usize>,
+    /// Pretraining: visible and hidden units of this RBM.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub visible: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hidden: Option<usize>,
+    /// Updates this phase will run.
+    pub steps: usize,
+}
+
+/// One probe of an RBM during greedy pretraining. `step` counts this RBM's CD updates from 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainProbe {
+    pub rbm: usize,
+    pub step: usize,
+    /// Mean squared error of a one-step mean-field reconstruction of this step's batch.
+    pub recon_error: f64,
+    /// Mean free energy of the test inputs minus that of the training inputs (both mapped
+    /// up to this RBM's visible layer); grows when the RBM overfits (Hinton 2010, §6).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub free_energy_gap: Option<f64>,
+    /// Exact mean log-likelihood (nats) of the training inputs, by enumerating the smaller
+    /// layer's 2ⁿ states; only while n ≤ 20.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub log_likelihood: Option<f64>,
+    /// The same on the test inputs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub test_log_likelihood: Option<f64>,
 }
 
 /// How a run ended.
@@ -116,6 +174,8 @@ pub enum TraceLine {
     Header(Header),
     Probe(Probe),
     End(End),
+    Phase(Phase),
+    Pretrain(PretrainProbe),
 }
 
 /// What the training thread sends. Wall-clock figures ride beside the trace records, never
@@ -129,5 +189,22 @@ pub enum Event {
         wall_s: f64,
     },
     /// The run has ended; the full outcome comes from the thread's join handle.
-    Finished { end: End, wall_s: f64 },
+    Finished {
+        end: End,
+        wall_s: f64,
+    },
+    /// A new phase begins (also a trace line).
+    Phase(Phase),
+    /// An RBM probe during pretraining (also a trace line).
+    Pretrain {
+        probe: PretrainProbe,
+        wall_s: f64,
+    },
+    /// Images drawn by an ancestral pass down a pretrained deep belief net: `images` of
+    /// `height × width` values in [0, 1], row-major. Not part of the trace.
+    Samples {
+        width: usize,
+        height: usize,
+        images: Vec<Vec<f32>>,
+    },
 }

@@ -8,20 +8,24 @@
 pub mod events;
 pub mod optim;
 pub mod probe;
+mod pretrain;
 mod runner;
+mod search;
 
 pub use events::*;
 pub use runner::train;
 
 use crate::experiment::Experiment;
 use burn::tensor::Device;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Where a run executes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceKind {
     /// Burn's pure-Rust CPU backend (default; bit-exact reruns).
@@ -69,7 +73,10 @@ pub struct RunEnv {
 
 impl Default for RunEnv {
     fn default() -> Self {
-        Self { device: DeviceKind::Flex, threads: 1 }
+        Self {
+            device: DeviceKind::Flex,
+            threads: 1,
+        }
     }
 }
 
@@ -127,7 +134,11 @@ impl Outcome {
     }
     /// Optimisation steps per second of wall time.
     pub fn steps_per_s(&self) -> f64 {
-        if self.wall_s > 0.0 { self.end.steps_done as f64 / self.wall_s } else { 0.0 }
+        if self.wall_s > 0.0 {
+            self.end.steps_done as f64 / self.wall_s
+        } else {
+            0.0
+        }
     }
 }
 
@@ -146,7 +157,11 @@ pub fn weights_bytes(params: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
 }
 
 /// Starts `exp` on a new thread. Events arrive on the receiver; the handle yields the outcome.
-pub fn spawn(exp: Experiment, env: RunEnv, control: Arc<Control>) -> (Receiver<Event>, JoinHandle<Outcome>) {
+pub fn spawn(
+    exp: Experiment,
+    env: RunEnv,
+    control: Arc<Control>,
+) -> (Receiver<Event>, JoinHandle<Outcome>) {
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("gradlab-train".into())
@@ -163,5 +178,7 @@ pub fn spawn(exp: Experiment, env: RunEnv, control: Arc<Control>) -> (Receiver<E
 
 /// Sets the CPU backend's worker pool size once per process (later calls are no-ops).
 pub fn init_threads(threads: usize) {
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build_global();
 }

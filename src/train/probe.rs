@@ -140,6 +140,7 @@ mod tests {
                 saturated: Some(Saturation::Of { activation: act, z: zt }),
                 weight: 0,
                 bias: None,
+                skip: None,
             };
             let w = t(vec![1.0, -2.0, 3.0, 0.5], [2, 2]);
             let u = t(vec![0.1, 0.0, -0.2, 0.0], [2, 2]);

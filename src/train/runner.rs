@@ -6,24 +6,35 @@
 use super::events::*;
 use super::optim::{self, Optim};
 use super::probe;
-use super::{weights_bytes, Control, Outcome, RunEnv};
+use super::{Control, Outcome, RunEnv, weights_bytes};
 use crate::data::{self, Dataset, Objective, Split};
-use crate::experiment::{Experiment, ModelKind};
-use crate::models::{named_parameters, Mlp, Network};
+use crate::experiment::{Experiment, ModelKind, ProbeSection};
+use crate::models::{Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
 use crate::rng::Stream;
-use burn::tensor::{activation::log_softmax, Device, Int, Tensor, TensorData};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 
 /// Runs `exp` to its end on the calling thread, sending events to `sink`.
-pub fn train(exp: &Experiment, env: RunEnv, control: &Control, sink: &mut dyn FnMut(Event)) -> Outcome {
+pub fn train(
+    exp: &Experiment,
+    env: RunEnv,
+    control: &Control,
+    sink: &mut dyn FnMut(Event),
+) -> Outcome {
     let start = Instant::now();
     let mut trace = Vec::new();
     let mut probes = Vec::new();
     let mut header = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut rec = Record { sink: &mut *sink, trace: &mut trace, probes: &mut probes, header: &mut header, start };
+        let mut rec = Record {
+            sink: &mut *sink,
+            trace: &mut trace,
+            probes: &mut probes,
+            header: &mut header,
+            start,
+        };
         run(exp, env, control, &mut rec)
     }));
     let (end, weights) = match result {
@@ -44,20 +55,40 @@ pub fn train(exp: &Experiment, env: RunEnv, control: &Control, sink: &mut dyn Fn
     }
     push_line(&mut trace, &TraceLine::End(end.clone()));
     let wall_s = start.elapsed().as_secs_f64();
-    sink(Event::Finished { end: end.clone(), wall_s });
-    Outcome { header, end, probes, trace, weights, wall_s }
+    sink(Event::Finished {
+        end: end.clone(),
+        wall_s,
+    });
+    Outcome {
+        header,
+        end,
+        probes,
+        trace,
+        weights,
+        wall_s,
+    }
 }
 
 fn failed(message: String) -> End {
-    End { status: Status::Failed, steps_done: 0, diverged_at: None, error: Some(message) }
+    End {
+        status: Status::Failed,
+        steps_done: 0,
+        diverged_at: None,
+        error: Some(message),
+    }
 }
 
-fn push_line(trace: &mut Vec<u8>, line: &TraceLine) {
+pub(super) fn push_line(trace: &mut Vec<u8>, line: &TraceLine) {
     serde_json::to_writer(&mut *trace, line).expect("trace records always serialize");
     trace.push(b'\n');
 }
 
-fn header_for(exp: &Experiment, env: RunEnv, layers: Vec<String>, objective: &str) -> Header {
+pub(super) fn header_for(
+    exp: &Experiment,
+    env: RunEnv,
+    layers: Vec<String>,
+    objective: &str,
+) -> Header {
     Header {
         format: TRACE_FORMAT.into(),
         experiment: exp.name().into(),
@@ -70,44 +101,72 @@ fn header_for(exp: &Experiment, env: RunEnv, layers: Vec<String>, objective: &st
         device: env.device.name().into(),
         threads: env.threads,
         layers,
+        search: None,
+    }
+}
+
+/// The objective's name in the trace header.
+pub(super) fn objective_name(obj: Objective) -> &'static str {
+    match obj {
+        Objective::Classify { .. } | Objective::ClassifyEach { .. } => "classify",
+        Objective::Regress { .. } => "regress",
     }
 }
 
 /// A batch on the device.
-struct Batch {
-    x: Tensor<2>,
+#[derive(Clone)]
+pub(super) struct Batch {
+    pub(super) x: Tensor<2>,
     /// One-hot labels (classification) or targets (regression), `[n, out]`.
     y: Tensor<2>,
-    /// Class labels for accuracy.
+    /// Class labels for accuracy (`n · positions` of them).
     labels: Option<Tensor<1, Int>>,
-    n: usize,
+    pub(super) n: usize,
 }
 
-fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
+pub(super) fn to_device(split: &Split, ds: &Dataset, device: &Device) -> Batch {
     let out = ds.objective.output_dim();
-    let x = Tensor::from_data(TensorData::new(split.x.clone(), [split.n, ds.input_dim]), device);
+    let x = Tensor::from_data(
+        TensorData::new(split.x.clone(), [split.n, ds.input_dim]),
+        device,
+    );
     let (y, labels) = match ds.objective {
-        Objective::Classify { classes } => {
-            let mut onehot = vec![0f32; split.n * classes];
+        Objective::Classify { classes } | Objective::ClassifyEach { classes, .. } => {
+            // Row i's position k is one-hot at column k·classes + label.
+            let mut onehot = vec![0f32; split.n * out];
             for (i, &l) in split.labels.iter().enumerate() {
                 onehot[i * classes + l as usize] = 1.0;
             }
             let labels: Vec<i64> = split.labels.iter().map(|&l| l as i64).collect();
+            let count = labels.len();
             (
-                Tensor::from_data(TensorData::new(onehot, [split.n, classes]), device),
-                Some(Tensor::from_data(TensorData::new(labels, [split.n]), device)),
+                Tensor::from_data(TensorData::new(onehot, [split.n, out]), device),
+                Some(Tensor::from_data(TensorData::new(labels, [count]), device)),
             )
         }
-        Objective::Regress { dim } => {
-            (Tensor::from_data(TensorData::new(split.targets.clone(), [split.n, dim]), device), None)
-        }
+        Objective::Regress { dim } => (
+            Tensor::from_data(
+                TensorData::new(split.targets.clone(), [split.n, dim]),
+                device,
+            ),
+            None,
+        ),
     };
     debug_assert_eq!(y.dims()[1], out);
-    Batch { x, y, labels, n: split.n }
+    Batch {
+        x,
+        y,
+        labels,
+        n: split.n,
+    }
 }
 
 /// Loss (a 1-element tensor), ∂L/∂logits, and the number of correct predictions.
-fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (Tensor<1>, Tensor<2>, Option<Tensor<1>>) {
+pub(super) fn loss_and_delta(
+    obj: Objective,
+    logits: Tensor<2>,
+    b: &Batch,
+) -> (Tensor<1>, Tensor<2>, Option<Tensor<1>>) {
     let n = b.n as f64;
     match obj {
         Objective::Classify { .. } => {
@@ -123,14 +182,40 @@ fn loss_and_delta(obj: Objective, logits: Tensor<2>, b: &Batch) -> (Tensor<1>, T
         Objective::Regress { dim } => {
             let m = n * dim as f64;
             let diff = logits.sub(b.y.clone());
-            (diff.clone().square().sum().div_scalar(m), diff.mul_scalar(2.0 / m), None)
+            (
+                diff.clone().square().sum().div_scalar(m),
+                diff.mul_scalar(2.0 / m),
+                None,
+            )
+        }
+        Objective::ClassifyEach { positions, classes } => {
+            // A softmax per position; the loss is the mean over examples and positions.
+            let m = (b.n * positions) as f64;
+            let rows = logits.reshape([b.n * positions, classes]);
+            let y = b.y.clone().reshape([b.n * positions, classes]);
+            let logp = log_softmax(rows, 1);
+            let loss = logp.clone().mul(y.clone()).sum().mul_scalar(-1.0 / m);
+            let delta = logp
+                .clone()
+                .exp()
+                .sub(y)
+                .div_scalar(m)
+                .reshape([b.n, positions * classes]);
+            let correct = b.labels.as_ref().map(|l| {
+                logp.argmax(1)
+                    .reshape([b.n * positions])
+                    .equal(l.clone())
+                    .float()
+                    .sum()
+            });
+            (loss, delta, correct)
         }
     }
 }
 
 /// Samples batches without replacement within an epoch; a batch at least the training set's
 /// size is the whole set every step.
-struct Batcher {
+pub(super) struct Batcher {
     order: Vec<usize>,
     pos: usize,
     size: usize,
@@ -138,17 +223,26 @@ struct Batcher {
 }
 
 impl Batcher {
-    fn new(n: usize, size: usize, seed: u64) -> Self {
-        let mut b = Self { order: (0..n).collect(), pos: n, size: size.min(n), rng: Stream::new(seed, "batches") };
+    pub(super) fn new(n: usize, size: usize, seed: u64) -> Self {
+        Self::named(n, size, seed, "batches")
+    }
+    /// A batcher drawing from its own named stream (pretraining shuffles independently).
+    pub(super) fn named(n: usize, size: usize, seed: u64, stream: &str) -> Self {
+        let mut b = Self {
+            order: (0..n).collect(),
+            pos: n,
+            size: size.min(n),
+            rng: Stream::new(seed, stream),
+        };
         if b.size == n {
             b.pos = 0;
         }
         b
     }
-    fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.size == self.order.len()
     }
-    fn next(&mut self) -> &[usize] {
+    pub(super) fn next(&mut self) -> &[usize] {
         if self.pos + self.size > self.order.len() {
             self.rng.shuffle(&mut self.order);
             self.pos = 0;
@@ -160,86 +254,219 @@ impl Batcher {
 }
 
 /// What a run writes as it goes, kept outside `run` so a panic cannot lose it.
-struct Record<'a> {
-    sink: &'a mut dyn FnMut(Event),
-    trace: &'a mut Vec<u8>,
-    probes: &'a mut Vec<Probe>,
-    header: &'a mut Option<Header>,
-    start: Instant,
+pub(super) struct Record<'a> {
+    pub(super) sink: &'a mut dyn FnMut(Event),
+    pub(super) trace: &'a mut Vec<u8>,
+    pub(super) probes: &'a mut Vec<Probe>,
+    pub(super) header: &'a mut Option<Header>,
+    pub(super) start: Instant,
 }
 
-fn run(exp: &Experiment, env: RunEnv, control: &Control, rec: &mut Record) -> Result<(End, Vec<u8>), String> {
+impl Record<'_> {
+    /// Writes the header line and announces the run.
+    pub(super) fn start(&mut self, header: Header) {
+        push_line(self.trace, &TraceLine::Header(header.clone()));
+        *self.header = Some(header.clone());
+        (self.sink)(Event::Started(header));
+    }
+
+    /// Records a probe in the trace and the outcome, and sends it.
+    pub(super) fn probe(&mut self, probe: Probe) {
+        push_line(self.trace, &TraceLine::Probe(probe.clone()));
+        self.probes.push(probe.clone());
+        (self.sink)(Event::Probe {
+            probe,
+            wall_s: self.start.elapsed().as_secs_f64(),
+        });
+    }
+
+    /// Appends a line to the trace.
+    pub(super) fn line(&mut self, line: &TraceLine) {
+        push_line(self.trace, line);
+    }
+
+    pub(super) fn wall_s(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+}
+
+fn run(
+    exp: &Experiment,
+    env: RunEnv,
+    control: &Control,
+    rec: &mut Record,
+) -> Result<(End, Vec<u8>), String> {
     let spec = exp.spec();
     let device = env.device.device()?;
     device.seed(exp.seed()); // the lab draws nothing from the backend, but keep it pinned
     let ds = data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
-    match spec.model.kind {
-        ModelKind::Mlp => {
-            let net = Mlp::new(&spec.model, ds.input_dim, ds.objective.output_dim(), exp.seed(), &device);
-            drive(net, exp, env, control, &ds, &device, rec)
+    let ctx = Ctx {
+        exp,
+        env,
+        control,
+        ds: &ds,
+        device: &device,
+    };
+    let m = &spec.model;
+    let (input, out) = (ds.input_dim, ds.objective.output_dim());
+    let (steps, features) = (ds.seq_len, ds.input_dim / ds.seq_len);
+    let reads = ds.objective.positions();
+    match m.kind {
+        ModelKind::Mlp => fit(|s| Mlp::new(m, input, out, s, &device), &ctx, rec),
+        ModelKind::Resnet => fit(|s| Resnet::new(m, input, out, s, &device), &ctx, rec),
+        ModelKind::Rnn => fit(
+            |s| Rnn::new(m, steps, features, out, reads, s, &device),
+            &ctx,
+            rec,
+        ),
+        ModelKind::Lstm => fit(
+            |s| Lstm::new(m, steps, features, out, reads, s, &device),
+            &ctx,
+            rec,
+        ),
+        ModelKind::Dbn => {
+            let (net, stopped) = super::pretrain::pretrain(&ctx, rec)?;
+            if stopped {
+                let end = End {
+                    status: Status::Interrupted,
+                    steps_done: 0,
+                    diverged_at: None,
+                    error: None,
+                };
+                return Ok((end, weights_bytes(&named_parameters(&net))));
+            }
+            drive(net, &ctx, rec)
         }
     }
 }
 
-/// The gradient-descent loop over any `Network`.
-fn drive<N: Network>(
-    mut net: N,
-    exp: &Experiment,
-    env: RunEnv,
-    control: &Control,
-    ds: &Dataset,
-    device: &Device,
+/// What every phase of a run reads: the experiment, where it runs, its data, its controls.
+pub(super) struct Ctx<'a> {
+    pub(super) exp: &'a Experiment,
+    pub(super) env: RunEnv,
+    pub(super) control: &'a Control,
+    pub(super) ds: &'a Dataset,
+    pub(super) device: &'a Device,
+}
+
+impl Ctx<'_> {
+    /// Waits while paused; true once a stop is requested. Every phase checks it every step.
+    pub(super) fn stopped(&self) -> bool {
+        while self.control.is_paused() && !self.control.stop_requested() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.control.stop_requested()
+    }
+}
+
+/// Whether step `step` of `steps` is probed, and whether it also evaluates (the test split;
+/// an RBM's free-energy gap and likelihood): the first and last step always, then every
+/// `probe.every` and `probe.test_every` steps.
+pub(super) fn schedule(step: usize, steps: usize, probe: &ProbeSection) -> (bool, bool) {
+    let last = step + 1 == steps;
+    let probing = step.is_multiple_of(probe.every) || last;
+    let evaluating =
+        probing && (last || (probe.test_every > 0 && step.is_multiple_of(probe.test_every)));
+    (probing, evaluating)
+}
+
+/// The training batches of a run: the whole set every step, or shuffled minibatches.
+pub(super) struct Batches {
+    batcher: Batcher,
+    full: Option<Batch>,
+}
+
+impl Batches {
+    pub(super) fn new(ctx: &Ctx, size: usize) -> Self {
+        let batcher = Batcher::new(ctx.ds.train.n, size, ctx.exp.seed());
+        let full = batcher
+            .full()
+            .then(|| to_device(&ctx.ds.train, ctx.ds, ctx.device));
+        Self { batcher, full }
+    }
+
+    pub(super) fn next(&mut self, ctx: &Ctx) -> Batch {
+        match &self.full {
+            Some(b) => b.clone(),
+            None => {
+                let ds = ctx.ds;
+                let idx = self.batcher.next().to_vec();
+                to_device(
+                    &ds.train
+                        .gather(&idx, ds.input_dim, ds.objective.output_dim()),
+                    ds,
+                    ctx.device,
+                )
+            }
+        }
+    }
+}
+
+/// Trains the network `make(seed)` builds: by gradient descent, or by a gradient-free search
+/// that may build more candidates from other seeds.
+fn fit<N: Network>(
+    make: impl Fn(u64) -> N,
+    ctx: &Ctx,
     rec: &mut Record,
 ) -> Result<(End, Vec<u8>), String> {
+    if ctx.exp.spec().train.optimizer.gradient_free() {
+        super::search::search(&make, ctx, rec)
+    } else {
+        drive(make(ctx.exp.seed()), ctx, rec)
+    }
+}
+
+/// The gradient-descent loop over any `Network`.
+pub(super) fn drive<N: Network>(
+    mut net: N,
+    ctx: &Ctx,
+    rec: &mut Record,
+) -> Result<(End, Vec<u8>), String> {
+    let Ctx {
+        exp,
+        env,
+        ds,
+        device,
+        ..
+    } = *ctx;
     let spec = exp.spec();
-    let objective = match ds.objective {
-        Objective::Classify { .. } => "classify",
-        Objective::Regress { .. } => "regress",
-    };
-    let header = header_for(exp, env, net.layer_names(), objective);
-    push_line(rec.trace, &TraceLine::Header(header.clone()));
-    *rec.header = Some(header.clone());
-    (rec.sink)(Event::Started(header));
+    if rec.header.is_none() {
+        rec.start(header_for(
+            exp,
+            env,
+            net.layer_names(),
+            objective_name(ds.objective),
+        ));
+    }
 
     let t = &spec.train;
     let mut params = net.params();
     let mut optim = Optim::new(t, params.len());
-    let mut batcher = Batcher::new(ds.train.n, t.batch_size, exp.seed());
-    let full_batch = batcher.full().then(|| to_device(&ds.train, ds, device));
+    let mut batches = Batches::new(ctx, t.batch_size);
     let test_batch = (ds.test.n > 0).then(|| to_device(&ds.test, ds, device));
     let steps = t.steps;
-    let out_dim = ds.objective.output_dim();
-    let classify = matches!(ds.objective, Objective::Classify { .. });
+    let classify = !matches!(ds.objective, Objective::Regress { .. });
+    let positions = ds.objective.positions();
     // Stands in for statistics a layer lacks (no bias, no saturation notion).
     let zero: Tensor<1> = Tensor::zeros([1], device);
     // On the CPU backend the probes sum host memory directly (see `probe`).
     let on_host = *device == Device::flex();
 
     for step in 0..steps {
-        while control.is_paused() && !control.stop_requested() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        if control.stop_requested() {
-            let end = End { status: Status::Interrupted, steps_done: step, diverged_at: None, error: None };
+        if ctx.stopped() {
+            let end = End {
+                status: Status::Interrupted,
+                steps_done: step,
+                diverged_at: None,
+                error: None,
+            };
             return Ok((end, weights_bytes(&named_parameters(&net))));
         }
-        let last = step + 1 == steps;
-        let probing = step % spec.probe.every == 0 || last;
-        let testing = probing
-            && test_batch.is_some()
-            && (last || (spec.probe.test_every > 0 && step % spec.probe.test_every == 0));
-
-        let sampled;
-        let batch = match &full_batch {
-            Some(b) => b,
-            None => {
-                let idx = batcher.next().to_vec();
-                sampled = to_device(&ds.train.gather(&idx, ds.input_dim, out_dim), ds, device);
-                &sampled
-            }
-        };
+        let (probing, evaluating) = schedule(step, steps, &spec.probe);
+        let testing = evaluating && test_batch.is_some();
+        let batch = batches.next(ctx);
         let (logits, tape) = net.forward_tape(batch.x.clone());
-        let (loss, delta_out, correct) = loss_and_delta(ds.objective, logits, batch);
+        let (loss, delta_out, correct) = loss_and_delta(ds.objective, logits, &batch);
         let back = net.backward(tape, delta_out);
         let mut grads = back.grads;
         let sq: Vec<Tensor<1>> = grads.iter().map(|g| g.clone().square().sum()).collect();
@@ -261,6 +488,7 @@ fn drive<N: Network>(
             for layer in &back.layers {
                 scalars.push(sq[layer.weight].clone());
                 scalars.push(layer.bias.map_or_else(|| zero.clone(), |b| sq[b].clone()));
+                scalars.extend(layer.skip.as_ref().map(|g| g.clone().square().sum()));
             }
             if !on_host {
                 for (layer, w_before) in back.layers.iter().zip(&weights_before) {
@@ -269,10 +497,18 @@ fn drive<N: Network>(
             }
             scalars.extend(back.time.iter().cloned());
         }
-        let values = Tensor::cat(scalars, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        let values = Tensor::cat(scalars, 0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
         let (loss_v, gsq) = (values[0] as f64, values[1] as f64);
         if !loss_v.is_finite() || !gsq.is_finite() {
-            let end = End { status: Status::Diverged, steps_done: step, diverged_at: Some(step), error: None };
+            let end = End {
+                status: Status::Diverged,
+                steps_done: step,
+                diverged_at: Some(step),
+                error: None,
+            };
             return Ok((end, weights_bytes(&named_parameters(&net))));
         }
         if probing {
@@ -280,11 +516,16 @@ fn drive<N: Network>(
             let accuracy = classify.then(|| {
                 let c = rest[0] as f64;
                 rest = &rest[1..];
-                c / batch.n as f64
+                c / (batch.n * positions) as f64
             });
-            let n_layers = back.layers.len();
-            let (grad_sq, rest) = rest.split_at(2 * n_layers);
-            let (device, time) = rest.split_at(if on_host { 0 } else { 6 * n_layers });
+            // Per layer ‖∂L/∂W‖², ‖∂L/∂b‖² and, on a skip path, ‖∂L/∂h_skip‖².
+            let mut grads_sq = Vec::with_capacity(back.layers.len());
+            for layer in &back.layers {
+                let skip = layer.skip.is_some().then(|| rest[2] as f64);
+                grads_sq.push((rest[0] as f64, rest[1] as f64, skip));
+                rest = &rest[if skip.is_some() { 3 } else { 2 }..];
+            }
+            let (device_part, time) = rest.split_at(if on_host { 0 } else { 6 * back.layers.len() });
             let layers = back
                 .layers
                 .iter()
@@ -293,7 +534,7 @@ fn drive<N: Network>(
                     let sums = if on_host {
                         probe::host_sums(l, &weights_before[i], &updates[l.weight])
                     } else {
-                        let d = &device[6 * i..6 * i + 6];
+                        let d = &device_part[6 * i..6 * i + 6];
                         probe::LayerSums {
                             delta_sq: d[0] as f64,
                             weight_sq: d[1] as f64,
@@ -304,26 +545,43 @@ fn drive<N: Network>(
                         }
                     };
                     let [rows, cols] = l.output.dims();
-                    layer_probe(grad_sq[2 * i] as f64, grad_sq[2 * i + 1] as f64, &sums, (rows * cols) as f64)
+                    let (gw, gb, skip) = grads_sq[i];
+                    let mut p = layer_probe(gw, gb, &sums, (rows * cols) as f64);
+                    p.skip_delta = skip.map(f64::sqrt);
+                    p
                 })
                 .collect();
             let time = time.iter().map(|&v| (v as f64).sqrt()).collect();
             let test = if testing {
-                test_batch.as_ref().map(|b| evaluate(&net, ds.objective, b)).transpose()?
+                test_batch
+                    .as_ref()
+                    .map(|b| evaluate(&net, ds.objective, b))
+                    .transpose()?
             } else {
                 None
             };
-            let probe = Probe { step, loss: loss_v, accuracy, layers, time, test };
-            push_line(rec.trace, &TraceLine::Probe(probe.clone()));
-            rec.probes.push(probe.clone());
-            (rec.sink)(Event::Probe { probe, wall_s: rec.start.elapsed().as_secs_f64() });
+            rec.probe(Probe {
+                step,
+                loss: loss_v,
+                accuracy,
+                layers,
+                time,
+                test,
+                fitness: None,
+            });
         }
     }
-    let end = End { status: Status::Completed, steps_done: steps, diverged_at: None, error: None };
+    let end = End {
+        status: Status::Completed,
+        steps_done: steps,
+        diverged_at: None,
+        error: None,
+    };
     Ok((end, weights_bytes(&named_parameters(&net))))
 }
 
-/// One layer's probe record from its squared gradient norms and sums over `numel` outputs.
+/// One layer's probe record from its squared gradient norms and sums over `numel` outputs
+/// (a residual layer's `skip_delta` is added by the caller).
 fn layer_probe(grad_w_sq: f64, grad_b_sq: f64, s: &probe::LayerSums, numel: f64) -> LayerProbe {
     let weight = s.weight_sq.sqrt();
     let mean = s.out_sum / numel;
@@ -336,13 +594,24 @@ fn layer_probe(grad_w_sq: f64, grad_b_sq: f64, s: &probe::LayerSums, numel: f64)
         act_mean: mean,
         act_std: (s.out_sq / numel - mean * mean).max(0.0).sqrt(),
         saturation: s.saturated / numel,
+        skip_delta: None,
     }
 }
 
-fn evaluate<N: Network>(net: &N, obj: Objective, b: &Batch) -> Result<TestMetrics, String> {
+pub(super) fn evaluate<N: Network>(
+    net: &N,
+    obj: Objective,
+    b: &Batch,
+) -> Result<TestMetrics, String> {
     let (loss, _, correct) = loss_and_delta(obj, net.forward(b.x.clone()), b);
     let mut parts = vec![loss];
     parts.extend(correct);
-    let v = Tensor::cat(parts, 0).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-    Ok(TestMetrics { loss: v[0] as f64, accuracy: v.get(1).map(|&c| c as f64 / b.n as f64) })
+    let v = Tensor::cat(parts, 0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(TestMetrics {
+        loss: v[0] as f64,
+        accuracy: v.get(1).map(|&c| c as f64 / (b.n * obj.positions()) as f64),
+    })
 }

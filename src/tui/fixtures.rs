@@ -41,6 +41,7 @@ pub fn header(exp: &Experiment) -> Header {
         device: "flex".into(),
         threads: 1,
         layers,
+        search: None,
     }
 }
 
@@ -68,6 +69,7 @@ pub fn probe(step: usize, layers: usize, profile: Profile) -> Probe {
             } else {
                 0.9 * (1.0 - l as f64 / out as f64)
             },
+            skip_delta: None,
         }
     };
     Probe {
@@ -76,6 +78,7 @@ pub fn probe(step: usize, layers: usize, profile: Profile) -> Probe {
         accuracy: Some(0.5 + 0.4 * (1.0 - (-t / 200.0).exp())),
         layers: (0..layers).map(layer).collect(),
         time: Vec::new(),
+        fitness: None,
         test: step.is_multiple_of(50).then(|| TestMetrics {
             loss: 0.72 * (-t / 320.0).exp() + 0.12,
             accuracy: Some(0.5 + 0.35 * (1.0 - (-t / 220.0).exp())),

@@ -12,7 +12,9 @@ pub fn root() -> PathBuf {
 /// A command running the real `gradlab` binary in `dir`, with its ledger in `dir/ledger`.
 pub fn gradlab(dir: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_gradlab"));
-    cmd.current_dir(dir).env("GRADLAB_LEDGER", dir.join("ledger")).env_remove("NO_COLOR");
+    cmd.current_dir(dir)
+        .env("GRADLAB_LEDGER", dir.join("ledger"))
+        .env_remove("NO_COLOR");
     cmd
 }
 

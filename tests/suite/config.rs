@@ -26,7 +26,12 @@ fn valid_fixtures_and_shipped_experiments_check() {
     );
     for f in files {
         let out = gradlab(&root()).arg("check").arg(&f).output().unwrap();
-        assert!(out.status.success(), "{}: {}", f.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         let hash = stdout.split_whitespace().next().unwrap();
         assert_eq!(hash.len(), 64, "{stdout}");
@@ -48,33 +53,61 @@ fn invalid_fixtures_fail_with_their_promised_message_and_write_nothing() {
             let out = gradlab(dir.path()).args(&args).arg(&f).output().unwrap();
             assert_eq!(out.status.code(), Some(2), "{} {args:?}", f.display());
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(stderr.contains(expect.trim_end()), "{}:\nwanted: {expect}\ngot:    {stderr}", f.display());
+            assert!(
+                stderr.contains(expect.trim_end()),
+                "{}:\nwanted: {expect}\ngot:    {stderr}",
+                f.display()
+            );
         }
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert!(left.is_empty(), "{} left files behind: {left:?}", f.display());
+        assert!(
+            left.is_empty(),
+            "{} left files behind: {left:?}",
+            f.display()
+        );
     }
 }
 
 #[test]
 fn canonical_form_is_stable_under_cosmetic_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write_experiment(dir.path(), "a", "[experiment]\nname = \"n\"\n[train]\nlearning_rate = 0.01\n");
+    let a = write_experiment(
+        dir.path(),
+        "a",
+        "[experiment]\nname = \"n\"\n[train]\nlearning_rate = 0.01\n",
+    );
     let b = write_experiment(
         dir.path(),
         "b",
         "# a comment\n[train]\nlearning_rate = 1e-2  # spelled differently\nsteps = 500\n\n[experiment]\nname = \"n\"\n",
     );
-    let c = write_experiment(dir.path(), "c", "[experiment]\nname = \"n\"\n[train]\nlearning_rate = 0.02\n");
+    let c = write_experiment(
+        dir.path(),
+        "c",
+        "[experiment]\nname = \"n\"\n[train]\nlearning_rate = 0.02\n",
+    );
     let hash = |p: &PathBuf| {
         let out = gradlab(dir.path()).arg("check").arg(p).output().unwrap();
-        String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
     };
     assert_eq!(hash(&a), hash(&b));
     assert_ne!(hash(&a), hash(&c));
-    let canon = gradlab(dir.path()).args(["check", "--canonical"]).arg(&b).output().unwrap();
+    let canon = gradlab(dir.path())
+        .args(["check", "--canonical"])
+        .arg(&b)
+        .output()
+        .unwrap();
     let text = String::from_utf8(canon.stdout).unwrap();
     assert!(text.contains("learning_rate = 0.01\n"), "{text}");
-    assert!(text.contains("[probe]\nevery = 1\n"), "defaults are spelled out: {text}");
+    assert!(
+        text.contains("[probe]\nevery = 1\n"),
+        "defaults are spelled out: {text}"
+    );
     // The canonical form is itself a valid file with the same hash.
     let d = write_experiment(dir.path(), "d", &text);
     assert_eq!(hash(&a), hash(&d));

@@ -6,3 +6,4 @@ mod ledger;
 mod pty;
 mod theory;
 mod training;
+mod zoo;

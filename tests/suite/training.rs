@@ -8,14 +8,23 @@ use std::path::Path;
 
 fn run(path: &str, overrides: Overrides) -> Outcome {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let exp = Experiment::load(&root.join(path)).unwrap().with_overrides(overrides).unwrap();
+    let exp = Experiment::load(&root.join(path))
+        .unwrap()
+        .with_overrides(overrides)
+        .unwrap();
     train::train(&exp, RunEnv::default(), &Control::new(), &mut |_| {})
 }
 
 /// ‖δ‖ of the first hidden layer over the output layer's, and min/max over all layers, at
 /// initialisation (the step-0 probe).
 fn delta_profile(path: &str, seed: u64) -> (f64, f64) {
-    let out = run(path, Overrides { steps: Some(1), seed: Some(seed) });
+    let out = run(
+        path,
+        Overrides {
+            steps: Some(1),
+            seed: Some(seed),
+        },
+    );
     let layers = &out.probes[0].layers;
     let first = layers[0].delta / layers.last().unwrap().delta;
     let max = layers.iter().map(|l| l.delta).fold(0.0, f64::max);
@@ -31,12 +40,24 @@ fn delta_profile(path: &str, seed: u64) -> (f64, f64) {
 fn vanishing_signature_at_init_is_measured_not_assumed() {
     for seed in [11, 12, 13] {
         let (tanh_naive, _) = delta_profile("experiments/tanh-naive-20.toml", seed);
-        assert!(tanh_naive < 1e-6, "seed {seed}: tanh naive δ_h1/δ_out = {tanh_naive:e}");
+        assert!(
+            tanh_naive < 1e-6,
+            "seed {seed}: tanh naive δ_h1/δ_out = {tanh_naive:e}"
+        );
         let (sigmoid_naive, _) = delta_profile("experiments/sigmoid-naive-20.toml", seed);
-        assert!(sigmoid_naive < 1e-10, "seed {seed}: sigmoid naive δ_h1/δ_out = {sigmoid_naive:e}");
+        assert!(
+            sigmoid_naive < 1e-10,
+            "seed {seed}: sigmoid naive δ_h1/δ_out = {sigmoid_naive:e}"
+        );
         let (xavier, spread) = delta_profile("experiments/tanh-xavier-20.toml", seed);
-        assert!((0.1..10.0).contains(&xavier), "seed {seed}: tanh xavier δ_h1/δ_out = {xavier}");
-        assert!(spread > 0.1, "seed {seed}: tanh xavier min/max δ = {spread}");
+        assert!(
+            (0.1..10.0).contains(&xavier),
+            "seed {seed}: tanh xavier δ_h1/δ_out = {xavier}"
+        );
+        assert!(
+            spread > 0.1,
+            "seed {seed}: tanh xavier min/max δ = {spread}"
+        );
     }
 }
 
@@ -44,7 +65,13 @@ fn vanishing_signature_at_init_is_measured_not_assumed() {
 /// within a small factor across depth while δ collapses by orders of magnitude.
 #[test]
 fn weight_gradient_hides_what_delta_shows() {
-    let out = run("experiments/tanh-naive-20.toml", Overrides { steps: Some(1), seed: Some(1) });
+    let out = run(
+        "experiments/tanh-naive-20.toml",
+        Overrides {
+            steps: Some(1),
+            seed: Some(1),
+        },
+    );
     let l = &out.probes[0].layers;
     let gw = l[0].grad_w / l[l.len() - 2].grad_w;
     let d = l[0].delta / l[l.len() - 2].delta;
@@ -54,22 +81,52 @@ fn weight_gradient_hides_what_delta_shows() {
 
 #[test]
 fn same_config_same_seed_gives_identical_trace_and_weights() {
-    let a = run("experiments/tanh-xavier-20.toml", Overrides { steps: Some(40), seed: None });
-    let b = run("experiments/tanh-xavier-20.toml", Overrides { steps: Some(40), seed: None });
+    let a = run(
+        "experiments/tanh-xavier-20.toml",
+        Overrides {
+            steps: Some(40),
+            seed: None,
+        },
+    );
+    let b = run(
+        "experiments/tanh-xavier-20.toml",
+        Overrides {
+            steps: Some(40),
+            seed: None,
+        },
+    );
     assert_eq!(a.trace, b.trace);
     assert_eq!(a.weights, b.weights);
     assert_eq!(a.probes.len(), 40);
-    let c = run("experiments/tanh-xavier-20.toml", Overrides { steps: Some(40), seed: Some(2) });
+    let c = run(
+        "experiments/tanh-xavier-20.toml",
+        Overrides {
+            steps: Some(40),
+            seed: Some(2),
+        },
+    );
     assert_ne!(a.weights_hash(), c.weights_hash());
 }
 
 #[test]
 fn real_binary_writes_byte_identical_traces() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write_experiment(dir.path(), "det", &small_experiment("det", "optimizer = \"adam\"\n"));
+    let f = write_experiment(
+        dir.path(),
+        "det",
+        &small_experiment("det", "optimizer = \"adam\"\n"),
+    );
     for (name, threads) in [("a.jsonl", "1"), ("b.jsonl", "1"), ("c.jsonl", "2")] {
         gradlab(dir.path())
-            .args(["run", "--headless", "--no-ledger", "--threads", threads, "--trace", name])
+            .args([
+                "run",
+                "--headless",
+                "--no-ledger",
+                "--threads",
+                threads,
+                "--trace",
+                name,
+            ])
             .arg(&f)
             .assert()
             .success();
@@ -77,12 +134,24 @@ fn real_binary_writes_byte_identical_traces() {
     let a = std::fs::read(dir.path().join("a.jsonl")).unwrap();
     let b = std::fs::read(dir.path().join("b.jsonl")).unwrap();
     assert_eq!(a, b);
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(a.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(a.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines[0]["type"], "header");
     assert_eq!(lines[0]["layers"].as_array().unwrap().len(), 5);
     assert_eq!(lines[1]["type"], "probe");
-    for key in ["delta", "grad_w", "grad_b", "weight", "update_ratio", "act_mean", "act_std", "saturation"] {
+    for key in [
+        "delta",
+        "grad_w",
+        "grad_b",
+        "weight",
+        "update_ratio",
+        "act_mean",
+        "act_std",
+        "saturation",
+    ] {
         assert!(lines[1]["layers"][0][key].is_number(), "{key}");
     }
     assert_eq!(lines.last().unwrap()["status"], "completed");
@@ -91,7 +160,10 @@ fn real_binary_writes_byte_identical_traces() {
     let c = std::fs::read_to_string(dir.path().join("c.jsonl")).unwrap();
     let c_lines: Vec<&str> = c.lines().collect();
     assert!(c_lines[0].contains("\"threads\":2"));
-    assert_eq!(&c_lines[1..], &String::from_utf8(a).unwrap().lines().collect::<Vec<_>>()[1..]);
+    assert_eq!(
+        &c_lines[1..],
+        &String::from_utf8(a).unwrap().lines().collect::<Vec<_>>()[1..]
+    );
 }
 
 #[test]
@@ -102,13 +174,20 @@ fn a_diverging_run_ends_as_diverged_not_a_crash() {
     assert!(at < 200);
     let text = String::from_utf8(out.trace.clone()).unwrap();
     let last = text.lines().last().unwrap();
-    assert!(last.contains("\"status\":\"diverged\"") && last.contains(&format!("\"diverged_at\":{at}")), "{last}");
+    assert!(
+        last.contains("\"status\":\"diverged\"") && last.contains(&format!("\"diverged_at\":{at}")),
+        "{last}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let boom = "[experiment]\nname = \"boom\"\n[data]\ntask = \"teacher\"\ntrain_size = 64\n\
                 [model]\ndepth = 6\nactivation = \"linear\"\nsigma_w = 3.0\n[train]\nlearning_rate = 1.0\nsteps = 50\n";
     let f = write_experiment(dir.path(), "boom", boom);
-    let assert = gradlab(dir.path()).args(["run", "--headless", "--no-ledger"]).arg(&f).assert().success();
+    let assert = gradlab(dir.path())
+        .args(["run", "--headless", "--no-ledger"])
+        .arg(&f)
+        .assert()
+        .success();
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
     assert!(stdout.contains("diverged after"), "{stdout}");
 }
@@ -133,7 +212,13 @@ fn stopping_is_cooperative_and_reported() {
 
 #[test]
 fn overrides_change_the_recorded_config() {
-    let out = run("experiments/shallow-baseline.toml", Overrides { steps: Some(3), seed: Some(9) });
+    let out = run(
+        "experiments/shallow-baseline.toml",
+        Overrides {
+            steps: Some(3),
+            seed: Some(9),
+        },
+    );
     assert_eq!(out.header.steps, 3);
     assert_eq!(out.header.seed, 9);
     assert_eq!(out.end.steps_done, 3);

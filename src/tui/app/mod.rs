@@ -170,6 +170,8 @@ impl App {
                 run.finished(end, wall_s);
                 return Some(Effect::Record);
             }
+            // DBN pretraining phases and samples are shown by the run screen's phase panel.
+            train::Event::Phase(_) | train::Event::Pretrain { .. } | train::Event::Samples { .. } => {}
         }
         None
     }

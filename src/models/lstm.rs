@@ -1,0 +1,396 @@
+//! Long short-term memory (Hochreiter & Schmidhuber 1997) with the forget gate of Gers,
+//! Schmidhuber & Cummins 2000, read out from the last hidden state(s), with hand-derived
+//! back-propagation through time.
+//!
+//! z_t = x_t·W_in + h_{t−1}·W_rec + b, split into gates i, f, g, o (in that order);
+//! c_t = σ(f)⊙c_{t−1} + σ(i)⊙tanh(g), h_t = σ(o)⊙tanh(c_t). The cell path c_{t−1} → c_t is
+//! multiplied only by the forget gate, so with a positive forget bias the error carried
+//! back along it decays slowly instead of geometrically in ‖W_rec‖ — the constant error
+//! carousel. `tests::bptt_matches_autodiff` holds the hand-written pass to Burn's autodiff.
+
+use super::activation::SIGMOID_SATURATED;
+use super::recurrent::{Readout, as_rows, time_profile};
+use super::{Backward, LayerSignals, Network, Saturation, init, matrix};
+use crate::experiment::ModelSection;
+use crate::rng::Stream;
+use burn::tensor::{Device, Tensor, activation::sigmoid};
+
+/// Gate blocks in the columns of W_in, W_rec and b: input, forget, cell candidate, output.
+const GATES: usize = 4;
+const FORGET: usize = 1;
+
+/// The network. Inputs arrive as rows of `steps × features` values, time-major.
+#[derive(Debug, Clone)]
+pub struct Lstm {
+    /// `[features, 4·hidden]`.
+    pub w_in: Tensor<2>,
+    /// `[hidden, 4·hidden]`.
+    pub w_rec: Tensor<2>,
+    /// `[1, 4·hidden]`; the forget block starts at `model.forget_bias`.
+    pub bias: Tensor<2>,
+    pub readout: Readout,
+    pub steps: usize,
+    pub features: usize,
+}
+
+/// One step's gate activations and states.
+struct Step {
+    i: Tensor<2>,
+    f: Tensor<2>,
+    g: Tensor<2>,
+    o: Tensor<2>,
+    tanh_c: Tensor<2>,
+}
+
+/// What the forward pass keeps: the input, every step's gates, h_0 = 0, h_1..h_T, c_0 = 0, c_1..c_T.
+pub struct LstmTape {
+    x: Tensor<2>,
+    steps: Vec<Step>,
+    hs: Vec<Tensor<2>>,
+    cs: Vec<Tensor<2>>,
+    logits: Tensor<2>,
+}
+
+impl Lstm {
+    /// Draws, in order, from the `init` stream: W_in (`model.init`), W_rec (four blocks,
+    /// each `model.recurrent_init` scaled to `model.spectral_radius`), b (N(0, σ_b²), plus
+    /// `model.forget_bias` on the forget block), W_out, b_out.
+    pub fn new(
+        m: &ModelSection,
+        steps: usize,
+        features: usize,
+        output_dim: usize,
+        out_steps: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let mut rng = Stream::new(seed, "init");
+        let h = m.width;
+        let w_in = init::weights(m.init, features, GATES * h, m.sigma_w, &mut rng);
+        let blocks: Vec<Vec<f32>> = (0..GATES)
+            .map(|_| init::recurrent(m.recurrent_init, h, m.spectral_radius, &mut rng))
+            .collect();
+        // Side by side: row r of W_rec is row r of each block in turn.
+        let w_rec: Vec<f32> = (0..h)
+            .flat_map(|r| {
+                blocks
+                    .iter()
+                    .flat_map(move |blk| blk[r * h..(r + 1) * h].iter().copied())
+            })
+            .collect();
+        let mut bias = init::biases(GATES * h, m.sigma_b, &mut rng);
+        for v in &mut bias[FORGET * h..(FORGET + 1) * h] {
+            *v += m.forget_bias as f32;
+        }
+        Self {
+            w_in: matrix(w_in, features, GATES * h, device),
+            w_rec: matrix(w_rec, h, GATES * h, device),
+            bias: matrix(bias, 1, GATES * h, device),
+            readout: Readout::new(m, h, output_dim, out_steps, &mut rng, device),
+            steps,
+            features,
+        }
+    }
+
+    fn hidden(&self) -> usize {
+        self.w_rec.dims()[0]
+    }
+
+    fn run(&self, x: &Tensor<2>) -> (Vec<Step>, Vec<Tensor<2>>, Vec<Tensor<2>>, Tensor<2>) {
+        let [b, _] = x.dims();
+        let (t_len, h) = (self.steps, self.hidden());
+        let xw = x
+            .clone()
+            .reshape([b * t_len, self.features])
+            .matmul(self.w_in.clone())
+            .add(self.bias.clone())
+            .reshape([b, t_len * GATES * h]);
+        let zero = Tensor::<2>::zeros([b, h], &x.device());
+        let (mut hs, mut cs) = (vec![zero.clone()], vec![zero]);
+        let mut steps = Vec::with_capacity(t_len);
+        for t in 0..t_len {
+            let mut z = xw.clone().narrow(1, t * GATES * h, GATES * h);
+            if t > 0 {
+                z = z.add(hs[t].clone().matmul(self.w_rec.clone()));
+            }
+            let s = sigmoid(z.clone());
+            let (i, f, o) = (
+                s.clone().narrow(1, 0, h),
+                s.clone().narrow(1, h, h),
+                s.narrow(1, 3 * h, h),
+            );
+            let g = z.narrow(1, 2 * h, h).tanh();
+            let c = if t > 0 {
+                f.clone().mul(cs[t].clone()).add(i.clone().mul(g.clone()))
+            } else {
+                i.clone().mul(g.clone())
+            };
+            let tanh_c = c.clone().tanh();
+            hs.push(o.clone().mul(tanh_c.clone()));
+            cs.push(c);
+            steps.push(Step { i, f, g, o, tanh_c });
+        }
+        let logits = self.readout.forward(&hs, b);
+        (steps, hs, cs, logits)
+    }
+}
+
+/// σ′ from σ's output.
+fn dsigmoid(s: &Tensor<2>) -> Tensor<2> {
+    s.clone().mul(s.clone().neg().add_scalar(1.0))
+}
+
+impl Network for Lstm {
+    type Tape = LstmTape;
+
+    fn layer_names(&self) -> Vec<String> {
+        vec!["lstm".into(), "out".into()]
+    }
+
+    fn param_names(&self) -> Vec<String> {
+        [
+            "lstm.w_in",
+            "lstm.w_rec",
+            "lstm.bias",
+            "out.weight",
+            "out.bias",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn params(&self) -> Vec<Tensor<2>> {
+        vec![
+            self.w_in.clone(),
+            self.w_rec.clone(),
+            self.bias.clone(),
+            self.readout.weight.clone(),
+            self.readout.bias.clone(),
+        ]
+    }
+
+    fn set_params(&mut self, params: Vec<Tensor<2>>) {
+        let [w_in, w_rec, bias, w_out, b_out]: [Tensor<2>; 5] =
+            params.try_into().expect("an lstm has five parameters");
+        (self.w_in, self.w_rec, self.bias) = (w_in, w_rec, bias);
+        (self.readout.weight, self.readout.bias) = (w_out, b_out);
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.run(&x).3
+    }
+
+    fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, LstmTape) {
+        let (steps, hs, cs, logits) = self.run(&x);
+        (
+            logits.clone(),
+            LstmTape {
+                x,
+                steps,
+                hs,
+                cs,
+                logits,
+            },
+        )
+    }
+
+    /// Per step, from the last: ∂L/∂h_t = (read-out error) + ∂L/∂z_{t+1}·W_recᵀ;
+    /// ∂L/∂c_t = ∂L/∂h_t ⊙ o ⊙ (1 − tanh² c_t) + ∂L/∂c_{t+1} ⊙ f_{t+1}; then the gates.
+    fn backward(&self, tape: LstmTape, delta_out: Tensor<2>) -> Backward {
+        let LstmTape {
+            x,
+            steps,
+            hs,
+            cs,
+            logits,
+        } = tape;
+        let [b, _] = x.dims();
+        let (t_len, h) = (self.steps, self.hidden());
+        let read = self.readout.backward(&hs, delta_out.clone(), b);
+        let w_rec_t = self.w_rec.clone().transpose();
+
+        let mut dzs: Vec<Tensor<2>> = Vec::with_capacity(t_len);
+        let mut dhs: Vec<Tensor<2>> = Vec::with_capacity(t_len);
+        let mut dc_carry: Option<Tensor<2>> = None;
+        for t in (1..=t_len).rev() {
+            let s = &steps[t - 1];
+            let through_time = dzs
+                .last()
+                .map(|dz: &Tensor<2>| dz.clone().matmul(w_rec_t.clone()));
+            let dh = read.error_at(t, t_len, through_time);
+            let mut dc = dh
+                .clone()
+                .mul(s.o.clone())
+                .mul(s.tanh_c.clone().square().neg().add_scalar(1.0));
+            if let Some(carry) = dc_carry.take() {
+                dc = dc.add(carry);
+            }
+            let dz_i = dc.clone().mul(s.g.clone()).mul(dsigmoid(&s.i));
+            let dz_f = dc.clone().mul(cs[t - 1].clone()).mul(dsigmoid(&s.f));
+            let dz_g = dc
+                .clone()
+                .mul(s.i.clone())
+                .mul(s.g.clone().square().neg().add_scalar(1.0));
+            let dz_o = dh.clone().mul(s.tanh_c.clone()).mul(dsigmoid(&s.o));
+            dc_carry = Some(dc.mul(s.f.clone()));
+            dzs.push(Tensor::cat(vec![dz_i, dz_f, dz_g, dz_o], 1));
+            dhs.push(dh);
+        }
+        dzs.reverse();
+        dhs.reverse();
+        let dz_rows = as_rows(dzs, b, GATES * h);
+        let x_rows = x.reshape([b * t_len, self.features]);
+        let g_w_in = x_rows.transpose().matmul(dz_rows.clone());
+        let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h)
+            .transpose()
+            .matmul(dz_rows.clone());
+        let g_bias = dz_rows.clone().sum_dim(0);
+        let time = time_profile(dhs, b, h);
+        let outputs = as_rows(hs[1..].to_vec(), b, h);
+        // Forget gates near 0 (forgetting) or 1 (holding) count as saturated.
+        let forget = as_rows(steps.iter().map(|s| s.f.clone()).collect(), b, h);
+        let saturated = forget
+            .clone()
+            .lower_elem(SIGMOID_SATURATED)
+            .float()
+            .add(forget.greater_elem(1.0 - SIGMOID_SATURATED).float());
+        Backward {
+            grads: vec![g_w_in, g_w_rec, g_bias, read.weight, read.bias],
+            layers: vec![
+                LayerSignals {
+                    delta: dz_rows,
+                    output: outputs,
+                    saturated: Some(Saturation::Mask(saturated)),
+                    weight: 1,
+                    bias: Some(2),
+                    skip: None,
+                },
+                LayerSignals {
+                    delta: delta_out,
+                    output: logits,
+                    saturated: None,
+                    weight: 3,
+                    bias: Some(4),
+                    skip: None,
+                },
+            ],
+            time: vec![time],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::{Init, RecurrentInit};
+    use crate::models::rnn::tests::{close, leaf, random};
+
+    /// Hand-derived BPTT agrees with autodiff: ∂L/∂z_t (all four gates) and ∂L/∂h_t at every
+    /// step via zero leaves, and every parameter's gradient.
+    #[test]
+    fn bptt_matches_autodiff() {
+        for (out_steps, kind) in [(1, RecurrentInit::Orthogonal), (2, RecurrentInit::Gaussian)] {
+            let device = Device::flex();
+            let hsz = 5;
+            let m = ModelSection {
+                width: hsz,
+                init: Init::XavierNormal,
+                sigma_b: 0.3,
+                recurrent_init: kind,
+                spectral_radius: 1.2,
+                forget_bias: 0.7,
+                ..ModelSection::default()
+            };
+            let (b, t_len, d, c) = (3, 6, 2, 3);
+            let lstm = Lstm::new(&m, t_len, d, c * out_steps, out_steps, 8, &device);
+            let x = random(b, t_len * d, 1, &device);
+            let cotangent = random(b, c * out_steps, 2, &device);
+            let (_, tape) = lstm.forward_tape(x.clone());
+            let ours = lstm.backward(tape, cotangent.clone());
+
+            let ad = device.clone().autodiff();
+            let p: Vec<Tensor<2>> = lstm.params().iter().map(|t| leaf(t, &ad)).collect();
+            let xa = Tensor::<2>::from_data(x.to_data(), &ad);
+            let z_leaves: Vec<Tensor<2>> = (0..t_len)
+                .map(|_| Tensor::zeros([b, GATES * hsz], &ad).require_grad())
+                .collect();
+            let h_leaves: Vec<Tensor<2>> = (0..t_len)
+                .map(|_| Tensor::zeros([b, hsz], &ad).require_grad())
+                .collect();
+            let mut h = Tensor::<2>::zeros([b, hsz], &ad);
+            let mut c_state = Tensor::<2>::zeros([b, hsz], &ad);
+            let mut read = Vec::new();
+            for t in 0..t_len {
+                let z = xa.clone().narrow(1, t * d, d).matmul(p[0].clone())
+                    + h.matmul(p[1].clone())
+                    + p[2].clone()
+                    + z_leaves[t].clone();
+                let gate = |j: usize| z.clone().narrow(1, j * hsz, hsz);
+                let (i, f, g, o) = (
+                    sigmoid(gate(0)),
+                    sigmoid(gate(1)),
+                    gate(2).tanh(),
+                    sigmoid(gate(3)),
+                );
+                c_state = f * c_state + i * g;
+                h = o * c_state.clone().tanh() + h_leaves[t].clone();
+                if t + out_steps >= t_len {
+                    read.push(h.clone().matmul(p[3].clone()) + p[4].clone());
+                }
+            }
+            let logits = Tensor::cat(read, 1);
+            let grads = (logits * Tensor::<2>::from_data(cotangent.to_data(), &ad))
+                .sum()
+                .backward();
+
+            let dz = ours.layers[0]
+                .delta
+                .clone()
+                .reshape([b, t_len * GATES * hsz]);
+            for (t, leaf) in z_leaves.iter().enumerate() {
+                close(
+                    dz.clone().narrow(1, t * GATES * hsz, GATES * hsz),
+                    leaf.grad(&grads).unwrap(),
+                    &format!("dz {t}"),
+                );
+            }
+            let times = ours.time[0]
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for (t, leaf) in h_leaves.iter().enumerate() {
+                let want = leaf
+                    .grad(&grads)
+                    .unwrap()
+                    .square()
+                    .sum()
+                    .into_scalar::<f32>();
+                assert!(
+                    (times[t] - want).abs() <= 1e-5 + 1e-4 * want,
+                    "|dh_{t}|²: {} vs {want}",
+                    times[t]
+                );
+            }
+            for (i, name) in lstm.param_names().iter().enumerate() {
+                close(ours.grads[i].clone(), p[i].grad(&grads).unwrap(), name);
+            }
+        }
+    }
+
+    #[test]
+    fn forget_bias_sits_on_the_forget_block() {
+        let device = Device::flex();
+        let m = ModelSection {
+            width: 3,
+            forget_bias: 2.5,
+            ..ModelSection::default()
+        };
+        let lstm = Lstm::new(&m, 10, 2, 1, 1, 1, &device);
+        let b = lstm.bias.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(
+            b,
+            [0.0, 0.0, 0.0, 2.5, 2.5, 2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
+    }
+}
