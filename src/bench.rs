@@ -15,6 +15,7 @@ pub fn workload(name: &str) -> Option<Experiment> {
     let (body, probes) = match name {
         "w1" | "w1_noprobe" => (mlp(20, 256), name == "w1"),
         "w2" | "w2_noprobe" => (mlp(100, 64), name == "w2"),
+        "lstm" | "rnn" => (recurrent(name), true),
         _ => return None,
     };
     let body = if probes { body } else { body.replace("[probe]\n", "[probe]\nevery = 1000000\n") };
@@ -28,6 +29,19 @@ fn mlp(depth: usize, width: usize) -> String {
         "[experiment]\nname = \"bench\"\nseed = 0\n[data]\ntask = \"digits\"\ntrain_size = 128\ntest_size = 0\n\
          [model]\ndepth = {depth}\nwidth = {width}\nactivation = \"tanh\"\ninit = \"he\"\nsigma_w = 0.7071067811865476\n\
          [train]\noptimizer = \"sgd\"\nlearning_rate = 0.01\nbatch_size = 128\nsteps = 10\n[probe]\ntest_every = 0\n"
+    )
+}
+
+/// Recurrent net, input 2 (the adding problem's value and marker), hidden 128, T = 100,
+/// batch 32 = the fixed training set, linear read-out of the last state, MSE, SGD lr 0.01;
+/// input weights N(0, 1/fan_in), recurrent N(0, 1/H) (Gaussian, radius 1), biases 0 and
+/// forget bias 0 — as the peers. Per-time-step and per-layer probes stay on, as in the lab.
+fn recurrent(kind: &str) -> String {
+    format!(
+        "[experiment]\nname = \"bench\"\nseed = 0\n[data]\ntask = \"adding\"\nseq_len = 100\ntrain_size = 32\ntest_size = 0\n\
+         [model]\nkind = \"{kind}\"\nwidth = 128\ninit = \"he\"\nsigma_w = 0.7071067811865476\n\
+         recurrent_init = \"gaussian\"\nspectral_radius = 1.0\nforget_bias = 0.0\n\
+         [train]\noptimizer = \"sgd\"\nlearning_rate = 0.01\nbatch_size = 32\nsteps = 10\n[probe]\ntest_every = 0\n"
     )
 }
 
@@ -122,6 +136,10 @@ mod tests {
         assert_eq!((w2.spec().model.depth, w2.spec().model.width), (100, 64));
         assert!(w2.spec().probe.every > 1000);
         assert!(workload("nope").is_none());
+        for kind in ["lstm", "rnn"] {
+            let r = workload(kind).unwrap();
+            assert_eq!((r.spec().model.width, r.spec().data.seq_len, r.spec().train.batch_size), (128, 100, 32));
+        }
     }
 
     #[test]

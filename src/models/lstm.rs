@@ -10,10 +10,10 @@
 
 use super::activation::SIGMOID_SATURATED;
 use super::recurrent::{Readout, as_rows, time_profile};
-use super::{Backward, LayerSignals, Network, Saturation, init, matrix};
+use super::{Backward, LayerSignals, Network, Saturation, init, kernels, matrix};
 use crate::experiment::ModelSection;
 use crate::rng::Stream;
-use burn::tensor::{Device, Tensor, activation::sigmoid};
+use burn::tensor::{Device, Tensor};
 
 /// Gate blocks in the columns of W_in, W_rec and b: input, forget, cell candidate, output.
 const GATES: usize = 4;
@@ -113,19 +113,19 @@ impl Lstm {
             if t > 0 {
                 z = z.add(hs[t].clone().matmul(self.w_rec.clone()));
             }
-            let s = sigmoid(z.clone());
+            let s = kernels::sigmoid(z.clone());
             let (i, f, o) = (
                 s.clone().narrow(1, 0, h),
                 s.clone().narrow(1, h, h),
                 s.narrow(1, 3 * h, h),
             );
-            let g = z.narrow(1, 2 * h, h).tanh();
+            let g = kernels::tanh(z.narrow(1, 2 * h, h));
             let c = if t > 0 {
                 f.clone().mul(cs[t].clone()).add(i.clone().mul(g.clone()))
             } else {
                 i.clone().mul(g.clone())
             };
-            let tanh_c = c.clone().tanh();
+            let tanh_c = kernels::tanh(c.clone());
             hs.push(o.clone().mul(tanh_c.clone()));
             cs.push(c);
             steps.push(Step { i, f, g, o, tanh_c });
@@ -284,6 +284,7 @@ mod tests {
     use super::*;
     use crate::experiment::{Init, RecurrentInit};
     use crate::models::rnn::tests::{close, leaf, random};
+    use burn::tensor::activation::sigmoid;
 
     /// Hand-derived BPTT agrees with autodiff: ∂L/∂z_t (all four gates) and ∂L/∂h_t at every
     /// step via zero leaves, and every parameter's gradient.

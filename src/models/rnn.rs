@@ -8,7 +8,7 @@
 
 use super::activation::TANH_SATURATED;
 use super::recurrent::{Readout, as_rows, time_profile};
-use super::{Backward, LayerSignals, Network, Saturation, init, matrix};
+use super::{Backward, LayerSignals, Network, Saturation, init, kernels, matrix};
 use crate::experiment::ModelSection;
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
@@ -85,7 +85,7 @@ impl Rnn {
             if t > 0 {
                 a = a.add(hs[t].clone().matmul(self.w_rec.clone()));
             }
-            hs.push(a.tanh());
+            hs.push(kernels::tanh(a));
         }
         let logits = self.readout.forward(&hs, b);
         (hs, logits)
