@@ -364,9 +364,9 @@ impl Ctx<'_> {
 /// `probe.every` and `probe.test_every` steps.
 pub(super) fn schedule(step: usize, steps: usize, probe: &ProbeSection) -> (bool, bool) {
     let last = step + 1 == steps;
-    let probing = step.is_multiple_of(probe.every) || last;
-    let evaluating =
-        probing && (last || (probe.test_every > 0 && step.is_multiple_of(probe.test_every)));
+    // Test metrics ride on a probe record, so a test step is always probed too.
+    let evaluating = last || (probe.test_every > 0 && step.is_multiple_of(probe.test_every));
+    let probing = evaluating || step.is_multiple_of(probe.every);
     (probing, evaluating)
 }
 

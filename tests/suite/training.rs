@@ -6,9 +6,13 @@ use gradlab::experiment::{Experiment, Overrides};
 use gradlab::train::{self, Control, Outcome, RunEnv, Status};
 use std::path::Path;
 
+/// Runs a shipped experiment with every step probed (the files probe more sparsely to keep
+/// their traces small).
 fn run(path: &str, overrides: Overrides) -> Outcome {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let exp = Experiment::load(&root.join(path))
+        .unwrap()
+        .with_settings(&[("probe.every".into(), "1".into())])
         .unwrap()
         .with_overrides(overrides)
         .unwrap();
@@ -195,7 +199,10 @@ fn a_diverging_run_ends_as_diverged_not_a_crash() {
 #[test]
 fn stopping_is_cooperative_and_reported() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let exp = Experiment::load(&root.join("experiments/tanh-xavier-20.toml")).unwrap();
+    let exp = Experiment::load(&root.join("experiments/tanh-xavier-20.toml"))
+        .unwrap()
+        .with_settings(&[("probe.every".into(), "1".into())])
+        .unwrap();
     let control = Control::new();
     let c = control.clone();
     let out = train::train(&exp, RunEnv::default(), &control, &mut move |e| {
