@@ -99,6 +99,70 @@ pub fn vbar(buf: &mut Buffer, area: Rect, x: u16, width: u16, level: f64, style:
     }
 }
 
+/// Where one bar of a depth profile goes: `layers` are the layers it stands for (several
+/// when they do not all fit one column each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub x: u16,
+    pub width: u16,
+    pub layers: std::ops::Range<usize>,
+}
+
+/// Lays `n` layers out as bars across `area`: one bar per layer (or groups of layers when
+/// they do not fit), equal widths with a gap once there is room for one, centred.
+pub fn columns(n: usize, area: Rect) -> Vec<Column> {
+    let w = area.width as usize;
+    if n == 0 || w == 0 {
+        return Vec::new();
+    }
+    let count = n.min(w);
+    let slot = (w / count) as u16;
+    let width = if slot >= 2 { slot - 1 } else { slot };
+    let left = area.x + (area.width - slot * count as u16) / 2;
+    (0..count)
+        .map(|c| {
+            let a = c * n / count;
+            let b = ((c + 1) * n / count).max(a + 1);
+            Column {
+                x: left + c as u16 * slot,
+                width,
+                layers: a..b,
+            }
+        })
+        .collect()
+}
+
+/// The mean of the finite values of `logs` over `range`.
+pub fn mean_log(logs: &[f64], range: std::ops::Range<usize>) -> Option<f64> {
+    let group: Vec<f64> = logs[range].iter().copied().filter(|v| v.is_finite()).collect();
+    (!group.is_empty()).then(|| group.iter().sum::<f64>() / group.len() as f64)
+}
+
+/// Log10 values by depth as vertical bars in `area` on the scale `d`; a bar standing for
+/// several layers shows their mean. `style` colours a bar by the layers it stands for.
+/// Returns the columns used, so callers can draw over them.
+pub fn depth_bars(
+    buf: &mut Buffer,
+    area: Rect,
+    logs: &[f64],
+    d: Decades,
+    style: impl Fn(std::ops::Range<usize>) -> Style,
+) -> Vec<Column> {
+    let cols = columns(logs.len(), area);
+    for c in &cols {
+        if let Some(mean) = mean_log(logs, c.layers.clone()) {
+            vbar(buf, area, c.x, c.width, d.level(mean), style(c.layers.clone()));
+        }
+    }
+    cols
+}
+
+/// The row of `area` at which `level` (0..1) lies, bottom row for 0, top row for 1.
+pub fn row_of(area: Rect, level: f64) -> u16 {
+    let h = area.height.max(1);
+    area.bottom() - 1 - ((level.clamp(0.0, 1.0) * h as f64) as u16).min(h - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +217,28 @@ mod tests {
         );
         assert_eq!(Decades::around([f64::NAN]), None);
         assert_eq!(decade(-9.0), "1e-9");
+    }
+
+    #[test]
+    fn columns_fit_one_bar_per_layer_or_group_them() {
+        let area = Rect::new(10, 0, 20, 4);
+        let c = columns(4, area);
+        assert_eq!(c.len(), 4);
+        assert_eq!((c[0].x, c[0].width, c[0].layers.clone()), (10, 4, 0..1));
+        assert_eq!(c[3].x, 25);
+        let c = columns(50, area);
+        assert_eq!(c.len(), 20, "one column each at most");
+        assert_eq!(c.iter().map(|c| c.layers.len()).sum::<usize>(), 50);
+        assert!(c.iter().all(|c| c.width == 1));
+        assert!(columns(0, area).is_empty());
+    }
+
+    #[test]
+    fn row_of_maps_levels_to_rows_bottom_up() {
+        let area = Rect::new(0, 2, 5, 4);
+        assert_eq!(row_of(area, 0.0), 5);
+        assert_eq!(row_of(area, 0.3), 4);
+        assert_eq!(row_of(area, 1.0), 2);
     }
 
     #[test]
