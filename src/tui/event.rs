@@ -35,7 +35,11 @@ pub enum Job {
     Loaded(Result<Vec<Entry>, String>),
     Verified(VerifyReport),
     /// The replay of entry `seq` has done `step` of `total` steps.
-    ReplayProgress { seq: u64, step: usize, total: usize },
+    ReplayProgress {
+        seq: u64,
+        step: usize,
+        total: usize,
+    },
     Replayed {
         seq: u64,
         result: Result<Replayed, String>,

@@ -238,10 +238,13 @@ pub fn ledger_entries() -> Vec<crate::ledger::Entry> {
                 .collect();
             let mut configs: Vec<String> = Vec::new();
             for e in &mut entries {
-                let i = configs.iter().position(|c| *c == e.config_hash.0).unwrap_or_else(|| {
-                    configs.push(e.config_hash.0.clone());
-                    configs.len() - 1
-                });
+                let i = configs
+                    .iter()
+                    .position(|c| *c == e.config_hash.0)
+                    .unwrap_or_else(|| {
+                        configs.push(e.config_hash.0.clone());
+                        configs.len() - 1
+                    });
                 e.config_hash.0 = fake_hash(&format!("config {i}"));
                 e.started = format!("2025-05-{:02}T09:{:02}:00Z", 10 + e.seq, 5 * e.seq);
                 e.ended = format!("2025-05-{:02}T09:{:02}:03Z", 10 + e.seq, 5 * e.seq);
@@ -259,7 +262,10 @@ pub fn ledger_entries() -> Vec<crate::ledger::Entry> {
                 e.host.arch = "x86_64".into();
                 e.host.cpu = "Fixture CPU @ 3.0GHz".into();
                 e.hash = renamed[&e.hash].clone();
-                e.prev = renamed.get(&e.prev).cloned().unwrap_or_else(|| e.prev.clone());
+                e.prev = renamed
+                    .get(&e.prev)
+                    .cloned()
+                    .unwrap_or_else(|| e.prev.clone());
                 e.replay_of = e.replay_of.as_ref().map(|h| renamed[h].clone());
                 e.trace.hash = fake_hash(&format!("trace {}", e.seq));
                 e.weights.hash = fake_hash(&format!("weights {}", e.seq));

@@ -129,13 +129,27 @@ pub fn run(
             dirty |= !matches!(e, Event::Tick);
             if let Some(effect) = app.update(e) {
                 dirty = true;
-                apply(effect, &mut app, &mut jobs, &mut session, &mut input, recorder)?;
+                apply(
+                    effect,
+                    &mut app,
+                    &mut jobs,
+                    &mut session,
+                    &mut input,
+                    recorder,
+                )?;
             }
         }
         if session.signalled.swap(false, Ordering::SeqCst) {
             dirty = true;
             if let Some(effect) = app.interrupt() {
-                apply(effect, &mut app, &mut jobs, &mut session, &mut input, recorder)?;
+                apply(
+                    effect,
+                    &mut app,
+                    &mut jobs,
+                    &mut session,
+                    &mut input,
+                    recorder,
+                )?;
             }
         }
         if app.should_quit() {

@@ -326,7 +326,9 @@ impl App {
     fn ledger_key(&mut self, key: KeyEvent) -> Option<Effect> {
         let no_ledger = self.ledger.load == Load::Off;
         let lg = &mut self.ledger;
-        let selected = lg.selected_entry().map(|e| (e.seq, e.metrics.steps_planned));
+        let selected = lg
+            .selected_entry()
+            .map(|e| (e.seq, e.metrics.steps_planned));
         let needs_entry = matches!(key.code, KeyCode::Char('m' | 'd' | 'c' | 'r' | 'x'));
         if needs_entry && selected.is_none() {
             self.flash = Some(if no_ledger {
@@ -398,7 +400,8 @@ impl App {
     /// `c`: the marked entries on the Compare screen.
     fn open_compare(&mut self) -> Option<Effect> {
         if self.ledger.marked.is_empty() {
-            self.flash = Some("mark entries with m (two or more), then press c to compare them".into());
+            self.flash =
+                Some("mark entries with m (two or more), then press c to compare them".into());
             return None;
         }
         self.ledger.compare.seqs = self.ledger.marked.clone();

@@ -36,16 +36,25 @@ fn ledger_page(theme: &Theme) -> Vec<Line<'static>> {
     vec![
         head("Ledger screen: every recorded run, newest first"),
         k("↑↓ PgUp PgDn", "select an entry (Home, End)"),
-        k("r", "replay it: rerun its config, compare bit for bit, record"),
+        k(
+            "r",
+            "replay it: rerun its config, compare bit for bit, record",
+        ),
         k("s", "stop the replay (a stopped replay is not recorded)"),
         k("m", "mark or unmark it (the mark is its symbol in Compare)"),
         k("d", "diff the marked entry with the selected one"),
         k("c", "compare the marked entries' profiles on one chart"),
-        k("v", "verify the whole ledger: hashes, chain, objects, claims"),
+        k(
+            "v",
+            "verify the whole ledger: hashes, chain, objects, claims",
+        ),
         k("x", "export its trace as CSV into the current folder"),
         k("esc", "back to the screen you came from"),
         head("Diff and Compare screens"),
-        k("f", "profiles at the first probe (initialisation) or the last"),
+        k(
+            "f",
+            "profiles at the first probe (initialisation) or the last",
+        ),
         k("n", "Compare: ‖δ‖/‖δ^out‖ or ‖δ‖ itself"),
         k("t", "Compare: the theory line on or off"),
         k("esc", "back to the ledger       q, ctrl-c   quit"),

@@ -173,7 +173,11 @@ pub fn footer(
         None => {
             let width = |(k, what): &(&str, &str)| k.chars().count() + what.chars().count() + 3;
             let tail = keys.len().saturating_sub(2);
-            let reserved = keys[tail..].iter().map(width).sum::<usize>().saturating_sub(2);
+            let reserved = keys[tail..]
+                .iter()
+                .map(width)
+                .sum::<usize>()
+                .saturating_sub(2);
             let mut used = 1;
             let mut spans = vec![Span::raw(" ")];
             for (i, pair) in keys.iter().enumerate() {

@@ -488,7 +488,9 @@ fn profile(
             if let Some(mean) = mean_log(p, a..b) {
                 let y = row_of(plot, d.level(mean));
                 for dx in 0..bar_w {
-                    buf[(x_of(c) + dx, y)].set_char('━').set_style(theme.theory());
+                    buf[(x_of(c) + dx, y)]
+                        .set_char('━')
+                        .set_style(theme.theory());
                 }
             }
         }

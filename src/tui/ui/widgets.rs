@@ -134,7 +134,11 @@ pub fn columns(n: usize, area: Rect) -> Vec<Column> {
 
 /// The mean of the finite values of `logs` over `range`.
 pub fn mean_log(logs: &[f64], range: std::ops::Range<usize>) -> Option<f64> {
-    let group: Vec<f64> = logs[range].iter().copied().filter(|v| v.is_finite()).collect();
+    let group: Vec<f64> = logs[range]
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     (!group.is_empty()).then(|| group.iter().sum::<f64>() / group.len() as f64)
 }
 
@@ -151,7 +155,14 @@ pub fn depth_bars(
     let cols = columns(logs.len(), area);
     for c in &cols {
         if let Some(mean) = mean_log(logs, c.layers.clone()) {
-            vbar(buf, area, c.x, c.width, d.level(mean), style(c.layers.clone()));
+            vbar(
+                buf,
+                area,
+                c.x,
+                c.width,
+                d.level(mean),
+                style(c.layers.clone()),
+            );
         }
     }
     cols
