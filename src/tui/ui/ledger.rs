@@ -377,7 +377,13 @@ fn facts<'a>(lg: &LedgerState, e: &Entry, theme: &Theme, wide: bool) -> Vec<Line
         ),
         plain(
             "steps",
-            format!("{}/{} · {} probes", m.steps_done, m.steps_planned, m.probes),
+            format!(
+                "{}/{} · {} probe{}",
+                m.steps_done,
+                m.steps_planned,
+                m.probes,
+                if m.probes == 1 { "" } else { "s" }
+            ),
         ),
         plain(
             "loss",

@@ -168,10 +168,12 @@ pub fn depth_bars(
     cols
 }
 
-/// The row of `area` at which `level` (0..1) lies, bottom row for 0, top row for 1.
+/// The row of `area` holding the top of a [`vbar`] of `level` (0..1): a mark drawn there
+/// caps a bar of the same level exactly.
 pub fn row_of(area: Rect, level: f64) -> u16 {
     let h = area.height.max(1);
-    area.bottom() - 1 - ((level.clamp(0.0, 1.0) * h as f64) as u16).min(h - 1)
+    let eighths = (level.clamp(0.0, 1.0) * h as f64 * 8.0).round().max(1.0) as u16;
+    area.bottom() - 1 - ((eighths - 1) / 8).min(h - 1)
 }
 
 #[cfg(test)]
@@ -245,11 +247,22 @@ mod tests {
     }
 
     #[test]
-    fn row_of_maps_levels_to_rows_bottom_up() {
-        let area = Rect::new(0, 2, 5, 4);
+    fn row_of_is_the_top_row_of_a_bar_of_that_level() {
+        let area = Rect::new(0, 2, 1, 4);
         assert_eq!(row_of(area, 0.0), 5);
         assert_eq!(row_of(area, 0.3), 4);
+        assert_eq!(
+            row_of(area, 0.5),
+            4,
+            "a bar of exactly two rows tops out on the second"
+        );
         assert_eq!(row_of(area, 1.0), 2);
+        for level in [0.1, 0.25, 0.5, 0.77, 1.0] {
+            let mut buf = Buffer::empty(Rect::new(0, 0, 1, 6));
+            vbar(&mut buf, area, 0, 1, level, Style::default());
+            let top = (2..6).find(|&y| buf[(0, y)].symbol() != " ").unwrap();
+            assert_eq!(row_of(area, level), top, "level {level}");
+        }
     }
 
     #[test]
