@@ -195,10 +195,12 @@ fn when(stamp: &str, short: bool) -> String {
     }
 }
 
-/// The mark of an entry: its symbol on the Compare screen, in its colour.
+/// The mark of an entry: its symbol on the Compare screen, in its colour; `+` for marks
+/// past the symbols there are (Compare draws the first ones only).
 pub fn mark<'a>(lg: &LedgerState, seq: u64, theme: &Theme) -> Span<'a> {
     match lg.marked.iter().position(|&s| s == seq) {
-        Some(i) => Span::styled(GLYPHS[i % GLYPHS.len()], theme.series(i)),
+        Some(i) if i < GLYPHS.len() => Span::styled(GLYPHS[i], theme.series(i)),
+        Some(_) => Span::styled("+", theme.dim()),
         None => Span::raw(" "),
     }
 }
@@ -607,8 +609,11 @@ fn activity<'a>(lg: &LedgerState, theme: &Theme) -> Vec<Line<'a>> {
         )),
         Some(VerifyStatus::Done(r)) if r.ok() => lines.push(Line::styled(
             format!(
-                " ✓ verified: {} entries, {} objects, every hash recomputed, chain intact",
-                r.entries, r.objects
+                " ✓ verified: {} entr{}, {} object{}, every hash recomputed, chain intact",
+                r.entries,
+                if r.entries == 1 { "y" } else { "ies" },
+                r.objects,
+                if r.objects == 1 { "" } else { "s" }
             ),
             theme.ok(),
         )),

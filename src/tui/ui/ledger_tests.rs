@@ -281,3 +281,31 @@ fn every_ledger_screen_draws_at_every_size_without_panicking() {
         }
     }
 }
+
+#[test]
+fn no_color_leaves_the_ledger_screens_uncoloured_and_their_symbols_intact() {
+    let mut app = comparing(SMALL, ColorMode::None, &[1, 2, 3]);
+    app.ledger.diff = Some((1, 3));
+    for screen in [Screen::Ledger, Screen::Diff, Screen::Compare] {
+        app.screen = screen;
+        let t = draw(&app);
+        let buf = t.backend().buffer();
+        for c in buf.content() {
+            assert_eq!(
+                (c.fg, c.bg),
+                (ratatui::style::Color::Reset, ratatui::style::Color::Reset),
+                "{screen:?} is coloured under NO_COLOR at {:?}",
+                c.symbol()
+            );
+        }
+        let text = rows(buf).join("\n");
+        let want = match screen {
+            Screen::Ledger => vec!["●", "■", "▲"],
+            Screen::Diff => vec!["→", "B − A"],
+            _ => GLYPHS[..3].to_vec(),
+        };
+        for w in want {
+            assert!(text.contains(w), "{screen:?} lacks {w}:\n{text}");
+        }
+    }
+}
