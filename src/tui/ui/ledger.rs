@@ -25,7 +25,7 @@ const WIDE: u16 = 120;
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = &app.theme;
     let lg = &app.ledger;
-    let activity = activity(lg, theme);
+    let activity = activity(lg, theme, area.width);
     let act_h = if activity.is_empty() {
         0
     } else {
@@ -533,8 +533,20 @@ pub fn mini_chart(theme: &Theme, logs: &[f64], out: f64, d: Decades, area: Rect,
     });
 }
 
-/// The notes of the replay, verify and export jobs, one or more lines each.
-fn activity<'a>(lg: &LedgerState, theme: &Theme) -> Vec<Line<'a>> {
+/// `text` cut to `width` characters, with `…` where it was cut.
+fn fit(text: &str, width: u16) -> String {
+    let width = width as usize;
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The notes of the replay, verify and export jobs, one or more lines each. A replay's
+/// warnings (hashes of builds, CPU names) get one line: the CLI's `replay` prints them all.
+fn activity<'a>(lg: &LedgerState, theme: &Theme, width: u16) -> Vec<Line<'a>> {
     let mut lines = Vec::new();
     let name = |seq: u64| {
         lg.by_seq(seq)
@@ -589,7 +601,11 @@ fn activity<'a>(lg: &LedgerState, theme: &Theme) -> Vec<Line<'a>> {
                         1 => String::new(),
                         n => format!(" (+{} more)", n - 1),
                     };
-                    lines.push(Line::styled(format!("   warning: {w}{more}"), theme.warn()));
+                    let w = fit(
+                        &format!("   warning: {w}"),
+                        width.saturating_sub(more.len() as u16),
+                    );
+                    lines.push(Line::styled(format!("{w}{more}"), theme.warn()));
                 }
             }
             Err(e) => lines.push(Line::from(vec![

@@ -92,9 +92,27 @@ fn ledger_screen() {
 }
 
 #[test]
-fn ledger_screen_while_replaying_and_after_an_export() {
+fn ledger_screen_while_replaying_after_an_export_and_a_replay_with_warnings() {
     let mut app = fixtures::ledger_app(SMALL, ColorMode::Ansi16);
     select(&mut app, 5);
+    app.update(job(Job::Replayed {
+        seq: 4,
+        result: Ok(Replayed {
+            verdict: crate::ledger::Verdict {
+                result: crate::ledger::VerdictKind::Exact,
+                first: None,
+            },
+            warnings: vec![
+                "code identity differs: git_commit was '0123456789abcdef0123456789abcdef01234567', this build has 'fedcba9876543210fedcba9876543210fedcba98'".into(),
+                "host differs".into(),
+            ],
+            recorded: Some((6, "0123456789ab".into())),
+            stopped: false,
+        }),
+    }));
+    app.update(job(Job::Loaded(Ok(fixtures::ledger_entries()))));
+    // One line per warning note, cut to the width, however long the warning.
+    insta::assert_snapshot!("ledger_replay_warnings_80x24", draw(&app).backend());
     app.update(ch('r'));
     app.update(job(Job::ReplayProgress {
         seq: 5,
