@@ -260,7 +260,8 @@ fn run_tui(start: tui::Start, env: RunEnv, trace: Option<&Path>, ledger: Option<
         }
         Ok(note)
     };
-    let last = tui::run(start, env, &mut record)?;
+    let at = ledger.map(|dir| ledger::options().map(|o| tui::LedgerAt::new(dir, o))).transpose()?;
+    let last = tui::run(start, env, at, &mut record)?;
     if let Some(f) = &last {
         println!("{}", f.summary);
     }

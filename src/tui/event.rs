@@ -1,8 +1,10 @@
 //! The one UI event enum and the threads that feed its one channel: terminal input (with a
-//! periodic tick) and a forwarder from the training thread's receiver.
+//! periodic tick), a forwarder from the training thread's receiver, and the background
+//! jobs of [`super::jobs`] (ledger reads, verify, replay, export, theory).
 //!
 //! Every producer stops when `send` fails, i.e. when the UI has gone (bottom's habit).
 
+use crate::ledger::{Entry, Verdict, VerifyReport};
 use crate::train;
 use ratatui::crossterm::event::{self as ct, KeyEvent, KeyEventKind};
 use std::sync::Arc;
@@ -22,6 +24,58 @@ pub enum Event {
     /// Periodic wake-up (signals are checked, the screen may redraw).
     Tick,
     Train(train::Event),
+    /// A background job's progress or result.
+    Job(Job),
+}
+
+/// What the background jobs report. Each job sends its result once, as its last event.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// The ledger's entries in file order, or why they cannot be read.
+    Loaded(Result<Vec<Entry>, String>),
+    Verified(VerifyReport),
+    /// The replay of entry `seq` has done `step` of `total` steps.
+    ReplayProgress {
+        seq: u64,
+        step: usize,
+        total: usize,
+    },
+    Replayed {
+        seq: u64,
+        result: Result<Replayed, String>,
+    },
+    /// Entry `seq`'s trace was written as CSV to a file.
+    Exported {
+        seq: u64,
+        result: Result<Exported, String>,
+    },
+    /// The mean-field δ profile of the config with this hash: `Ok(None)` for model kinds
+    /// the theory does not cover.
+    Predicted {
+        config_hash: String,
+        profile: Result<Option<Vec<f64>>, String>,
+    },
+}
+
+/// The end of a replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replayed {
+    pub verdict: Verdict,
+    /// Why the rerun may differ from the record for reasons other than the record (another
+    /// build, host or thread count).
+    pub warnings: Vec<String>,
+    /// The replay entry appended: (seq, short hash); `None` when stopped before the end.
+    pub recorded: Option<(u64, String)>,
+    /// The user stopped it: compared as far as it got, not recorded.
+    pub stopped: bool,
+}
+
+/// A written export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    pub path: std::path::PathBuf,
+    /// CSV rows written, without the header.
+    pub rows: usize,
 }
 
 /// How long the input thread blocks in `poll`: bounds how late it notices `stop`.

@@ -170,3 +170,150 @@ pub fn browsing(size: (u16, u16), mode: ColorMode) -> App {
     app.experiments.set_entries(Ok(entries()));
     app
 }
+
+/// A small, fast MLP on spirals: `depth` layers of 16 units, 10 steps, one probe per step.
+pub fn tiny(name: &str, model: &str) -> Experiment {
+    let src = format!(
+        "[experiment]\nname = \"{name}\"\nseed = 7\n\n[data]\ntask = \"spirals\"\ntrain_size = 64\ntest_size = 32\n\n[model]\ndepth = 12\nwidth = 16\n{model}\n\n[train]\nsteps = 10\nbatch_size = 32\nlearning_rate = 0.05\n\n[probe]\nevery = 1\ntest_every = 5\n"
+    );
+    Experiment::parse(&src, Path::new("tiny.toml")).expect("the tiny experiment is valid")
+}
+
+/// The three nets of the ledger fixture: δ vanishing, nearly flat, exploding with depth.
+pub fn tiny_experiments() -> [Experiment; 3] {
+    [
+        tiny(
+            "tanh-naive-12",
+            "activation = \"tanh\"\ninit = \"naive\"\nsigma_w = 0.05",
+        ),
+        tiny(
+            "tanh-xavier-12",
+            "activation = \"tanh\"\ninit = \"xavier-normal\"",
+        ),
+        tiny(
+            "linear-wide-12",
+            "activation = \"linear\"\ninit = \"naive\"\nsigma_w = 0.5",
+        ),
+    ]
+}
+
+/// Writes a real ledger into `dir` through the library: the three tiny runs (entries 1–3)
+/// and replays of entries 1 and 2 (entries 4 and 5).
+pub fn write_ledger(dir: &Path) -> crate::ledger::Ledger {
+    use crate::ledger::{Ledger, replay};
+    use crate::train::{Control, RunEnv};
+    let mut ledger = Ledger::open(dir).expect("a new folder is an empty ledger");
+    for exp in tiny_experiments() {
+        let outcome = train::train(&exp, RunEnv::default(), &Control::new(), &mut |_| {});
+        ledger
+            .record_run(&exp, RunEnv::default(), &outcome, std::time::UNIX_EPOCH)
+            .expect("the temp ledger takes the entry");
+    }
+    for id in ["1", "2"] {
+        let report = replay::replay(&ledger, id, &mut |_, _| {}).expect("the entry replays");
+        ledger
+            .record_replay(&report, Vec::new())
+            .expect("the temp ledger takes the replay");
+    }
+    ledger
+}
+
+/// A fake 64-digit hash, the same on every machine.
+fn fake_hash(what: &str) -> String {
+    blake3::hash(what.as_bytes()).to_hex().to_string()
+}
+
+/// The entries of [`write_ledger`], built once per test process, with everything that
+/// differs between machines and runs replaced by fixed values: times, code identity, host,
+/// wall time and hashes (entry hashes cover all of those; config hashes are masked too, so
+/// a change to the canonical form elsewhere does not move every snapshot). Entry 5, a real
+/// EXACT replay, is given a DIVERGED verdict so both verdicts are on screen.
+pub fn ledger_entries() -> Vec<crate::ledger::Entry> {
+    use crate::ledger::{Difference, Verdict, VerdictKind};
+    static ENTRIES: std::sync::OnceLock<Vec<crate::ledger::Entry>> = std::sync::OnceLock::new();
+    ENTRIES
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("a temp folder");
+            let mut entries = write_ledger(dir.path()).entries().to_vec();
+            let renamed: std::collections::HashMap<String, String> = entries
+                .iter()
+                .map(|e| (e.hash.clone(), fake_hash(&format!("entry {}", e.seq))))
+                .collect();
+            let mut configs: Vec<String> = Vec::new();
+            for e in &mut entries {
+                let i = configs
+                    .iter()
+                    .position(|c| *c == e.config_hash.0)
+                    .unwrap_or_else(|| {
+                        configs.push(e.config_hash.0.clone());
+                        configs.len() - 1
+                    });
+                e.config_hash.0 = fake_hash(&format!("config {i}"));
+                e.started = format!("2025-05-{:02}T09:{:02}:00Z", 10 + e.seq, 5 * e.seq);
+                e.ended = format!("2025-05-{:02}T09:{:02}:03Z", 10 + e.seq, 5 * e.seq);
+                e.metrics.wall_s = 0.5 + e.seq as f64 / 4.0;
+                e.code.git_commit = Some(fake_hash("commit"));
+                e.code.git_dirty = Some(false);
+                e.code.git_diff_hash = None;
+                e.code.cargo_lock_hash = fake_hash("Cargo.lock");
+                e.code.rustc = "rustc 1.95.0 (fixture)".into();
+                e.code.burn = "0.22.1".into();
+                e.code.crate_version = "0.1.0".into();
+                e.code.target = "x86_64-unknown-linux-gnu".into();
+                e.code.profile = "release".into();
+                e.host.os = "linux".into();
+                e.host.arch = "x86_64".into();
+                e.host.cpu = "Fixture CPU @ 3.0GHz".into();
+                e.hash = renamed[&e.hash].clone();
+                e.prev = renamed
+                    .get(&e.prev)
+                    .cloned()
+                    .unwrap_or_else(|| e.prev.clone());
+                e.replay_of = e.replay_of.as_ref().map(|h| renamed[h].clone());
+                e.trace.hash = fake_hash(&format!("trace {}", e.seq));
+                e.weights.hash = fake_hash(&format!("weights {}", e.seq));
+            }
+            entries[4].verdict = Some(Verdict {
+                result: VerdictKind::Diverged,
+                first: Some(Difference {
+                    step: Some(3),
+                    quantity: "loss".into(),
+                    layer: None,
+                    original: "0.6931".into(),
+                    replayed: "0.6932".into(),
+                }),
+            });
+            entries
+        })
+        .clone()
+}
+
+/// An app on the Ledger screen (opened from the Experiments screen) showing
+/// [`ledger_entries`].
+pub fn ledger_app(size: (u16, u16), mode: ColorMode) -> App {
+    let mut app = browsing(size, mode);
+    app.ledger = super::app::LedgerState::at(PathBuf::from("ledger"));
+    app.update(ch('l'));
+    app.update(Event::Job(super::event::Job::Loaded(Ok(ledger_entries()))));
+    app
+}
+
+/// The mean-field profiles of the fixture entries' configs, as the theory job reports them.
+pub fn predictions(app: &App) -> Vec<Event> {
+    let mut seen = Vec::new();
+    app.ledger
+        .entries
+        .iter()
+        .filter(|e| {
+            let new = !seen.contains(&e.config_hash.0);
+            seen.push(e.config_hash.0.clone());
+            new
+        })
+        .map(|e| {
+            Event::Job(super::event::Job::Predicted {
+                config_hash: e.config_hash.0.clone(),
+                profile: super::jobs::predicted_profile(&e.config),
+            })
+        })
+        .collect()
+}

@@ -2,6 +2,8 @@
 //!
 //! - [`event`]: the one `Event` enum; the input thread and the training forwarder feed it.
 //! - [`app`]: all state and the pure `App::update(event) -> Option<Effect>`.
+//! - [`jobs`]: background threads over the ledger (read, verify, replay, export) and the
+//!   mean-field theory line, reporting on the same channel.
 //! - [`ui`]: drawing, `impl Widget for &App`; one file per screen.
 //! - [`runtime`]: the loop — drain events, carry out effects, draw at most ~30 times a second.
 //! - [`terminal`]: raw mode and the alternate screen, restored on every way out.
@@ -9,6 +11,7 @@
 
 pub mod app;
 pub mod event;
+pub mod jobs;
 pub mod regime;
 pub mod runtime;
 pub mod terminal;
@@ -18,4 +21,5 @@ pub mod ui;
 #[cfg(test)]
 pub mod fixtures;
 
+pub use jobs::LedgerAt;
 pub use runtime::{Finished, Recorder, Start, run};

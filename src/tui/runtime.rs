@@ -1,11 +1,12 @@
 //! The event loop: one channel in, effects out, at most one frame per `FRAME`.
 //!
 //! Following yazi, every queued event is applied before a frame is drawn, so a burst of
-//! probes costs one draw, and drawing never holds up the trainer (which only ever sends
-//! into an unbounded channel).
+//! probes costs one draw, and drawing never holds up the trainer or a replay (which only
+//! ever send into an unbounded channel).
 
 use super::app::{App, Effect};
 use super::event::{self, Event, Input};
+use super::jobs::{self, LedgerAt};
 use super::terminal::Session;
 use super::theme::Theme;
 use crate::experiment::Experiment;
@@ -51,8 +52,25 @@ struct Active {
     handle: Option<JoinHandle<Outcome>>,
 }
 
-/// Runs the UI until the user quits. Returns how the last run ended, if any ran.
-pub fn run(start: Start, env: RunEnv, recorder: Recorder) -> Result<Option<Finished>> {
+/// What the loop carries between effects: the run, the replay, and where things go.
+struct Jobs {
+    env: RunEnv,
+    tx: Sender<Event>,
+    ledger: Option<LedgerAt>,
+    active: Option<Active>,
+    /// The replay in progress, joined on quit so no append is cut short.
+    replay: Option<(Arc<Control>, JoinHandle<()>)>,
+    last: Option<Finished>,
+}
+
+/// Runs the UI until the user quits. Returns how the last run ended, if any ran. `ledger`
+/// is where the Ledger screen reads, replays and verifies (`None` with `--no-ledger`).
+pub fn run(
+    start: Start,
+    env: RunEnv,
+    ledger: Option<LedgerAt>,
+    recorder: Recorder,
+) -> Result<Option<Finished>> {
     let mut session = Session::start().context("starting the terminal UI")?;
     let size = session
         .terminal
@@ -66,12 +84,21 @@ pub fn run(start: Start, env: RunEnv, recorder: Recorder) -> Result<Option<Finis
         Start::Run { experiment, dir } => (dir, Some(*experiment)),
     };
     let mut app = App::new(Theme::detect(), dir, (size.width, size.height));
+    if let Some(at) = &ledger {
+        app.ledger = super::app::LedgerState::at(at.dir.clone());
+    }
     app.experiments
         .set_entries(super::app::experiments::scan(&app.experiments.dir));
-    let mut active = None;
-    let mut last = None;
+    let mut jobs = Jobs {
+        env,
+        tx: tx.clone(),
+        ledger,
+        active: None,
+        replay: None,
+        last: None,
+    };
     if let Some(exp) = first {
-        active = Some(start_run(&mut app, exp, env, &tx));
+        start_run(&mut app, exp, &mut jobs);
     }
 
     let mut last_draw: Option<Instant> = None;
@@ -105,12 +132,9 @@ pub fn run(start: Start, env: RunEnv, recorder: Recorder) -> Result<Option<Finis
                 apply(
                     effect,
                     &mut app,
-                    &mut active,
-                    &mut last,
+                    &mut jobs,
                     &mut session,
                     &mut input,
-                    env,
-                    &tx,
                     recorder,
                 )?;
             }
@@ -121,12 +145,9 @@ pub fn run(start: Start, env: RunEnv, recorder: Recorder) -> Result<Option<Finis
                 apply(
                     effect,
                     &mut app,
-                    &mut active,
-                    &mut last,
+                    &mut jobs,
                     &mut session,
                     &mut input,
-                    env,
-                    &tx,
                     recorder,
                 )?;
             }
@@ -136,34 +157,39 @@ pub fn run(start: Start, env: RunEnv, recorder: Recorder) -> Result<Option<Finis
         }
     }
     input.stop();
+    // A replay stops at its next step; waiting for it means the process never exits in
+    // the middle of an append to the ledger.
+    if let Some((control, handle)) = jobs.replay.take() {
+        control.stop();
+        let _ = handle.join();
+    }
     drop(session);
-    Ok(last)
+    Ok(jobs.last)
 }
 
-fn start_run(app: &mut App, exp: Experiment, env: RunEnv, tx: &Sender<Event>) -> Active {
+fn start_run(app: &mut App, exp: Experiment, jobs: &mut Jobs) {
     let control = Control::new();
-    let (train_rx, handle) = train::spawn(exp.clone(), env, Arc::clone(&control));
-    event::forward(train_rx, tx.clone());
-    app.run_started(&exp);
-    Active {
+    let (train_rx, handle) = train::spawn(exp.clone(), jobs.env, Arc::clone(&control));
+    event::forward(train_rx, jobs.tx.clone());
+    if let Some(Effect::Predict(configs)) = app.run_started(&exp) {
+        jobs::predict(configs, jobs.tx.clone());
+    }
+    jobs.active = Some(Active {
         experiment: exp,
         control,
         handle: Some(handle),
-    }
+    });
 }
 
-#[allow(clippy::too_many_arguments)]
 fn apply(
     effect: Effect,
     app: &mut App,
-    active: &mut Option<Active>,
-    last: &mut Option<Finished>,
+    jobs: &mut Jobs,
     session: &mut Session,
     input: &mut Input,
-    env: RunEnv,
-    tx: &Sender<Event>,
     recorder: Recorder,
 ) -> Result<()> {
+    let tx = jobs.tx.clone();
     match effect {
         Effect::Start(i) => {
             let exp = app
@@ -172,35 +198,38 @@ fn apply(
                 .get(i)
                 .and_then(|e| e.loaded.as_ref().ok())
                 .cloned();
-            if let (Some(exp), None) = (exp, active.as_ref()) {
-                *active = Some(start_run(app, exp, env, tx));
+            if let (Some(exp), None) = (exp, jobs.active.as_ref()) {
+                start_run(app, exp, jobs);
             }
         }
         Effect::Pause(p) => {
-            if let Some(a) = active {
+            if let Some(a) = &jobs.active {
                 a.control.set_paused(p);
             }
         }
         Effect::Stop => {
-            if let Some(a) = active {
+            if let Some(a) = &jobs.active {
                 a.control.stop();
             }
         }
         Effect::Record => {
-            if let Some(mut a) = active.take() {
+            if let Some(mut a) = jobs.active.take() {
                 let outcome = a.handle.take().expect("a run is joined once").join();
                 let result = match outcome {
                     Ok(outcome) => {
                         let recorded =
                             recorder(&a.experiment, &outcome).map_err(|e| format!("{e:#}"));
-                        *last = Some(finished(&outcome, &recorded));
+                        jobs.last = Some(finished(&outcome, &recorded));
                         recorded
                     }
                     Err(_) => Err("the training thread died without an outcome".into()),
                 };
-                app.recorded(result);
+                let next = app.recorded(result);
                 // Whatever the trainer printed while dying is under our frame: redraw all.
                 session.terminal.clear()?;
+                if let Some(next) = next {
+                    apply(next, app, jobs, session, input, recorder)?;
+                }
             }
         }
         Effect::Rescan => app
@@ -216,6 +245,45 @@ fn apply(
             app.experiments
                 .set_entries(super::app::experiments::scan(&app.experiments.dir));
         }
+        // `update` only asks for ledger work when the session has a ledger.
+        Effect::LoadLedger => {
+            if let Some(at) = &jobs.ledger {
+                jobs::load(at, tx);
+            }
+        }
+        Effect::Verify => {
+            if let Some(at) = &jobs.ledger {
+                jobs::verify(at, tx);
+            }
+        }
+        Effect::Replay(seq) => {
+            if let Some(at) = &jobs.ledger {
+                // The previous replay has reported its end (update allows one at a time).
+                if let Some((_, done)) = jobs.replay.take() {
+                    let _ = done.join();
+                }
+                let control = Control::new();
+                let handle = jobs::replay(at, seq, Arc::clone(&control), tx);
+                jobs.replay = Some((control, handle));
+            }
+        }
+        Effect::StopReplay => {
+            if let Some((control, _)) = &jobs.replay {
+                control.stop();
+            }
+        }
+        Effect::Export(seq) => {
+            if let Some(at) = &jobs.ledger {
+                // Next to where the user started gradlab; the ledger's parent if that is gone.
+                let out = std::env::current_dir().unwrap_or_else(|_| {
+                    at.dir
+                        .parent()
+                        .map_or_else(|| PathBuf::from("."), PathBuf::from)
+                });
+                jobs::export(at, seq, out, tx);
+            }
+        }
+        Effect::Predict(configs) => jobs::predict(configs, tx),
     }
     Ok(())
 }

@@ -188,6 +188,40 @@ impl Theme {
     pub fn test_series(&self) -> Style {
         self.pick(Color::Magenta, 170, (210, 110, 230))
     }
+
+    /// The mean-field theory line over measured profiles.
+    pub fn theory(&self) -> Style {
+        self.pick(Color::LightMagenta, 207, (255, 120, 210))
+            .add_modifier(Modifier::BOLD)
+    }
+
+    /// The colour of the `i`-th entry on the Compare screen (its symbol is in
+    /// `ui::compare::GLYPHS`): the Okabe–Ito palette, told apart by colour-blind readers.
+    pub fn series(&self, i: usize) -> Style {
+        const C16: [Color; 8] = [
+            Color::Yellow,
+            Color::Cyan,
+            Color::Green,
+            Color::LightRed,
+            Color::LightBlue,
+            Color::Magenta,
+            Color::White,
+            Color::LightYellow,
+        ];
+        const C256: [u8; 8] = [214, 117, 36, 166, 33, 175, 250, 227];
+        const RGB: [(u8, u8, u8); 8] = [
+            (230, 159, 0),
+            (86, 180, 233),
+            (0, 158, 115),
+            (213, 94, 0),
+            (0, 114, 178),
+            (204, 121, 167),
+            (200, 200, 200),
+            (240, 228, 66),
+        ];
+        let i = i % 8;
+        self.pick(C16[i], C256[i], RGB[i])
+    }
 }
 
 /// A compact approximation of the "turbo" colour map (Mikhailov 2019), legible on dark

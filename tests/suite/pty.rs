@@ -198,3 +198,25 @@ fn sigterm_stops_the_run_and_restores_the_terminal() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert_restored(s.exit(), "pty-sigterm");
 }
+
+#[test]
+fn the_ledger_screen_shows_the_recorded_run_and_verifies_it_in_a_real_terminal() {
+    let mut s = Session::start("pty-ledger");
+    s.wait_running();
+    s.press(b"l");
+    s.wait_for("the empty ledger", |t| {
+        t.contains("│ Ledger │") && t.contains("No entries yet")
+    });
+    s.press(b"\x1b");
+    s.wait_running();
+    s.press(b"s");
+    s.wait_for("the run recorded", |t| t.contains("recorded entry 1 "));
+    s.press(b"l");
+    s.wait_for("the entry in the table", |t| {
+        t.contains("1 entry") && t.contains("pty-ledger") && t.contains("interrupted")
+    });
+    s.press(b"v");
+    s.wait_for("the verify result", |t| t.contains("✓ verified: 1 entry,"));
+    s.press(b"q");
+    assert_restored(s.exit(), "pty-ledger");
+}

@@ -1,34 +1,52 @@
 //! Application state and its one pure transition, `App::update(event) -> Option<Effect>`.
 //!
 //! `update` never does I/O: what needs the outside world (starting a run, the editor,
-//! reading the folder, recording) comes back as an `Effect` for the runtime to carry out,
-//! which keeps every key and every training event unit-testable.
+//! reading the folder, recording, reading or replaying the ledger) comes back as an
+//! `Effect` for the runtime to carry out, which keeps every key, every training event and
+//! every job report unit-testable.
 
 pub mod experiments;
+pub mod ledger;
 pub mod run;
+pub mod theory;
 
 pub use experiments::{Entry, ExperimentsState, Focus};
+pub use ledger::{ExportStatus, LedgerState, Load, ProbeAt, ReplayStatus, VerifyStatus};
 pub use run::{Metric, Panel, Phase, RunState};
+pub use theory::Theory;
 
-use super::event::Event;
+use super::event::{Event, Job};
 use super::theme::Theme;
 use crate::experiment::Experiment;
 use crate::train;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::path::PathBuf;
 
-/// The screens. The ledger and compare screens join here in phase 2.
+/// The screens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
     Experiments,
     Run,
+    /// The ledger's entries, the selected one's details, replay, verify, export.
+    Ledger,
+    /// Two entries side by side (from the Ledger screen).
+    Diff,
+    /// The marked entries' gradient-vs-depth profiles on one chart.
+    Compare,
+}
+
+impl Screen {
+    /// The Ledger screen and the screens opened from it.
+    pub fn of_ledger(self) -> bool {
+        matches!(self, Screen::Ledger | Screen::Diff | Screen::Compare)
+    }
 }
 
 /// A box drawn over the screen that takes the keys while it is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
     Help,
-    /// `q` while a run is active.
+    /// `q` while a run or a replay is active.
     ConfirmQuit,
 }
 
@@ -45,6 +63,18 @@ pub enum Effect {
     Stop,
     /// The run ended: join the trainer and record its outcome.
     Record,
+    /// Read the ledger's entries (again).
+    LoadLedger,
+    /// Verify the whole ledger.
+    Verify,
+    /// Replay the entry with this seq and record the replay.
+    Replay(u64),
+    /// Stop the replay in progress (it is then not recorded).
+    StopReplay,
+    /// Write the trace of the entry with this seq as CSV.
+    Export(u64),
+    /// Compute the mean-field δ profiles of these (config hash, canonical config).
+    Predict(Vec<(String, String)>),
 }
 
 /// Smallest terminal the screens are laid out for.
@@ -59,6 +89,9 @@ pub struct App {
     pub screen: Screen,
     pub experiments: ExperimentsState,
     pub run: Option<RunState>,
+    pub ledger: LedgerState,
+    /// Predicted δ profiles by config hash, for the Run and Compare screens.
+    pub theory: Theory,
     pub overlay: Option<Overlay>,
     pub theme: Theme,
     /// Terminal size, from the last resize.
@@ -75,6 +108,8 @@ impl App {
             screen: Screen::Experiments,
             experiments: ExperimentsState::new(experiments_dir),
             run: None,
+            ledger: LedgerState::default(),
+            theory: Theory::default(),
             overlay: None,
             theme,
             size,
@@ -93,21 +128,46 @@ impl App {
         self.run.as_ref().is_some_and(|r| r.phase.active())
     }
 
-    /// The runtime spawned `exp`: show its Run screen.
-    pub fn run_started(&mut self, exp: &Experiment) {
+    /// The runtime spawned `exp`: show its Run screen, and ask for its theory line.
+    pub fn run_started(&mut self, exp: &Experiment) -> Option<Effect> {
         self.run = Some(RunState::new(exp));
         self.screen = Screen::Run;
         self.overlay = None;
+        self.predict([(exp.hash().0.clone(), exp.canonical().to_string())])
     }
 
-    /// The runtime recorded the ended run (or failed to); quits if a quit was waiting on it.
-    pub fn recorded(&mut self, result: Result<String, String>) {
+    /// The runtime recorded the ended run (or failed to); quits if a quit was waiting on it,
+    /// and rereads the ledger when its entries are on screen.
+    pub fn recorded(&mut self, result: Result<String, String>) -> Option<Effect> {
+        let ok = result.is_ok();
         if let Some(run) = &mut self.run {
             run.recorded = Some(result);
         }
         if self.quit_after_run {
             self.quit = true;
         }
+        (ok && self.screen.of_ledger())
+            .then(|| self.reload())
+            .flatten()
+    }
+
+    /// The predictions still to compute among `configs` (config hash, canonical config).
+    fn predict(&mut self, configs: impl IntoIterator<Item = (String, String)>) -> Option<Effect> {
+        let wanted: Vec<(String, String)> = configs
+            .into_iter()
+            .filter(|(hash, _)| self.theory.request(hash))
+            .collect();
+        (!wanted.is_empty()).then_some(Effect::Predict(wanted))
+    }
+
+    /// `q`: asks first while a run or a replay is going, else quits.
+    fn ask_or_quit(&mut self) -> Option<Effect> {
+        if self.run_active() || self.ledger.replay_running() {
+            self.overlay = Some(Overlay::ConfirmQuit);
+        } else {
+            self.quit = true;
+        }
+        None
     }
 
     /// Ctrl-C, a confirmed `q`, SIGINT or SIGTERM: stop the run (it is still recorded), then quit.
@@ -158,7 +218,58 @@ impl App {
             }
             Event::Tick => None,
             Event::Train(e) => self.train(e),
+            Event::Job(j) => self.job(j),
         }
+    }
+
+    fn job(&mut self, j: Job) -> Option<Effect> {
+        let lg = &mut self.ledger;
+        match j {
+            Job::Loaded(result) => lg.loaded(result),
+            Job::Verified(report) => lg.verify = Some(VerifyStatus::Done(report)),
+            Job::ReplayProgress { seq, step, total } => {
+                if let Some(ReplayStatus::Running {
+                    seq: s,
+                    step: at,
+                    total: of,
+                    ..
+                }) = &mut lg.replay
+                    && *s == seq
+                {
+                    (*at, *of) = (step, total);
+                }
+            }
+            Job::Replayed { seq, result } => {
+                let recorded = matches!(&result, Ok(r) if r.recorded.is_some());
+                lg.replay = Some(ReplayStatus::Done { seq, result });
+                // The replay entry is in the ledger now: show it.
+                if recorded {
+                    return self.reload();
+                }
+            }
+            Job::Exported { seq, result } => lg.export = Some(ExportStatus::Done { seq, result }),
+            Job::Predicted {
+                config_hash,
+                profile,
+            } => self.theory.set(config_hash, profile),
+        }
+        None
+    }
+
+    /// Rereads the ledger, if the session has one.
+    fn reload(&mut self) -> Option<Effect> {
+        if self.ledger.load == Load::Off {
+            return None;
+        }
+        self.ledger.load = Load::Reading;
+        Some(Effect::LoadLedger)
+    }
+
+    /// `l`: the Ledger screen, with fresh entries; Esc comes back here.
+    fn open_ledger(&mut self) -> Option<Effect> {
+        self.ledger.back = self.screen;
+        self.screen = Screen::Ledger;
+        self.reload()
     }
 
     fn train(&mut self, e: train::Event) -> Option<Effect> {
@@ -208,13 +319,145 @@ impl App {
         match self.screen {
             Screen::Experiments => self.experiments_key(key),
             Screen::Run => self.run_key(key),
+            Screen::Ledger => self.ledger_key(key),
+            Screen::Diff => self.diff_key(key),
+            Screen::Compare => self.compare_key(key),
         }
+    }
+
+    fn ledger_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        let no_ledger = self.ledger.load == Load::Off;
+        let lg = &mut self.ledger;
+        let selected = lg
+            .selected_entry()
+            .map(|e| (e.seq, e.metrics.steps_planned));
+        let needs_entry = matches!(key.code, KeyCode::Char('m' | 'd' | 'c' | 'r' | 'x'));
+        if needs_entry && selected.is_none() {
+            self.flash = Some(if no_ledger {
+                "this session keeps no ledger (--no-ledger)".into()
+            } else {
+                "the ledger has no entries: every run recorded appears here".into()
+            });
+            return None;
+        }
+        match key.code {
+            KeyCode::Char('q') => return self.ask_or_quit(),
+            KeyCode::Esc => self.screen = lg.back,
+            KeyCode::Up | KeyCode::Char('k') => lg.move_by(-1),
+            KeyCode::Down | KeyCode::Char('j') => lg.move_by(1),
+            KeyCode::PageUp => lg.move_by(-PAGE),
+            KeyCode::PageDown => lg.move_by(PAGE),
+            KeyCode::Home => lg.move_by(isize::MIN / 2),
+            KeyCode::End => lg.move_by(isize::MAX / 2),
+            KeyCode::Char('m') => {
+                lg.toggle_mark();
+            }
+            KeyCode::Char('d') => match lg.diff_pair() {
+                Ok(pair) => {
+                    lg.diff = Some(pair);
+                    self.screen = Screen::Diff;
+                }
+                Err(why) => self.flash = Some(why.into()),
+            },
+            KeyCode::Char('c') => return self.open_compare(),
+            KeyCode::Char('r') => {
+                let (seq, total) = selected.expect("checked above");
+                if lg.replay_running() {
+                    self.flash = Some("a replay is already running: s stops it".into());
+                } else {
+                    lg.replay = Some(ReplayStatus::Running {
+                        seq,
+                        step: 0,
+                        total,
+                        stopping: false,
+                    });
+                    return Some(Effect::Replay(seq));
+                }
+            }
+            KeyCode::Char('s') => match &mut lg.replay {
+                Some(ReplayStatus::Running { stopping, .. }) if !*stopping => {
+                    *stopping = true;
+                    return Some(Effect::StopReplay);
+                }
+                _ => self.flash = Some("no replay is running".into()),
+            },
+            KeyCode::Char('v') => {
+                if no_ledger {
+                    self.flash = Some("this session keeps no ledger (--no-ledger)".into());
+                } else if !matches!(lg.verify, Some(VerifyStatus::Running)) {
+                    lg.verify = Some(VerifyStatus::Running);
+                    return Some(Effect::Verify);
+                }
+            }
+            KeyCode::Char('x') => {
+                let (seq, _) = selected.expect("checked above");
+                lg.export = Some(ExportStatus::Running(seq));
+                return Some(Effect::Export(seq));
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// `c`: the marked entries on the Compare screen.
+    fn open_compare(&mut self) -> Option<Effect> {
+        if self.ledger.marked.is_empty() {
+            self.flash =
+                Some("mark entries with m (two or more), then press c to compare them".into());
+            return None;
+        }
+        self.ledger.compare.seqs = self.ledger.marked.clone();
+        self.screen = Screen::Compare;
+        self.compare_predictions()
+    }
+
+    /// The theory lines the Compare screen needs, when it shows them.
+    fn compare_predictions(&mut self) -> Option<Effect> {
+        if !self.ledger.compare.theory {
+            return None;
+        }
+        let lg = &self.ledger;
+        let configs: Vec<(String, String)> = lg
+            .compare
+            .seqs
+            .iter()
+            .filter_map(|&s| lg.by_seq(s))
+            .map(|e| (e.config_hash.0.clone(), e.config.clone()))
+            .collect();
+        self.predict(configs)
+    }
+
+    fn diff_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        match key.code {
+            KeyCode::Char('q') => return self.ask_or_quit(),
+            KeyCode::Esc => self.screen = Screen::Ledger,
+            KeyCode::Char('f') => self.ledger.at = self.ledger.at.toggled(),
+            _ => {}
+        }
+        None
+    }
+
+    fn compare_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        let view = &mut self.ledger.compare;
+        match key.code {
+            KeyCode::Char('q') => return self.ask_or_quit(),
+            KeyCode::Esc => self.screen = Screen::Ledger,
+            KeyCode::Char('f') => self.ledger.at = self.ledger.at.toggled(),
+            KeyCode::Char('n') => view.normalised = !view.normalised,
+            KeyCode::Char('t') => {
+                view.theory = !view.theory;
+                return self.compare_predictions();
+            }
+            _ => {}
+        }
+        None
     }
 
     fn experiments_key(&mut self, key: KeyEvent) -> Option<Effect> {
         let ex = &mut self.experiments;
         match key.code {
-            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('q') => return self.ask_or_quit(),
+            KeyCode::Char('l') => return self.open_ledger(),
             KeyCode::Up | KeyCode::Char('k') => ex.move_by(-1),
             KeyCode::Down | KeyCode::Char('j') => ex.move_by(1),
             KeyCode::PageUp => ex.move_by(-PAGE),
@@ -245,6 +488,11 @@ impl App {
     }
 
     fn run_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        match key.code {
+            KeyCode::Char('l') => return self.open_ledger(),
+            KeyCode::Char('q') => return self.ask_or_quit(),
+            _ => {}
+        }
         let panels = self.panels();
         let Some(run) = self.run.as_mut() else {
             self.screen = Screen::Experiments;
@@ -252,13 +500,6 @@ impl App {
         };
         let layers = run.layers.len();
         match key.code {
-            KeyCode::Char('q') => {
-                if run.phase.active() {
-                    self.overlay = Some(Overlay::ConfirmQuit);
-                } else {
-                    self.quit = true;
-                }
-            }
             KeyCode::Char(' ') | KeyCode::Char('p') => match run.phase {
                 Phase::Running => {
                     run.phase = Phase::Paused;
@@ -315,5 +556,7 @@ impl App {
     }
 }
 
+#[cfg(test)]
+mod ledger_tests;
 #[cfg(test)]
 mod tests;

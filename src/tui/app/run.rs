@@ -247,6 +247,8 @@ impl View {
 #[derive(Debug, Clone)]
 pub struct RunState {
     pub name: String,
+    /// The full config hash: the key of the run's theory line.
+    pub config_hash: String,
     pub hash_short: String,
     pub total: usize,
     pub classify: bool,
@@ -273,6 +275,7 @@ impl RunState {
     pub fn new(exp: &Experiment) -> Self {
         Self {
             name: exp.name().to_string(),
+            config_hash: exp.hash().0.clone(),
             hash_short: exp.hash().short().to_string(),
             total: exp.spec().train.steps,
             classify: true,

@@ -55,6 +55,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         &[
             ("↑↓", "select"),
             ("enter", "run"),
+            ("l", "ledger"),
             ("e", "edit"),
             ("r", "rescan"),
             ("tab", "preview"),

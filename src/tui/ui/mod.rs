@@ -2,11 +2,16 @@
 //! screen has a file; `widgets` holds the small custom widgets (log sparklines, log bars,
 //! heat cells) that ratatui does not have in a log scale.
 
+pub mod compare;
+mod diff;
 mod experiments;
 mod help;
+mod ledger;
 mod run;
 pub mod widgets;
 
+#[cfg(test)]
+mod ledger_tests;
 #[cfg(test)]
 mod tests;
 
@@ -30,10 +35,18 @@ impl Widget for &App {
                 Some(run) => run::render(self, run, area, buf),
                 None => experiments::render(self, area, buf),
             },
+            Screen::Ledger => ledger::render(self, area, buf),
+            Screen::Diff => diff::render(self, area, buf),
+            Screen::Compare => compare::render(self, area, buf),
         }
         match self.overlay {
-            Some(Overlay::Help) => help::render(&self.theme, area, buf),
-            Some(Overlay::ConfirmQuit) => confirm_quit(&self.theme, area, buf),
+            Some(Overlay::Help) => help::render(&self.theme, self.screen, area, buf),
+            Some(Overlay::ConfirmQuit) => confirm_quit(
+                &self.theme,
+                if self.run_active() { "run" } else { "replay" },
+                area,
+                buf,
+            ),
             None => {}
         }
     }
@@ -61,10 +74,15 @@ fn too_small(area: Rect, buf: &mut Buffer) {
         .render(middle, buf);
 }
 
-fn confirm_quit(theme: &Theme, area: Rect, buf: &mut Buffer) {
+/// "Quit?" while a run (recorded either way) or a replay (recorded only if it ends) goes on.
+fn confirm_quit(theme: &Theme, what: &str, area: Rect, buf: &mut Buffer) {
     let lines = vec![
-        Line::from("A run is still going."),
-        Line::from("Stop it and quit? It is recorded either way."),
+        Line::from(format!("A {what} is still going.")),
+        Line::from(if what == "run" {
+            "Stop it and quit? It is recorded either way."
+        } else {
+            "Stop it and quit? A stopped replay is not recorded."
+        }),
         Line::from(""),
         Line::from(vec![
             Span::styled("y", theme.bold()),
@@ -140,7 +158,9 @@ pub fn title_bar(
     }
 }
 
-/// The footer: key hints as `key description` pairs, or a flash note instead.
+/// The footer: key hints as `key description` pairs, or a flash note instead. Hints that
+/// do not fit are left out, in order, except the last two (help and quit), which always
+/// show: the help overlay lists every key.
 pub fn footer(
     theme: &Theme,
     keys: &[(&str, &str)],
@@ -151,15 +171,36 @@ pub fn footer(
     let line = match flash {
         Some(note) => Line::from(Span::styled(format!(" {note}"), theme.warn())),
         None => {
+            let width = |(k, what): &(&str, &str)| k.chars().count() + what.chars().count() + 3;
+            let tail = keys.len().saturating_sub(2);
+            let reserved = keys[tail..]
+                .iter()
+                .map(width)
+                .sum::<usize>()
+                .saturating_sub(2);
+            let mut used = 1;
             let mut spans = vec![Span::raw(" ")];
-            for (k, what) in keys {
-                spans.push(Span::styled(*k, theme.bold()));
-                spans.push(Span::styled(format!(" {what}  "), theme.dim()));
+            for (i, pair) in keys.iter().enumerate() {
+                if i < tail && used + width(pair) + reserved > area.width as usize {
+                    continue;
+                }
+                used += width(pair);
+                spans.push(Span::styled(pair.0, theme.bold()));
+                spans.push(Span::styled(format!(" {}  ", pair.1), theme.dim()));
             }
             Line::from(spans)
         }
     };
     line.render(area, buf);
+}
+
+/// Rows `lines` take when wrapped at `width` (an upper bound: wrapping is by character).
+pub fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let w = width.max(1) as usize;
+    lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(w) as u16)
+        .sum()
 }
 
 /// A norm in short scientific notation ("3.1e-9"), the way the panels print values.

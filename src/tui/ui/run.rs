@@ -1,11 +1,11 @@
 //! The Run screen: header, per-layer rows with sparklines, the gradient-vs-depth profile,
 //! the layer × time heatmap, loss/accuracy charts and saturation — reflowed by size.
 
-use super::widgets::{Decades, decade, sparkline, vbar};
-use super::{duration, footer, num, panel, put, sci, steps, title_bar};
+use super::widgets::{Decades, decade, mean_log, row_of, sparkline, vbar};
+use super::{duration, footer, num, panel, put, sci, steps, title_bar, wrapped_height};
 use crate::train::Status;
 use crate::tui::app::run::{Series, log10};
-use crate::tui::app::{App, Panel, Phase, RunState};
+use crate::tui::app::{App, Metric, Panel, Phase, RunState};
 use crate::tui::regime::{EXPLODING_ABOVE, Regime, VANISHING_BELOW};
 use crate::tui::theme::Theme;
 use ratatui::buffer::Buffer;
@@ -37,7 +37,14 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
         let focused = p == run.view.focus;
         match p {
             Panel::Layers => layers(run, theme, rect, buf, focused, with_sat_column),
-            Panel::Profile => profile(run, theme, rect, buf, focused),
+            Panel::Profile => profile(
+                run,
+                theme,
+                rect,
+                buf,
+                focused,
+                app.theory.ready(&run.config_hash),
+            ),
             Panel::Heatmap => heatmap(run, theme, rect, buf, focused),
             Panel::Loss => loss(run, theme, rect, buf, focused, !with_sat_column),
             Panel::Saturation => saturation(run, theme, rect, buf, focused),
@@ -50,6 +57,7 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
         &[
             ("space", "pause"),
             ("s", "stop"),
+            ("l", "ledger"),
             ("g", "δ/∂W"),
             ("tab", "panel"),
             ("z", "zoom"),
@@ -60,6 +68,7 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
     } else {
         &[
             ("esc", "experiments"),
+            ("l", "ledger"),
             ("g", "δ/∂W"),
             ("tab", "panel"),
             ("z", "zoom"),
@@ -224,14 +233,6 @@ fn banner_lines<'a>(run: &RunState, theme: &Theme) -> Vec<Line<'a>> {
     lines
 }
 
-fn wrapped_height(lines: &[Line], width: u16) -> u16 {
-    let w = width.max(1) as usize;
-    lines
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(w) as u16)
-        .sum()
-}
-
 fn waiting(run: &RunState, theme: &Theme, inner: Rect, buf: &mut Buffer) {
     let note = match &run.phase {
         Phase::Ended(_) => "no probe was taken",
@@ -378,20 +379,38 @@ fn worst(rs: &[Regime]) -> Regime {
     Regime::Unknown
 }
 
-fn profile(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bool) {
+/// The predicted log10 ‖δ‖ per layer: the mean-field ratios anchored at the measured
+/// output layer. Only for ‖δ‖ (the theory says nothing of ‖∂L/∂W‖) and a matching depth.
+fn theory_logs(ratios: Option<&[f64]>, metric: Metric, now: &[f64]) -> Option<Vec<f64>> {
+    let ratios = ratios.filter(|r| metric == Metric::Delta && r.len() == now.len())?;
+    let out = now.last().copied().filter(|v| v.is_finite() && *v > 0.0)?;
+    Some(ratios.iter().map(|r| (r * out).log10()).collect())
+}
+
+fn profile(
+    run: &RunState,
+    theme: &Theme,
+    area: Rect,
+    buf: &mut Buffer,
+    focused: bool,
+    theory: Option<&[f64]>,
+) {
     let metric = run.view.metric;
-    let block = panel(
+    let now = run.current(metric);
+    let predicted = theory_logs(theory, metric, &now);
+    let mut block = panel(
         theme,
         format!(" {} vs depth · log10 ", metric.label()),
         focused,
     );
+    if predicted.is_some() {
+        block = block.title_bottom(Line::styled(" ━ theory ", theme.theory()).right_aligned());
+    }
     let inner = block.inner(area);
     block.render(area, buf);
-    let now = run.current(metric);
     let logs: Vec<f64> = now.iter().map(|&v| log10(v) as f64).collect();
-    let Some(d) =
-        Decades::around(logs.iter().copied()).filter(|_| inner.height >= 3 && inner.width >= 12)
-    else {
+    let all = logs.iter().chain(predicted.iter().flatten()).copied();
+    let Some(d) = Decades::around(all).filter(|_| inner.height >= 3 && inner.width >= 12) else {
         waiting(run, theme, inner, buf);
         return;
     };
@@ -458,6 +477,23 @@ fn profile(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused:
             d.level(mean),
             theme.regime(worst(&regimes[a..b])),
         );
+    }
+    // The prediction over the bars: one mark per bar at its predicted height.
+    if let Some(p) = &predicted {
+        for c in 0..columns {
+            let (a, b) = (
+                c * n / columns,
+                ((c + 1) * n / columns).max(c * n / columns + 1),
+            );
+            if let Some(mean) = mean_log(p, a..b) {
+                let y = row_of(plot, d.level(mean));
+                for dx in 0..bar_w {
+                    buf[(x_of(c) + dx, y)]
+                        .set_char('━')
+                        .set_style(theme.theory());
+                }
+            }
+        }
     }
     let y = inner.bottom() - 1;
     put(

@@ -99,6 +99,83 @@ pub fn vbar(buf: &mut Buffer, area: Rect, x: u16, width: u16, level: f64, style:
     }
 }
 
+/// Where one bar of a depth profile goes: `layers` are the layers it stands for (several
+/// when they do not all fit one column each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub x: u16,
+    pub width: u16,
+    pub layers: std::ops::Range<usize>,
+}
+
+/// Lays `n` layers out as bars across `area`: one bar per layer (or groups of layers when
+/// they do not fit), equal widths with a gap once there is room for one, centred.
+pub fn columns(n: usize, area: Rect) -> Vec<Column> {
+    let w = area.width as usize;
+    if n == 0 || w == 0 {
+        return Vec::new();
+    }
+    let count = n.min(w);
+    let slot = (w / count) as u16;
+    let width = if slot >= 2 { slot - 1 } else { slot };
+    let left = area.x + (area.width - slot * count as u16) / 2;
+    (0..count)
+        .map(|c| {
+            let a = c * n / count;
+            let b = ((c + 1) * n / count).max(a + 1);
+            Column {
+                x: left + c as u16 * slot,
+                width,
+                layers: a..b,
+            }
+        })
+        .collect()
+}
+
+/// The mean of the finite values of `logs` over `range`.
+pub fn mean_log(logs: &[f64], range: std::ops::Range<usize>) -> Option<f64> {
+    let group: Vec<f64> = logs[range]
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    (!group.is_empty()).then(|| group.iter().sum::<f64>() / group.len() as f64)
+}
+
+/// Log10 values by depth as vertical bars in `area` on the scale `d`; a bar standing for
+/// several layers shows their mean. `style` colours a bar by the layers it stands for.
+/// Returns the columns used, so callers can draw over them.
+pub fn depth_bars(
+    buf: &mut Buffer,
+    area: Rect,
+    logs: &[f64],
+    d: Decades,
+    style: impl Fn(std::ops::Range<usize>) -> Style,
+) -> Vec<Column> {
+    let cols = columns(logs.len(), area);
+    for c in &cols {
+        if let Some(mean) = mean_log(logs, c.layers.clone()) {
+            vbar(
+                buf,
+                area,
+                c.x,
+                c.width,
+                d.level(mean),
+                style(c.layers.clone()),
+            );
+        }
+    }
+    cols
+}
+
+/// The row of `area` holding the top of a [`vbar`] of `level` (0..1): a mark drawn there
+/// caps a bar of the same level exactly.
+pub fn row_of(area: Rect, level: f64) -> u16 {
+    let h = area.height.max(1);
+    let eighths = (level.clamp(0.0, 1.0) * h as f64 * 8.0).round().max(1.0) as u16;
+    area.bottom() - 1 - ((eighths - 1) / 8).min(h - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +230,39 @@ mod tests {
         );
         assert_eq!(Decades::around([f64::NAN]), None);
         assert_eq!(decade(-9.0), "1e-9");
+    }
+
+    #[test]
+    fn columns_fit_one_bar_per_layer_or_group_them() {
+        let area = Rect::new(10, 0, 20, 4);
+        let c = columns(4, area);
+        assert_eq!(c.len(), 4);
+        assert_eq!((c[0].x, c[0].width, c[0].layers.clone()), (10, 4, 0..1));
+        assert_eq!(c[3].x, 25);
+        let c = columns(50, area);
+        assert_eq!(c.len(), 20, "one column each at most");
+        assert_eq!(c.iter().map(|c| c.layers.len()).sum::<usize>(), 50);
+        assert!(c.iter().all(|c| c.width == 1));
+        assert!(columns(0, area).is_empty());
+    }
+
+    #[test]
+    fn row_of_is_the_top_row_of_a_bar_of_that_level() {
+        let area = Rect::new(0, 2, 1, 4);
+        assert_eq!(row_of(area, 0.0), 5);
+        assert_eq!(row_of(area, 0.3), 4);
+        assert_eq!(
+            row_of(area, 0.5),
+            4,
+            "a bar of exactly two rows tops out on the second"
+        );
+        assert_eq!(row_of(area, 1.0), 2);
+        for level in [0.1, 0.25, 0.5, 0.77, 1.0] {
+            let mut buf = Buffer::empty(Rect::new(0, 0, 1, 6));
+            vbar(&mut buf, area, 0, 1, level, Style::default());
+            let top = (2..6).find(|&y| buf[(0, y)].symbol() != " ").unwrap();
+            assert_eq!(row_of(area, level), top, "level {level}");
+        }
     }
 
     #[test]
