@@ -201,9 +201,10 @@ fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
     })
 }
 
-/// Stops the run cooperatively on SIGINT and SIGTERM, so it is still recorded.
+/// Stops the run cooperatively on SIGINT, SIGTERM and SIGHUP (a dropped SSH link), so it is
+/// still recorded.
 fn stop_on_signals(control: &Control) -> Result<()> {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(sig, control.stop_flag())
             .context("installing a signal handler")?;
     }

@@ -113,6 +113,15 @@ impl Input {
     }
 }
 
+impl Input {
+    /// Stops the thread without waiting: after a hang-up crossterm can spin on the dead
+    /// terminal instead of returning from `poll`, and the process is about to exit anyway.
+    pub fn abandon(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.take();
+    }
+}
+
 impl Drop for Input {
     fn drop(&mut self) {
         self.stop();

@@ -104,11 +104,19 @@ pub fn run(
     let mut last_draw: Option<Instant> = None;
     let mut dirty = true;
     loop {
+        if session.hung_up.load(Ordering::SeqCst) {
+            input.abandon();
+            return Ok(hang_up(&mut jobs, recorder));
+        }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
-            session
-                .terminal
-                .draw(|f| f.render_widget(&app, f.area()))
-                .context("drawing")?;
+            let drawn = session.terminal.draw(|f| f.render_widget(&app, f.area()));
+            if let Err(e) = drawn {
+                // A terminal that cannot be written to is gone (EIO after a dropped link):
+                // the run still gets recorded, then the error is reported.
+                input.abandon();
+                hang_up(&mut jobs, recorder);
+                return Err(e).context("drawing");
+            }
             last_draw = Some(Instant::now());
             dirty = false;
         }
@@ -165,6 +173,22 @@ pub fn run(
     }
     drop(session);
     Ok(jobs.last)
+}
+
+/// The terminal is gone: stop the run and the replay, record the run, show nothing.
+fn hang_up(jobs: &mut Jobs, recorder: Recorder) -> Option<Finished> {
+    if let Some((control, handle)) = jobs.replay.take() {
+        control.stop();
+        let _ = handle.join();
+    }
+    if let Some(mut a) = jobs.active.take() {
+        a.control.stop();
+        if let Some(Ok(outcome)) = a.handle.take().map(|h| h.join()) {
+            let recorded = recorder(&a.experiment, &outcome).map_err(|e| format!("{e:#}"));
+            jobs.last = Some(finished(&outcome, &recorded));
+        }
+    }
+    jobs.last.take()
 }
 
 fn start_run(app: &mut App, exp: Experiment, jobs: &mut Jobs) {

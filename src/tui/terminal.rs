@@ -60,6 +60,8 @@ pub struct Session {
     pub terminal: Term,
     /// Set by SIGINT or SIGTERM.
     pub signalled: Arc<AtomicBool>,
+    /// Set by SIGHUP: the terminal is gone (an SSH connection dropped).
+    pub hung_up: Arc<AtomicBool>,
     signal_ids: Vec<signal_hook::SigId>,
 }
 
@@ -71,6 +73,8 @@ impl Session {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_ids.push(signal_hook::flag::register(sig, Arc::clone(&signalled))?);
         }
+        let hung_up = Arc::new(AtomicBool::new(false));
+        signal_ids.push(signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hung_up))?);
         enter()?;
         let terminal = match Terminal::new(CrosstermBackend::new(stdout())) {
             Ok(t) => t,
@@ -82,6 +86,7 @@ impl Session {
         Ok(Self {
             terminal,
             signalled,
+            hung_up,
             signal_ids,
         })
     }

@@ -220,3 +220,14 @@ fn the_ledger_screen_shows_the_recorded_run_and_verifies_it_in_a_real_terminal()
     s.press(b"q");
     assert_restored(s.exit(), "pty-ledger");
 }
+
+/// A dropped SSH connection sends SIGHUP: the run is stopped and still recorded.
+#[test]
+fn sighup_stops_the_run_and_records_it() {
+    let s = Session::start("pty-sighup");
+    s.wait_running();
+    let pid = s.child.process_id().expect("the child has a pid") as libc::pid_t;
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    assert_restored(s.exit(), "pty-sighup");
+}
