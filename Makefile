@@ -8,7 +8,7 @@ ifdef CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/gradlab
 endif
 
-.PHONY: run build test bench bench-peers check fmt clippy clean
+.PHONY: run build test bench bench-peers check fmt clippy clean seed-ledger
 
 ## The main job: the terminal UI on the default experiment (headless without a terminal).
 run: build
@@ -37,6 +37,11 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+## Record every canonical experiment in ledger/ (how the repository's own ledger was made).
+seed-ledger: build
+	for f in experiments/*.toml; do $(BIN) run "$$f" --headless || exit 1; done
+	$(BIN) ledger verify
 
 clean:
 	$(CARGO) clean
