@@ -367,7 +367,7 @@ fn dbn_without_pretraining_is_the_same_net_as_the_mlp() {
 fn dbn_phases_samples_and_the_steps_cap() {
     let exp = experiment(
         &text("dbn-digits.toml"),
-        &[("every = 5", "every = 1")],
+        &[("every = 10", "every = 1")],
         Overrides {
             steps: Some(5),
             seed: None,
