@@ -69,6 +69,11 @@ pub fn list(rows: &[&Entry], all: &[Entry]) -> String {
             }
             _ => "run".into(),
         };
+        let kind = if e.origin.is_some() {
+            format!("{kind} (merged)")
+        } else {
+            kind
+        };
         let _ = writeln!(
             s,
             "{:>5}  {:<20}  {:<24}  {:<12}  {:<11}  {:>10}  {}",
@@ -203,6 +208,19 @@ pub fn show(e: &Entry, all: &[Entry]) -> String {
     row("prev", e.prev.clone());
     if !e.tags.is_empty() {
         row("tags", e.tags.join(", "));
+    }
+    if let Some(o) = &e.origin {
+        row(
+            "merged",
+            format!(
+                "{} from entry {} of {} (head {}), original hash {}",
+                o.merged,
+                o.seq,
+                o.source,
+                &o.source_head[..12.min(o.source_head.len())],
+                o.hash
+            ),
+        );
     }
     s.push('\n');
     s.push_str(&layer_table(e));
