@@ -3,6 +3,8 @@
 pub mod common;
 mod config;
 mod ledger;
+mod plot;
 mod pty;
+mod sweep;
 mod theory;
 mod training;
