@@ -68,11 +68,12 @@ pub fn measure(name: &str, exp: &Experiment, threads: usize, reps: usize, target
     let mut marks: Vec<(f64, f64, f64)> = Vec::new();
     let start = std::time::Instant::now();
     train::train(&timed, env, &Control::new(), &mut |e| {
-        if let Event::Probe { probe, .. } = e {
-            if probe.step % n == 0 && probe.step >= n {
-                let (busy, own) = cpu_seconds();
-                marks.push((start.elapsed().as_secs_f64(), busy, own));
-            }
+        if let Event::Probe { probe, .. } = e
+            && probe.step % n == 0
+            && probe.step >= n
+        {
+            let (busy, own) = cpu_seconds();
+            marks.push((start.elapsed().as_secs_f64(), busy, own));
         }
     });
     let (mut rates, mut foreign, mut own) = (Vec::new(), Vec::new(), Vec::new());

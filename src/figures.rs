@@ -163,7 +163,13 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
     let labels = labels(&entries);
     let quantity = req.quantity.unwrap_or(Quantity::Delta);
     match req.kind {
-        Kind::Depth => depth(&entries, &labels, quantity, req.at.unwrap_or(At::Init), req.theory),
+        Kind::Depth => depth(
+            &entries,
+            &labels,
+            quantity,
+            req.at.unwrap_or(At::Init),
+            req.theory,
+        ),
         Kind::Layers => {
             if entries.len() != 1 {
                 return Err(FigureError::OneOnly {
@@ -199,7 +205,9 @@ fn flat_config(config: &str) -> BTreeMap<String, String> {
 fn labels(entries: &[&Entry]) -> Vec<String> {
     let configs: Vec<BTreeMap<String, String>> =
         entries.iter().map(|e| flat_config(&e.config)).collect();
-    let names_differ = entries.iter().any(|e| e.experiment != entries[0].experiment);
+    let names_differ = entries
+        .iter()
+        .any(|e| e.experiment != entries[0].experiment);
     let mut keys: Vec<&String> = configs
         .iter()
         .flat_map(|c| c.keys())
@@ -218,11 +226,16 @@ fn labels(entries: &[&Entry]) -> Vec<String> {
                 .iter()
                 .map(|k| {
                     let short = k.rsplit('.').next().unwrap_or(k);
-                    format!("{short}={}", c.get(*k).map_or("-", String::as_str).trim_matches('"'))
+                    format!(
+                        "{short}={}",
+                        c.get(*k).map_or("-", String::as_str).trim_matches('"')
+                    )
                 })
                 .collect();
             match (names_differ, fields.is_empty()) {
-                (_, true) if entries.len() > 1 && !names_differ => format!("{} #{}", e.experiment, e.seq),
+                (_, true) if entries.len() > 1 && !names_differ => {
+                    format!("{} #{}", e.experiment, e.seq)
+                }
                 (_, true) => e.experiment.clone(),
                 (false, false) => fields.join(", "),
                 (true, false) => format!("{}, {}", e.experiment, fields.join(", ")),
@@ -347,7 +360,12 @@ fn spread(len: usize, n: usize) -> Vec<usize> {
     out
 }
 
-fn layers(ledger: &Ledger, e: &Entry, label: &str, quantity: Quantity) -> Result<Figure, FigureError> {
+fn layers(
+    ledger: &Ledger,
+    e: &Entry,
+    label: &str,
+    quantity: Quantity,
+) -> Result<Figure, FigureError> {
     let probes = probes(ledger, e)?;
     let names: Vec<String> = e.layers.iter().map(|l| l.name.clone()).collect();
     // Eight lines stay readable (and within the colour-blind-safe palette).

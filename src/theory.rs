@@ -210,8 +210,8 @@ pub fn predict(model: &ModelSection, input_dim: usize, output_dim: usize, input_
     let mut q = Vec::with_capacity(model.depth);
     let mut prev = s2[0] * input_q + sb2;
     q.push(prev);
-    for l in 1..model.depth {
-        prev = s2[l] * moments(&g, act, slope, prev).0 + sb2;
+    for &s in &s2[1..model.depth] {
+        prev = s * moments(&g, act, slope, prev).0 + sb2;
         q.push(prev);
     }
     let chi: Vec<f64> = (0..model.depth).map(|l| s2[l + 1] * moments(&g, act, slope, q[l]).1).collect();
@@ -234,58 +234,6 @@ pub fn predict(model: &ModelSection, input_dim: usize, output_dim: usize, input_
     let chi_star = s2_hidden * moments(&g, act, slope, qs).1;
     let xi = if chi_star > 0.0 && chi_star != 1.0 { -1.0 / chi_star.ln() } else { f64::INFINITY };
     Prediction { q, chi, delta_ratio, chi_star, xi }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quadrature_matches_closed_forms() {
-        let g = Gaussian::default();
-        assert!((g.expect(|_| 1.0) - 1.0).abs() < 1e-12);
-        assert!((g.expect(|z| z * z) - 1.0).abs() < 1e-12);
-        assert!((g.expect(|z| z.powi(4)) - 3.0).abs() < 1e-10);
-        // E[cos z] = e^{−1/2}
-        assert!((g.expect(f64::cos) - (-0.5f64).exp()).abs() < 1e-12);
-        // ReLU by quadrature (a kink: only ~1e-3 accurate) agrees with its closed form q/2.
-        let relu_q = g.expect(|z| (3.0f64.sqrt() * z).max(0.0).powi(2));
-        assert!((relu_q - 1.5).abs() < 2e-2, "{relu_q}");
-        // tanh′(0)² = 1: at tiny q, E[tanh′²] → 1, and χ = σ_w² (linear regime).
-        let (_, d) = moments(&g, Activation::Tanh, 0.0, 1e-10);
-        assert!((d - 1.0).abs() < 1e-8);
-    }
-
-    #[test]
-    fn erf_is_accurate() {
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_877_813_046_5), (1.0, 0.842_700_792_949_714_9), (2.0, 0.995_322_265_018_952_7), (3.5, 0.999_999_256_901_627_7)] {
-            assert!((erf(x) - want).abs() < 1e-14, "erf({x}) = {}", erf(x));
-            assert!((erf(-x) + want).abs() < 1e-14);
-        }
-    }
-
-    #[test]
-    fn relu_and_linear_follow_closed_forms() {
-        let he = ModelSection { depth: 10, width: 100, activation: Activation::Relu, init: Init::He, ..ModelSection::default() };
-        let p = predict(&he, 100, 100, 1.0);
-        // He init: σ² = 2, χ = σ²/2 = 1 at every layer: the edge of chaos.
-        assert!(p.chi.iter().all(|c| (c - 1.0).abs() < 1e-12), "{:?}", p.chi);
-        assert!((p.chi_star - 1.0).abs() < 1e-12);
-        let lin = ModelSection { depth: 5, width: 10, activation: Activation::Linear, init: Init::Naive, sigma_w: 0.5, ..ModelSection::default() };
-        let p = predict(&lin, 10, 10, 1.0);
-        // Linear, naive N(0, 0.25) with 10 inputs: χ = 10·0.25 = 2.5 per layer.
-        assert!((p.delta_ratio[0] - 2.5f64.powf(2.5)).abs() < 1e-9, "{:?}", p.delta_ratio);
-    }
-
-    #[test]
-    fn tanh_phases() {
-        let m = |sigma_w: f64| ModelSection { depth: 20, width: 64, init: Init::XavierNormal, sigma_w, ..ModelSection::default() };
-        assert!(predict(&m(0.5), 64, 64, 1.0).chi_star < 1.0);
-        assert!(predict(&m(3.0), 64, 64, 1.0).chi_star > 1.0);
-        // σ_b = 0, tanh: the edge of chaos is σ_w = 1 (χ* = σ_w²·tanh′(0)² with q* = 0).
-        let edge = predict(&m(1.0), 64, 64, 1.0);
-        assert!((edge.chi_star - 1.0).abs() < 1e-3, "{}", edge.chi_star);
-    }
 }
 
 /// Measured ‖δ^l‖/‖δ^out‖ at initialisation (the step-0 probe), the geometric mean over
@@ -340,4 +288,56 @@ pub fn report(exp: &Experiment, seeds: u64) -> Result<String, String> {
         let _ = writeln!(s, "{name:<6} {q:>10} {pr:>12.3e} {me:>12.3e} {:>12.3}", me / pr);
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quadrature_matches_closed_forms() {
+        let g = Gaussian::default();
+        assert!((g.expect(|_| 1.0) - 1.0).abs() < 1e-12);
+        assert!((g.expect(|z| z * z) - 1.0).abs() < 1e-12);
+        assert!((g.expect(|z| z.powi(4)) - 3.0).abs() < 1e-10);
+        // E[cos z] = e^{−1/2}
+        assert!((g.expect(f64::cos) - (-0.5f64).exp()).abs() < 1e-12);
+        // ReLU by quadrature (a kink: only ~1e-3 accurate) agrees with its closed form q/2.
+        let relu_q = g.expect(|z| (3.0f64.sqrt() * z).max(0.0).powi(2));
+        assert!((relu_q - 1.5).abs() < 2e-2, "{relu_q}");
+        // tanh′(0)² = 1: at tiny q, E[tanh′²] → 1, and χ = σ_w² (linear regime).
+        let (_, d) = moments(&g, Activation::Tanh, 0.0, 1e-10);
+        assert!((d - 1.0).abs() < 1e-8);
+    }
+
+    #[test]
+    fn erf_is_accurate() {
+        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_877_813_046_5), (1.0, 0.842_700_792_949_714_9), (2.0, 0.995_322_265_018_952_7), (3.5, 0.999_999_256_901_627_7)] {
+            assert!((erf(x) - want).abs() < 1e-14, "erf({x}) = {}", erf(x));
+            assert!((erf(-x) + want).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn relu_and_linear_follow_closed_forms() {
+        let he = ModelSection { depth: 10, width: 100, activation: Activation::Relu, init: Init::He, ..ModelSection::default() };
+        let p = predict(&he, 100, 100, 1.0);
+        // He init: σ² = 2, χ = σ²/2 = 1 at every layer: the edge of chaos.
+        assert!(p.chi.iter().all(|c| (c - 1.0).abs() < 1e-12), "{:?}", p.chi);
+        assert!((p.chi_star - 1.0).abs() < 1e-12);
+        let lin = ModelSection { depth: 5, width: 10, activation: Activation::Linear, init: Init::Naive, sigma_w: 0.5, ..ModelSection::default() };
+        let p = predict(&lin, 10, 10, 1.0);
+        // Linear, naive N(0, 0.25) with 10 inputs: χ = 10·0.25 = 2.5 per layer.
+        assert!((p.delta_ratio[0] - 2.5f64.powf(2.5)).abs() < 1e-9, "{:?}", p.delta_ratio);
+    }
+
+    #[test]
+    fn tanh_phases() {
+        let m = |sigma_w: f64| ModelSection { depth: 20, width: 64, init: Init::XavierNormal, sigma_w, ..ModelSection::default() };
+        assert!(predict(&m(0.5), 64, 64, 1.0).chi_star < 1.0);
+        assert!(predict(&m(3.0), 64, 64, 1.0).chi_star > 1.0);
+        // σ_b = 0, tanh: the edge of chaos is σ_w = 1 (χ* = σ_w²·tanh′(0)² with q* = 0).
+        let edge = predict(&m(1.0), 64, 64, 1.0);
+        assert!((edge.chi_star - 1.0).abs() < 1e-3, "{}", edge.chi_star);
+    }
 }

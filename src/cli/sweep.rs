@@ -124,7 +124,10 @@ pub fn sweep(ledger_dir: &Path, args: SweepArgs) -> Result<ExitCode> {
     if report.not_started > 0 {
         tail += &format!(", {} not started (stopped)", report.not_started);
     }
-    println!("{tail}, {:.1} s; entries tagged sweep:{}", report.wall_s, plan.id);
+    println!(
+        "{tail}, {:.1} s; entries tagged sweep:{}",
+        report.wall_s, plan.id
+    );
     if plan.axes.len() == 2 {
         println!(
             "heatmap: gradlab plot --sweep {} --out sweep-{}.png",
@@ -146,7 +149,8 @@ fn emit(plan: &Plan, file: &Path, out: &Path, jobs_dir: Option<&Path>) -> Result
         .canonicalize()
         .with_context(|| format!("resolving {}", file.display()))?;
     let program = std::env::current_exe().context("finding the gradlab binary's path")?;
-    let out_abs = std::path::absolute(out).with_context(|| format!("resolving {}", out.display()))?;
+    let out_abs =
+        std::path::absolute(out).with_context(|| format!("resolving {}", out.display()))?;
     let dir = match jobs_dir {
         Some(d) => std::path::absolute(d).with_context(|| format!("resolving {}", d.display()))?,
         None => out_abs
@@ -165,7 +169,10 @@ fn emit(plan: &Plan, file: &Path, out: &Path, jobs_dir: Option<&Path>) -> Result
         plan.id,
         dir.display()
     );
-    println!("run them:   parallel --jobs 8 < {}   (or a Slurm array: see the README)", out.display());
+    println!(
+        "run them:   parallel --jobs 8 < {}   (or a Slurm array: see the README)",
+        out.display()
+    );
     println!("then merge: gradlab ledger merge {}/point-*", dir.display());
     Ok(ExitCode::SUCCESS)
 }

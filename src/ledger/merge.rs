@@ -226,9 +226,5 @@ fn load(dir: &Path) -> Result<Source, MergeError> {
     if head != report.head {
         return Err(changed("its head is not the one verified"));
     }
-    Ok(Source {
-        dir,
-        head,
-        entries,
-    })
+    Ok(Source { dir, head, entries })
 }

@@ -17,7 +17,8 @@ fn sci(v: Option<f64>) -> String {
 }
 
 fn seq_of(all: &[Entry], hash: &str) -> String {
-    all.iter().find(|e| e.hash == hash).map_or_else(
+    // A merged replay names its original by the hash the source ledger knew it by.
+    all.iter().find(|e| e.hash == hash || e.lineage().iter().any(|h| h == hash)).map_or_else(
         || hash[..12.min(hash.len())].to_string(),
         |e| e.seq.to_string(),
     )

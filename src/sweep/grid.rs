@@ -43,7 +43,7 @@ pub fn parse_axis(arg: &str) -> Result<Axis, GridError> {
             .collect::<Result<_, _>>()
             .map_err(|_| GridError::Range(arg.into()))?;
         let (start, stop, step) = (nums[0], nums[1], nums[2]);
-        if !(step > 0.0) || stop < start || !start.is_finite() || !stop.is_finite() {
+        if step.is_nan() || step <= 0.0 || stop < start || !start.is_finite() || !stop.is_finite() {
             return Err(GridError::Range(arg.into()));
         }
         let n = ((stop - start) / step + 1e-9).floor() as usize + 1;

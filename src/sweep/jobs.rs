@@ -54,7 +54,10 @@ pub fn lines(plan: &Plan, program: &Path, file: &Path, ledgers: &Path) -> Vec<St
             }
             words.push("--ledger".into());
             words.push(shell_quote(
-                &ledgers.join(format!("point-{}", i + 1)).display().to_string(),
+                &ledgers
+                    .join(format!("point-{}", i + 1))
+                    .display()
+                    .to_string(),
             ));
             words.join(" ")
         })
@@ -77,10 +80,19 @@ mod tests {
 
     #[test]
     fn one_line_per_point_with_its_settings_seed_and_ledger() {
-        let base = Experiment::parse("[experiment]\nname = \"s\"\nseed = 4\n", Path::new("s.toml")).unwrap();
+        let base = Experiment::parse(
+            "[experiment]\nname = \"s\"\nseed = 4\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
         let axes = vec![parse_axis("model.depth=2,3").unwrap()];
         let plan = Plan::new(&base, axes, 2, Some(7)).unwrap();
-        let lines = lines(&plan, Path::new("/bin/gradlab"), Path::new("/x/s.toml"), Path::new("/l"));
+        let lines = lines(
+            &plan,
+            Path::new("/bin/gradlab"),
+            Path::new("/x/s.toml"),
+            Path::new("/l"),
+        );
         assert_eq!(lines.len(), 4);
         assert_eq!(
             lines[3],

@@ -10,6 +10,6 @@ pub mod jobs;
 pub mod run;
 pub mod summary;
 
-pub use grid::{expand, parse_axis, sweep_id, Axis, GridError, Point};
+pub use grid::{Axis, GridError, Point, expand, parse_axis, sweep_id};
 pub use run::{Options, Plan, Progress, Report, SweepError};
-pub use summary::{grid_summary, Cell, Metric, Row, SummaryError, SweepGrid};
+pub use summary::{Cell, Metric, Row, SummaryError, SweepGrid, grid_summary};

@@ -36,6 +36,9 @@ pub enum SweepError {
     Ledger(#[from] LedgerError),
 }
 
+/// A grid point's settings: `(field, value)` per axis, in axis order.
+pub type Settings = Vec<(String, String)>;
+
 /// A sweep ready to run: its id, axes, seeds and every point, validated.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -83,8 +86,8 @@ impl Plan {
     }
 
     /// Grid points (distinct settings), each with its seeds' point indices, in grid order.
-    pub fn cells(&self) -> Vec<(Vec<(String, String)>, Vec<usize>)> {
-        let mut out: Vec<(Vec<(String, String)>, Vec<usize>)> = Vec::new();
+    pub fn cells(&self) -> Vec<(Settings, Vec<usize>)> {
+        let mut out: Vec<(Settings, Vec<usize>)> = Vec::new();
         for (i, p) in self.points.iter().enumerate() {
             match out.last_mut() {
                 Some((settings, idx)) if *settings == p.settings => idx.push(i),

@@ -33,7 +33,11 @@ pub enum SummaryError {
     #[error("sweep {id}: entry {seq} has no field '{field}' in its config")]
     MissingField { id: String, seq: u64, field: String },
     #[error("sweep {id}: entry {seq}'s config no longer parses: {message}")]
-    Config { id: String, seq: u64, message: String },
+    Config {
+        id: String,
+        seq: u64,
+        message: String,
+    },
 }
 
 /// Means over the seeds of one grid point (each seed's latest entry).
@@ -132,7 +136,11 @@ pub fn rows(entries: &[Entry], plan: &Plan) -> Vec<Row> {
         .map(|(settings, idx)| {
             let found: Vec<&Entry> = idx
                 .iter()
-                .filter_map(|&i| latest.get(plan.points[i].experiment.hash().0.as_str()).copied())
+                .filter_map(|&i| {
+                    latest
+                        .get(plan.points[i].experiment.hash().0.as_str())
+                        .copied()
+                })
                 .collect();
             Row {
                 settings,
@@ -355,11 +363,12 @@ pub fn grid_summary(ledger: &Ledger, sweep_id: &str) -> Result<SweepGrid, Summar
         if v < 0.0 { !b } else { b | (1 << 63) }
     };
     for e in &tagged {
-        let config: toml::Value = toml::from_str(&e.config).map_err(|err| SummaryError::Config {
-            id: id.clone(),
-            seq: e.seq,
-            message: err.to_string(),
-        })?;
+        let config: toml::Value =
+            toml::from_str(&e.config).map_err(|err| SummaryError::Config {
+                id: id.clone(),
+                seq: e.seq,
+                message: err.to_string(),
+            })?;
         for (f, into) in [(&x_field, &mut xs), (&y_field, &mut ys)] {
             let (text, n) = field(&config, f).ok_or_else(|| SummaryError::MissingField {
                 id: id.clone(),
@@ -379,11 +388,12 @@ pub fn grid_summary(ledger: &Ledger, sweep_id: &str) -> Result<SweepGrid, Summar
     }
     seeds.sort_unstable();
 
-    let base = Experiment::from_canonical(&template.config).map_err(|err| SummaryError::Config {
-        id: id.clone(),
-        seq: template.seq,
-        message: err.to_string(),
-    })?;
+    let base =
+        Experiment::from_canonical(&template.config).map_err(|err| SummaryError::Config {
+            id: id.clone(),
+            seq: template.seq,
+            message: err.to_string(),
+        })?;
     let latest = latest_by_config(ledger.entries());
     let mut cells = Vec::with_capacity(ys.len());
     for (_, y_text) in ys.values() {
@@ -487,7 +497,10 @@ mod tests {
 
     #[test]
     fn means_skip_missing_and_non_finite_values() {
-        assert_eq!(mean([Some(1.0), None, Some(3.0), Some(f64::NAN)].into_iter()), Some(2.0));
+        assert_eq!(
+            mean([Some(1.0), None, Some(3.0), Some(f64::NAN)].into_iter()),
+            Some(2.0)
+        );
         assert_eq!(mean([None, None].into_iter()), None);
     }
 }

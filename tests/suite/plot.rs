@@ -20,7 +20,14 @@ fn ledger(dir: &Path) -> String {
     let out = gradlab(dir)
         .arg("sweep")
         .arg(&file)
-        .args(["--set", "model.sigma_w=0.7,0.9", "--set", "model.depth=2,4", "--steps", "12"])
+        .args([
+            "--set",
+            "model.sigma_w=0.7,0.9",
+            "--set",
+            "model.depth=2,4",
+            "--steps",
+            "12",
+        ])
         .assert()
         .success()
         .get_output()
@@ -36,10 +43,15 @@ fn ledger(dir: &Path) -> String {
 
     let exp = Experiment::load(&file).unwrap();
     train::init_threads(1);
-    let env = RunEnv { threads: rayon::current_num_threads(), ..RunEnv::default() };
+    let env = RunEnv {
+        threads: rayon::current_num_threads(),
+        ..RunEnv::default()
+    };
     let mut outcome = train::train(&exp, env, &Control::new(), &mut |_| {});
     for (k, p) in outcome.probes.iter_mut().enumerate() {
-        p.time = (1..=12).map(|t| 0.8f64.powi(12 - t) * (1.0 + 0.01 * k as f64)).collect();
+        p.time = (1..=12)
+            .map(|t| 0.8f64.powi(12 - t) * (1.0 + 0.01 * k as f64))
+            .collect();
     }
     let mut trace = Vec::new();
     let records = std::iter::once(TraceLine::Header(outcome.header.clone()))
@@ -51,7 +63,9 @@ fn ledger(dir: &Path) -> String {
     }
     outcome.trace = trace;
     let mut ledger = Ledger::open(dir.join("ledger")).unwrap();
-    let e = ledger.record_run(&exp, env, &outcome, SystemTime::now()).unwrap();
+    let e = ledger
+        .record_run(&exp, env, &outcome, SystemTime::now())
+        .unwrap();
     assert_eq!(e.seq, 5);
     assert!(ledger.verify().ok(), "{:?}", ledger.verify().problems);
     id
@@ -67,9 +81,17 @@ fn check(path: &Path, lines: usize, texts: &[&str]) {
     let bytes = std::fs::read(path).unwrap();
     if path.extension().unwrap() == "svg" {
         let svg = String::from_utf8(bytes).unwrap();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{}", path.display());
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{}",
+            path.display()
+        );
         let drawn = svg.matches("<polyline").count() + svg.matches("<path").count();
-        assert!(drawn >= lines, "{}: {drawn} lines, expected ≥ {lines}", path.display());
+        assert!(
+            drawn >= lines,
+            "{}: {drawn} lines, expected ≥ {lines}",
+            path.display()
+        );
         for t in texts {
             assert!(svg.contains(t), "{}: no '{t}'", path.display());
         }
@@ -81,7 +103,12 @@ fn check(path: &Path, lines: usize, texts: &[&str]) {
         );
         assert_eq!((w, h), (900, 600));
         // A blank 900 × 600 PNG compresses to a few kB; text, lines and cells do not.
-        assert!(bytes.len() > 15_000, "{}: only {} bytes", path.display(), bytes.len());
+        assert!(
+            bytes.len() > 15_000,
+            "{}: only {} bytes",
+            path.display(),
+            bytes.len()
+        );
     }
 }
 
@@ -93,26 +120,76 @@ fn every_kind_renders_a_valid_svg_and_png_from_a_real_ledger() {
         let out = |name: &str| format!("{name}.{ext}");
         plot(dir.path(), &["1", "4", "--theory", "--out", &out("depth")]).success();
         // 2 measured + 2 theory lines; legend names the differing fields.
-        check(&dir.path().join(out("depth")), 4, &["depth=2", "theory: depth=4", "at initialisation"]);
-        plot(dir.path(), &["1", "2", "--quantity", "grad-w", "--at", "end", "--out", &out("gradw")]).success();
-        check(&dir.path().join(out("gradw")), 2, &["‖∂L/∂W‖ at the last probe"]);
-        plot(dir.path(), &["4", "--kind", "layers", "--out", &out("layers")]).success();
+        check(
+            &dir.path().join(out("depth")),
+            4,
+            &["depth=2", "theory: depth=4", "at initialisation"],
+        );
+        plot(
+            dir.path(),
+            &[
+                "1",
+                "2",
+                "--quantity",
+                "grad-w",
+                "--at",
+                "end",
+                "--out",
+                &out("gradw"),
+            ],
+        )
+        .success();
+        check(
+            &dir.path().join(out("gradw")),
+            2,
+            &["‖∂L/∂W‖ at the last probe"],
+        );
+        plot(
+            dir.path(),
+            &["4", "--kind", "layers", "--out", &out("layers")],
+        )
+        .success();
         check(&dir.path().join(out("layers")), 5, &["h1", "h4", "out"]);
-        plot(dir.path(), &["1", "3", "--kind", "loss", "--out", &out("loss")]).success();
+        plot(
+            dir.path(),
+            &["1", "3", "--kind", "loss", "--out", &out("loss")],
+        )
+        .success();
         check(&dir.path().join(out("loss")), 4, &["train", "test"]);
         plot(dir.path(), &["5", "--kind", "time", "--out", &out("time")]).success();
-        check(&dir.path().join(out("time")), 2, &["step 0", "step 29", "time step t"]);
-        let stdout = plot(dir.path(), &["--sweep", &id, "--metric", "delta-init", "--out", &out("sweep")])
-            .success()
-            .get_output()
-            .stdout
-            .clone();
+        check(
+            &dir.path().join(out("time")),
+            2,
+            &["step 0", "step 29", "time step t"],
+        );
+        let stdout = plot(
+            dir.path(),
+            &[
+                "--sweep",
+                &id,
+                "--metric",
+                "delta-init",
+                "--out",
+                &out("sweep"),
+            ],
+        )
+        .success()
+        .get_output()
+        .stdout
+        .clone();
         assert!(String::from_utf8_lossy(&stdout).contains("(sweep figure)"));
         // The ξ curve crosses this grid (ξ ≈ 1.4 at σ_w = 0.7, 4.7 at 0.9).
-        check(&dir.path().join(out("sweep")), 1, &["σ_w", "depth (hidden layers)", "white: ξ"]);
+        check(
+            &dir.path().join(out("sweep")),
+            1,
+            &["σ_w", "depth (hidden layers)", "white: ξ"],
+        );
         if ext == "svg" {
             let svg = std::fs::read_to_string(dir.path().join(out("sweep"))).unwrap();
-            assert!(svg.matches("<rect").count() >= 4 + 64, "4 cells and the colour bar");
+            assert!(
+                svg.matches("<rect").count() >= 4 + 64,
+                "4 cells and the colour bar"
+            );
         }
     }
 }
@@ -123,22 +200,43 @@ fn bad_plot_requests_fail_with_a_clear_message_and_write_nothing() {
     ledger(dir.path());
     let cases: [(&[&str], &str); 10] = [
         (&["99"], "no entry '99'"),
-        (&["1", "--kind", "time"], "has no per-time-step gradient: --kind time needs a recurrent net's entry"),
+        (
+            &["1", "--kind", "time"],
+            "has no per-time-step gradient: --kind time needs a recurrent net's entry",
+        ),
         (&["1", "2", "--kind", "layers"], "give one ID, not 2"),
         (&["--kind", "loss"], "needs at least one entry ID"),
-        (&["1", "--theory", "--quantity", "grad-w"], "--theory predicts ‖δ‖ at initialisation"),
-        (&["1", "--kind", "loss", "--theory"], "--theory does not apply to --kind loss"),
+        (
+            &["1", "--theory", "--quantity", "grad-w"],
+            "--theory predicts ‖δ‖ at initialisation",
+        ),
+        (
+            &["1", "--kind", "loss", "--theory"],
+            "--theory does not apply to --kind loss",
+        ),
         (&["--sweep", "nope"], "no entries are tagged 'sweep:nope'"),
         (&["--kind", "sweep"], "needs --sweep ID"),
-        (&["1", "--kind", "sweep", "--sweep", "x"], "leave out the entry IDs"),
-        (&["1", "--metric", "loss"], "--metric does not apply to --kind depth"),
+        (
+            &["1", "--kind", "sweep", "--sweep", "x"],
+            "leave out the entry IDs",
+        ),
+        (
+            &["1", "--metric", "loss"],
+            "--metric does not apply to --kind depth",
+        ),
     ];
     for (args, message) in cases {
-        let out = plot(dir.path(), &[args, &["--out", "f.svg"]].concat()).code(2).get_output().clone();
+        let out = plot(dir.path(), &[args, &["--out", "f.svg"]].concat())
+            .code(2)
+            .get_output()
+            .clone();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(message), "{args:?}: {err}");
         assert!(!dir.path().join("f.svg").exists(), "{args:?} wrote a file");
     }
-    let out = plot(dir.path(), &["1", "--out", "f.pdf"]).code(2).get_output().clone();
+    let out = plot(dir.path(), &["1", "--out", "f.pdf"])
+        .code(2)
+        .get_output()
+        .clone();
     assert!(String::from_utf8_lossy(&out.stderr).contains("must end in .svg or .png"));
 }

@@ -120,10 +120,10 @@ fn stopping_is_cooperative_and_reported() {
     let control = Control::new();
     let c = control.clone();
     let out = train::train(&exp, RunEnv::default(), &control, &mut move |e| {
-        if let train::Event::Probe { probe, .. } = e {
-            if probe.step == 5 {
-                c.stop();
-            }
+        if let train::Event::Probe { probe, .. } = e
+            && probe.step == 5
+        {
+            c.stop();
         }
     });
     assert_eq!(out.end.status, Status::Interrupted);
