@@ -112,11 +112,16 @@ impl Cell {
     }
 }
 
-/// The latest entry of each config hash.
+/// The entry standing for each config hash: the latest finished one (completed or diverged),
+/// else the latest of any status — an interrupted rerun does not hide a finished result.
 fn latest_by_config(entries: &[Entry]) -> BTreeMap<&str, &Entry> {
-    let mut out = BTreeMap::new();
+    let finished = |e: &Entry| matches!(e.status, Status::Completed | Status::Diverged);
+    let mut out: BTreeMap<&str, &Entry> = BTreeMap::new();
     for e in entries {
-        out.insert(e.config_hash.0.as_str(), e);
+        let slot = out.entry(e.config_hash.0.as_str()).or_insert(e);
+        if finished(e) || !finished(slot) {
+            *slot = e;
+        }
     }
     out
 }
@@ -493,6 +498,38 @@ mod tests {
             ..Cell::default()
         };
         assert_eq!(c.status_text(), "1 completed, 1 diverged, 1 missing");
+    }
+
+    #[test]
+    fn an_interrupted_rerun_does_not_hide_a_finished_result() {
+        use crate::train::{self, Control, RunEnv};
+        let dir = tempfile::tempdir().unwrap();
+        let exp = Experiment::parse(
+            "[experiment]\nname = \"x\"\n[data]\ntrain_size = 64\ntest_size = 0\n[model]\ndepth = 2\nwidth = 4\n[train]\nsteps = 2\n",
+            std::path::Path::new("x.toml"),
+        )
+        .unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let done = train::train(&exp, RunEnv::default(), &Control::new(), &mut |_| {});
+        let mut stopped = done.clone();
+        stopped.end.status = Status::Interrupted;
+        let now = std::time::SystemTime::now();
+        ledger
+            .record_run(&exp, RunEnv::default(), &stopped, now)
+            .unwrap();
+        let first = latest_by_config(ledger.entries())[exp.hash().0.as_str()].seq;
+        assert_eq!(
+            first, 1,
+            "an unfinished entry stands in when it is all there is"
+        );
+        ledger
+            .record_run(&exp, RunEnv::default(), &done, now)
+            .unwrap();
+        ledger
+            .record_run(&exp, RunEnv::default(), &stopped, now)
+            .unwrap();
+        let pick = latest_by_config(ledger.entries())[exp.hash().0.as_str()];
+        assert_eq!((pick.seq, pick.status), (2, Status::Completed));
     }
 
     #[test]
