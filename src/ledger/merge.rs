@@ -87,22 +87,21 @@ pub fn merge(ledger: &mut Ledger, sources: &[PathBuf]) -> Result<MergeReport, Me
     let mut summaries = Vec::new();
     let mut planned: Vec<(usize, &Entry, &str)> = Vec::new();
     for (i, src) in loaded.iter().enumerate() {
-        let mut present = 0;
         for (entry, line) in &src.entries {
             let lineage = entry.lineage();
             if lineage.iter().any(|h| known.contains(h)) {
-                present += 1;
                 continue;
             }
             known.extend(lineage);
             planned.push((i, entry, line));
         }
+        // Counted once the append has decided, under its lock, what is new.
         summaries.push(SourceSummary {
             dir: src.dir.clone(),
             head: src.head.clone(),
             entries: src.entries.len(),
             added: 0,
-            present,
+            present: 0,
         });
     }
 
