@@ -33,7 +33,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "FILE")]
     pub emit_jobs: Option<PathBuf>,
     /// With --emit-jobs: the folder holding each line's ledger `point-<i>` (default
-    /// `sweep-<id>` beside FILE).
+    /// `sweep-<id>` beside the job-lines file).
     #[arg(long, value_name = "DIR", requires = "emit_jobs")]
     pub jobs_dir: Option<PathBuf>,
 }
