@@ -1,6 +1,8 @@
 //! The command line: clap definitions and the dispatch from each subcommand to the library.
 
 pub mod ledger;
+pub mod plot;
+pub mod sweep;
 
 use crate::experiment::{Experiment, Overrides};
 use crate::headless;
@@ -68,6 +70,13 @@ pub enum Command {
         /// Override `experiment.seed` (recorded as part of the config).
         #[arg(long)]
         seed: Option<u64>,
+        /// Set a config field, e.g. `model.depth=30` (repeatable; part of the recorded config,
+        /// applied before --steps and --seed).
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        /// A label for the ledger entry (repeatable); sweep job lines tag their runs.
+        #[arg(long = "tag", value_name = "TAG")]
+        tag: Vec<String>,
         /// Do not record the run in the ledger.
         #[arg(long)]
         no_ledger: bool,
@@ -103,6 +112,10 @@ pub enum Command {
         #[arg(long, default_value_t = 1.5)]
         rep_seconds: f64,
     },
+    /// Run a grid of configs (`--set field=values` per axis), every point a tagged ledger entry.
+    Sweep(sweep::SweepArgs),
+    /// Draw a figure (SVG or PNG) from ledger entries or a sweep.
+    Plot(plot::PlotArgs),
     /// Validate experiment files and print each canonical hash.
     Check {
         #[arg(required = true)]
@@ -126,15 +139,25 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load(file: &Path, overrides: Overrides) -> Result<Experiment> {
-    Ok(Experiment::load(file)?.with_overrides(overrides)?)
+/// Loads a file, applies `--set` settings, then `--steps`/`--seed`: the order sweeps use, so
+/// a sweep's job line reproduces its point's config hash.
+fn load(file: &Path, set: &[String], overrides: Overrides) -> Result<Experiment> {
+    let settings = set
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .with_context(|| format!("--set '{s}': expected field=value, e.g. model.depth=30"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Experiment::load(file)?.with_settings(&settings)?.with_overrides(overrides)?)
 }
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     // A bare `gradlab` in a terminal opens the Experiments screen.
     if cli.command.is_none() && std::io::stdout().is_terminal() {
         let start = tui::Start::Browse(PathBuf::from(EXPERIMENTS_DIR));
-        return run_tui(start, RunEnv::default(), None, Some(cli.ledger.as_path()));
+        return run_tui(start, RunEnv::default(), None, Some(cli.ledger.as_path()), &[]);
     }
     let command = cli.command.unwrap_or_else(|| Command::Run {
         file: PathBuf::from(DEFAULT_EXPERIMENT),
@@ -142,6 +165,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         trace: None,
         steps: None,
         seed: None,
+        set: Vec::new(),
+        tag: Vec::new(),
         no_ledger: false,
         env: EnvArgs {
             device: DeviceKind::Flex,
@@ -166,14 +191,20 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { file, headless, trace, steps, seed, no_ledger, env } => {
-            let exp = load(&file, Overrides { steps, seed })?;
+        Command::Sweep(args) => sweep::sweep(&cli.ledger, args),
+        Command::Plot(args) => plot::plot(&cli.ledger, args),
+        Command::Run { file, headless, trace, steps, seed, set, tag, no_ledger, env } => {
+            let exp = load(&file, &set, Overrides { steps, seed })?;
+            if let Some(bad) = tag.iter().find(|t| t.is_empty() || t.chars().any(char::is_control)) {
+                anyhow::bail!("--tag '{bad}': a tag is a non-empty label without control characters");
+            }
             let headless = headless || !std::io::stdout().is_terminal();
+            let ledger = (!no_ledger).then_some(cli.ledger.as_path());
             if !headless {
                 let start = tui::Start::Run { experiment: Box::new(exp), dir: PathBuf::from(EXPERIMENTS_DIR) };
-                return run_tui(start, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()));
+                return run_tui(start, env.env(), trace.as_deref(), ledger, &tag);
             }
-            run_headless(&exp, env.env(), trace.as_deref(), (!no_ledger).then_some(cli.ledger.as_path()), headless)
+            run_headless(&exp, env.env(), trace.as_deref(), ledger, &tag)
         }
     }
 }
@@ -216,7 +247,7 @@ fn run_headless(
     env: RunEnv,
     trace: Option<&Path>,
     ledger: Option<&Path>,
-    _headless: bool,
+    tags: &[String],
 ) -> Result<ExitCode> {
     env.device.device().map_err(anyhow::Error::msg)?;
     train::init_threads(env.threads);
@@ -232,7 +263,7 @@ fn run_headless(
     }
     print!("{}", headless::summary(&outcome));
     if let Some(book) = &mut book {
-        let entry = ledger::record(book, exp, env, &outcome, started)?;
+        let entry = ledger::record(book, exp, env, &outcome, started, tags)?;
         println!("{}", ledger::recorded_line(&entry, book.dir()));
     }
     Ok(exit_code(outcome.end.status))
@@ -240,7 +271,13 @@ fn run_headless(
 
 /// The terminal UI; every run it starts is recorded through `record` when it ends. Prints
 /// the last run's summary on the normal screen after the UI is gone.
-fn run_tui(start: tui::Start, env: RunEnv, trace: Option<&Path>, ledger: Option<&Path>) -> Result<ExitCode> {
+fn run_tui(
+    start: tui::Start,
+    env: RunEnv,
+    trace: Option<&Path>,
+    ledger: Option<&Path>,
+    tags: &[String],
+) -> Result<ExitCode> {
     env.device.device().map_err(anyhow::Error::msg)?;
     train::init_threads(env.threads);
     let browsing = matches!(start, tui::Start::Browse(_));
@@ -250,7 +287,7 @@ fn run_tui(start: tui::Start, env: RunEnv, trace: Option<&Path>, ledger: Option<
         let mut note = match &mut book {
             Some(book) => {
                 let started = std::time::SystemTime::now() - std::time::Duration::from_secs_f64(outcome.wall_s);
-                let entry = ledger::record(book, exp, env, outcome, started)?;
+                let entry = ledger::record(book, exp, env, outcome, started, tags)?;
                 ledger::recorded_line(&entry, book.dir())
             }
             None => "not recorded (--no-ledger)".to_string(),

@@ -15,6 +15,7 @@
 //! - [`theory`]: mean-field prediction of the δ profile (q-map, χ, depth scale ξ).
 //! - [`sweep`]: grids of configs (`--set`), run in parallel, recorded in the ledger.
 //! - [`plot`]: SVG/PNG figures (profiles, training curves, sweeps) with plotters.
+//! - [`figures`]: which figure each `gradlab plot --kind` draws from ledger entries and sweeps.
 //! - [`headless`]: progress bar and summary table for runs without a terminal UI.
 //! - [`tui`]: the ratatui screens.
 //! - [`bench`]: the lab's side of `make bench-peers` (peer-benchmark protocol).
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod experiment;
+pub mod figures;
 pub mod headless;
 pub mod ledger;
 pub mod models;

@@ -21,8 +21,9 @@ pub struct Series {
 /// One figure the lab can draw.
 #[derive(Debug, Clone)]
 pub enum Figure {
-    /// ‖δ‖ (or ‖∂L/∂W‖) against layer index, log y; optionally the theory's prediction.
-    DepthProfile { quantity: String, series: Vec<Series>, theory: Option<Series> },
+    /// ‖δ‖ (or ‖∂L/∂W‖) against layer index, log y; optionally the theory's prediction,
+    /// dashed (one per measured series, in its colour; a single one in grey).
+    DepthProfile { quantity: String, series: Vec<Series>, theory: Vec<Series> },
     /// A quantity per layer over training steps, log y, one line per layer.
     OverTraining { title: String, quantity: String, series: Vec<Series> },
     /// Loss against step (train and test lines), linear or log y.
@@ -111,7 +112,7 @@ fn lines<DB: DrawingBackend>(
     x_label: &str,
     y_label: &str,
     series: &[Series],
-    dashed: Option<&Series>,
+    dashed: &[Series],
     log_y: bool,
 ) -> Result<(), PlotError> {
     let all = || series.iter().chain(dashed);
@@ -123,7 +124,8 @@ fn lines<DB: DrawingBackend>(
         ($chart:expr) => {{
             let mut chart = $chart;
             let sci = |v: &f64| if log_y { format!("{v:.0e}") } else { format!("{v:.3}") };
-            let int_x = |v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+            // Every x here counts something (layers, steps, time steps): label whole numbers only.
+            let int_x = |v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() };
             chart
                 .configure_mesh()
                 .x_desc(x_label)
@@ -149,14 +151,20 @@ fn lines<DB: DrawingBackend>(
                         .map_err(draw_err)?;
                 }
             }
-            if let Some(t) = dashed {
+            for (i, t) in dashed.iter().enumerate() {
                 let pts: Vec<(f64, f64)> = t.points.iter().cloned().filter(|p| p.1.is_finite() && p.1 > 0.0).collect();
-                let grey = ShapeStyle::from(&RGBColor(60, 60, 60)).stroke_width(2);
+                let colour = if dashed.len() == 1 { RGBColor(60, 60, 60) } else { palette(i) };
+                let dash = ShapeStyle::from(&colour).stroke_width(2);
                 chart
-                    .draw_series(DashedLineSeries::new(pts, 8, 5, grey))
+                    .draw_series(DashedLineSeries::new(pts, 8, 5, dash))
                     .map_err(draw_err)?
                     .label(t.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], grey));
+                    // Two short strokes, so the legend reads as dashed like the line.
+                    .legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(0, 0), (9, 0)], dash)
+                            + PathElement::new(vec![(15, 0), (24, 0)], dash)
+                    });
             }
             chart
                 .configure_series_labels()
@@ -196,11 +204,11 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
     root.fill(&WHITE).map_err(draw_err)?;
     match figure {
         Figure::DepthProfile { quantity, series, theory } => {
-            lines(&root, &format!("{quantity} by depth"), "layer (input side = 1)", quantity, series, theory.as_ref(), true)?
+            lines(&root, &format!("{quantity} by depth"), "layer (input side = 1)", quantity, series, theory, true)?
         }
-        Figure::OverTraining { title, quantity, series } => lines(&root, title, "step", quantity, series, None, true)?,
-        Figure::Loss { title, series, log_y } => lines(&root, title, "step", "loss", series, None, *log_y)?,
-        Figure::TimeProfile { series } => lines(&root, "‖∂L/∂h_t‖ through time", "time step t", "‖∂L/∂h_t‖", series, None, true)?,
+        Figure::OverTraining { title, quantity, series } => lines(&root, title, "step", quantity, series, &[], true)?,
+        Figure::Loss { title, series, log_y } => lines(&root, title, "step", "loss", series, &[], *log_y)?,
+        Figure::TimeProfile { series } => lines(&root, "‖∂L/∂h_t‖ through time", "time step t", "‖∂L/∂h_t‖", series, &[], true)?,
         Figure::Heatmap { title, x_label, y_label, xs, ys, values, overlay } => {
             if xs.is_empty() || ys.is_empty() {
                 return Err(PlotError::Empty("an empty grid".into()));
@@ -209,8 +217,13 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
             let lo = finite.iter().cloned().fold(f64::INFINITY, f64::min);
             let hi = finite.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let (main, bar) = root.split_horizontally(SIZE.0 - 110);
+            // The overlay is named in the caption: a legend box would hide cells.
+            let caption = match overlay {
+                Some(o) => format!("{title} (white: {})", o.label),
+                None => title.clone(),
+            };
             let mut chart = ChartBuilder::on(&main)
-                .caption(title, ("sans-serif", 26))
+                .caption(caption, ("sans-serif", 24))
                 .margin(18)
                 .x_label_area_size(48)
                 .y_label_area_size(70)
@@ -249,26 +262,21 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
                     let k = axis.windows(2).position(|w| v <= w[1]).unwrap_or(axis.len() - 2);
                     k as f64 + (v - axis[k]) / (axis[k + 1] - axis[k])
                 };
-                let pts: Vec<(f64, f64)> = o
-                    .points
-                    .iter()
-                    .filter(|p| p.1.is_finite())
-                    .map(|p| (to_index(p.0, xs), to_index(p.1, ys)))
-                    .filter(|p| p.1 >= -0.5 && p.1 <= ys.len() as f64 - 0.5)
-                    .collect();
+                // Points off the grid (ξ → ∞ at the edge of chaos) split the curve: each
+                // stretch on the grid is drawn on its own, never joined across the gap.
+                let mut segments: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+                for p in &o.points {
+                    let q = (to_index(p.0, xs), to_index(p.1, ys));
+                    if p.1.is_finite() && q.1 >= -0.5 && q.1 <= ys.len() as f64 - 0.5 {
+                        segments.last_mut().expect("never empty").push(q);
+                    } else if !segments.last().expect("never empty").is_empty() {
+                        segments.push(Vec::new());
+                    }
+                }
                 let white = ShapeStyle::from(&WHITE).stroke_width(3);
-                chart
-                    .draw_series(LineSeries::new(pts, white))
-                    .map_err(draw_err)?
-                    .label(o.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&BLACK).stroke_width(3)));
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .label_font(("sans-serif", 16))
-                    .draw()
-                    .map_err(draw_err)?;
+                for seg in segments.into_iter().filter(|s| s.len() > 1) {
+                    chart.draw_series(LineSeries::new(seg, white)).map_err(draw_err)?;
+                }
             }
             // Colour bar with its range.
             let mut cb = ChartBuilder::on(&bar)
@@ -299,7 +307,7 @@ mod tests {
         Figure::DepthProfile {
             quantity: "‖δ‖".into(),
             series: vec![s("naive", 0.4), s("xavier", 0.98)],
-            theory: Some(s("theory", 0.41)),
+            theory: vec![s("theory", 0.41)],
         }
     }
 

@@ -61,6 +61,13 @@ pub enum LedgerCommand {
     },
     /// Move a torn final line (an interrupted append) into a side file; touches nothing else.
     Repair,
+    /// Fold ledgers made elsewhere into this one: every source verified first (one problem
+    /// refuses the whole merge), objects copied, each new entry appended with its original
+    /// hash and origin; entries already here are skipped.
+    Merge {
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+    },
     /// Replay a seeded random sample of run entries and report (exit 1 unless all are EXACT).
     Audit {
         /// How many run entries to replay.
@@ -118,16 +125,21 @@ pub fn open(dir: &Path) -> Result<Ledger> {
     Ok(Ledger::open_with(dir, options()?)?)
 }
 
-/// Records a finished run and returns its entry, durable on disk.
+/// Records a finished run with its tags and returns its entry, durable on disk.
 pub fn record(
     ledger: &mut Ledger,
     exp: &Experiment,
     env: RunEnv,
     outcome: &Outcome,
     started: SystemTime,
+    tags: &[String],
 ) -> Result<Entry> {
+    let extra = ledger::Extra {
+        replay: None,
+        tags: tags.to_vec(),
+    };
     ledger
-        .record_run(exp, env, outcome, started)
+        .record(exp, env, outcome, started, extra)
         .context("the run finished but cannot be recorded")
 }
 
@@ -217,6 +229,26 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
                 ),
                 None => println!("nothing to repair: {} entries, no torn tail", r.lines),
             }
+        }
+        LedgerCommand::Merge { dirs } => {
+            let mut ledger = open(dir)?;
+            let report = ledger::merge(&mut ledger, &dirs)?;
+            for s in &report.sources {
+                println!(
+                    "{}: {} entries verified (head {}), {} added, {} already here",
+                    s.dir.display(),
+                    s.entries,
+                    s.head.as_deref().map_or("none", |h| &h[..12.min(h.len())]),
+                    s.added,
+                    s.present
+                );
+            }
+            let head = ledger.head().map_or(String::new(), |h| format!("; head {}", h.hash));
+            println!(
+                "merged {} entries into {}{head}",
+                report.added.len(),
+                dir.join(store::ENTRIES).display()
+            );
         }
         LedgerCommand::Audit {
             sample,

@@ -126,6 +126,26 @@ pub struct ObjectRef {
     pub file_hash: Option<String>,
 }
 
+/// Where a merged entry came from (`gradlab ledger merge`). The original line is kept byte for
+/// byte, so its own hash can still be checked; every other field of the merged entry repeats
+/// the original's (see `ledger/README.md`, "Merged entries").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// The source ledger folder, as an absolute path on the merging machine.
+    pub source: String,
+    /// The source's head hash when it was merged.
+    pub source_head: String,
+    /// The entry's seq in the source.
+    pub seq: u64,
+    /// The original entry's own hash.
+    pub hash: String,
+    /// When it was merged (UTC, RFC 3339).
+    pub merged: String,
+    /// The original line, verbatim (without its newline).
+    pub line: String,
+}
+
 /// One ledger entry. Field order is the order on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +181,10 @@ pub struct Entry {
     pub trace: ObjectRef,
     /// The final weights in the canonical layout; stored when under the size cap.
     pub weights: ObjectRef,
+    /// Only on merged entries: where the entry came from. Absent (not null) otherwise, so
+    /// entries written before merging existed keep their exact bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
     /// The previous entry's hash ([`GENESIS`] for the first).
     pub prev: String,
     /// blake3 of this entry's line without this field (see [`split_line`]).
@@ -225,6 +249,19 @@ impl Entry {
     /// The first 12 hex digits of the hash.
     pub fn short_hash(&self) -> &str {
         &self.hash[..12.min(self.hash.len())]
+    }
+
+    /// Every hash this entry is known by: its own, then its original's when it was merged, and
+    /// so on through merges of merges. Two entries describe the same record when their
+    /// lineages meet, which is how merging stays idempotent.
+    pub fn lineage(&self) -> Vec<String> {
+        let mut out = vec![self.hash.clone()];
+        let mut origin = self.origin.clone();
+        while let Some(o) = origin {
+            out.push(o.hash.clone());
+            origin = Entry::from_line(o.line.as_bytes()).ok().and_then(|e| e.origin);
+        }
+        out
     }
 
     /// Start time as seconds since the epoch (None if the stamp is malformed).

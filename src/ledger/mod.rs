@@ -11,12 +11,14 @@
 //! - [`store`]: files, the lock, durable appends, the object store, repair.
 //! - [`verify`]: every check, with the first bad entry named.
 //! - [`replay`]: rerun an entry and compare; audit a seeded sample.
+//! - [`merge`]: fold ledgers made elsewhere into this one, each entry keeping its own hash.
 //! - [`render`] and [`export`]: text for the command line, traces as CSV or JSON Lines.
 //! - [`environment`] and [`time`]: code identity, host, UTC stamps.
 
 pub mod entry;
 pub mod environment;
 pub mod export;
+pub mod merge;
 pub mod render;
 pub mod replay;
 pub mod store;
@@ -24,8 +26,9 @@ pub mod time;
 pub mod verify;
 
 pub use entry::{
-    Difference, Entry, EntryKind, LayerProfile, Metrics, ObjectRef, Verdict, VerdictKind,
+    Difference, Entry, EntryKind, LayerProfile, Metrics, ObjectRef, Origin, Verdict, VerdictKind,
 };
+pub use merge::{MergeError, MergeReport, merge};
 pub use replay::{AuditItem, AuditReport, ReplayOptions, ReplayReport, audit, replay, replay_with};
 pub use verify::{Problem, VerifyReport};
 
@@ -167,7 +170,8 @@ impl Ledger {
     }
 
     /// Finds an entry by seq number (up to 7 decimal digits) or by a unique prefix of at
-    /// least 4 hex digits of its hash (an all-digit prefix needs 8 or more).
+    /// least 4 hex digits of its hash (an all-digit prefix needs 8 or more). A merged entry
+    /// is also found by its original hash, the one its source ledger knew it by.
     pub fn find(&self, id: &str) -> Result<&Entry, LedgerError> {
         let not_found = || LedgerError::NotFound {
             id: id.to_string(),
@@ -188,7 +192,7 @@ impl Ledger {
         let matches: Vec<&Entry> = self
             .entries
             .iter()
-            .filter(|e| e.hash.starts_with(&id_lower))
+            .filter(|e| e.lineage().iter().any(|h| h.starts_with(&id_lower)))
             .collect();
         match matches.as_slice() {
             [one] => Ok(one),
@@ -272,6 +276,24 @@ impl Ledger {
             file_hash: weights_file,
         };
 
+        let mut written = self.append(vec![entry], false)?;
+        Ok(written.pop().expect("one entry was appended"))
+    }
+
+    /// Appends finished drafts (objects already stored) under the exclusive lock, giving each
+    /// its seq, prev and hash, in one write and one fsync. With `skip_known`, a draft whose
+    /// lineage meets an entry already in the file (or one appended before it in this call)
+    /// is dropped, decided under the lock so concurrent merges cannot duplicate an entry.
+    pub(crate) fn append(
+        &mut self,
+        drafts: Vec<Entry>,
+        skip_known: bool,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        let io = |source| LedgerError::Io {
+            dir: self.dir.clone(),
+            source,
+        };
+        store::ensure_dir(&self.dir).map_err(io)?;
         let _lock = store::lock(&self.dir, true).map_err(io)?;
         let bytes = store::read_entries(&self.dir).map_err(io)?;
         let scan = store::scan(&bytes);
@@ -283,8 +305,8 @@ impl Ledger {
                 bytes: torn.len(),
             });
         }
-        let (seq, prev) = match scan.lines.last() {
-            None => (1, GENESIS.to_string()),
+        let (mut seq, mut prev) = match scan.lines.last() {
+            None => (0, GENESIS.to_string()),
             Some(last) => {
                 let line = scan.lines.len();
                 let last = Entry::from_line(last).map_err(|source| LedgerError::BadEntry {
@@ -292,20 +314,46 @@ impl Ledger {
                     line,
                     source,
                 })?;
-                (last.seq + 1, last.hash)
+                (last.seq, last.hash)
             }
         };
-        entry.seq = seq;
-        entry.prev = prev;
-        entry.seal();
-        store::append_line(&self.dir, entry.to_line().as_bytes()).map_err(io)?;
-        self.entries = scan
+        let current: Vec<Entry> = scan
             .lines
             .iter()
             .filter_map(|l| Entry::from_line(l).ok())
             .collect();
-        self.entries.push(entry.clone());
-        Ok(entry)
+        let mut known: std::collections::HashSet<String> = if skip_known {
+            current.iter().flat_map(Entry::lineage).collect()
+        } else {
+            Default::default()
+        };
+        let mut written = Vec::new();
+        let mut out = Vec::new();
+        for mut entry in drafts {
+            if skip_known {
+                let lineage = entry.lineage();
+                if lineage.iter().any(|h| known.contains(h)) {
+                    continue;
+                }
+                known.extend(lineage);
+            }
+            seq += 1;
+            entry.seq = seq;
+            entry.prev = prev;
+            entry.seal();
+            prev = entry.hash.clone();
+            out.extend_from_slice(entry.to_line().as_bytes());
+            out.push(b'\n');
+            written.push(entry);
+        }
+        if !written.is_empty() {
+            // `append_line` adds the final newline itself.
+            out.pop();
+            store::append_line(&self.dir, &out).map_err(io)?;
+        }
+        self.entries = current;
+        self.entries.extend(written.iter().cloned());
+        Ok(written)
     }
 
     /// The entry for a run, without seq, chain, objects or hash.
@@ -368,6 +416,7 @@ impl Ledger {
                 bytes: 0,
                 file_hash: None,
             },
+            origin: None,
             prev: String::new(),
             hash: String::new(),
         })

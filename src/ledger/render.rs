@@ -17,7 +17,10 @@ fn sci(v: Option<f64>) -> String {
 }
 
 fn seq_of(all: &[Entry], hash: &str) -> String {
-    all.iter().find(|e| e.hash == hash).map_or_else(
+    // A merged replay names its original by the hash the source ledger knew it by.
+    // Own hashes first: walking lineages parses embedded lines, so only when needed.
+    let by_lineage = || all.iter().find(|e| e.origin.is_some() && e.lineage().iter().any(|h| h == hash));
+    all.iter().find(|e| e.hash == hash).or_else(by_lineage).map_or_else(
         || hash[..12.min(hash.len())].to_string(),
         |e| e.seq.to_string(),
     )
@@ -68,6 +71,11 @@ pub fn list(rows: &[&Entry], all: &[Entry]) -> String {
                 format!("replay of {}: {}", seq_of(all, of), verdict_word(v))
             }
             _ => "run".into(),
+        };
+        let kind = if e.origin.is_some() {
+            format!("{kind} (merged)")
+        } else {
+            kind
         };
         let _ = writeln!(
             s,
@@ -203,6 +211,19 @@ pub fn show(e: &Entry, all: &[Entry]) -> String {
     row("prev", e.prev.clone());
     if !e.tags.is_empty() {
         row("tags", e.tags.join(", "));
+    }
+    if let Some(o) = &e.origin {
+        row(
+            "merged",
+            format!(
+                "{} from entry {} of {} (head {}), original hash {}",
+                o.merged,
+                o.seq,
+                o.source,
+                &o.source_head[..12.min(o.source_head.len())],
+                o.hash
+            ),
+        );
     }
     s.push('\n');
     s.push_str(&layer_table(e));

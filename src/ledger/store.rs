@@ -237,7 +237,27 @@ pub fn put_object(dir: &Path, bytes: &[u8]) -> io::Result<(String, String)> {
     if let Ok((_, file_hash)) = read_object(dir, &hash) {
         return Ok((hash, file_hash));
     }
-    let path = object_path(dir, &hash);
+    let gz = compress(bytes);
+    write_object_file(dir, &hash, &gz)?;
+    Ok((hash, super::entry::hex_hash(&gz)))
+}
+
+/// Stores an already compressed object file as it is (a merge copies another ledger's file
+/// byte for byte, so its recorded `file_hash` still holds). An existing valid object is kept.
+/// Returns the blake3 of the file now in place. The caller has checked that `gz` is valid
+/// and holds content hashing to `hash`.
+pub fn put_compressed(dir: &Path, hash: &str, gz: &[u8]) -> io::Result<String> {
+    if let Ok((_, file_hash)) = read_object(dir, hash) {
+        return Ok(file_hash);
+    }
+    write_object_file(dir, hash, gz)?;
+    Ok(super::entry::hex_hash(gz))
+}
+
+/// Writes `gz` at the object path of `hash`: beside its final name, fsynced, renamed into
+/// place and the folder fsynced, so a reader sees the whole object or none.
+fn write_object_file(dir: &Path, hash: &str, gz: &[u8]) -> io::Result<()> {
+    let path = object_path(dir, hash);
     let folder = path.parent().expect("an object path has a folder");
     let objects = dir.join(OBJECTS);
     // Each newly created folder is made durable in its parent.
@@ -249,14 +269,13 @@ pub fn put_object(dir: &Path, bytes: &[u8]) -> io::Result<(String, String)> {
         fs::create_dir_all(folder)?;
         sync_dir(&objects)?;
     }
-    let gz = compress(bytes);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let tmp = folder.join(format!("{hash}.{}-{nanos}.tmp", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
-        f.write_all(&gz)?;
+        f.write_all(gz)?;
         f.sync_all()?;
         fs::rename(&tmp, &path)?;
         sync_dir(folder)
@@ -264,8 +283,7 @@ pub fn put_object(dir: &Path, bytes: &[u8]) -> io::Result<(String, String)> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
-    Ok((hash, super::entry::hex_hash(&gz)))
+    result
 }
 
 /// What `repair` did.

@@ -154,6 +154,7 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
         if let Some(trace) = trace {
             whats.extend(claims(&entry, &trace));
         }
+        whats.extend(origin_problems(&entry));
         for what in whats {
             report.problems.push(Problem {
                 line: Some(n),
@@ -162,7 +163,8 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
             });
         }
         prev = entry.hash.clone();
-        seen.push(entry.hash);
+        // A replay merged from elsewhere names its original by the hash the source knew.
+        seen.extend(entry.lineage());
     }
     if let Some(torn) = &scan.torn {
         report.problems.push(Problem {
@@ -259,6 +261,90 @@ fn claims(entry: &Entry, trace: &[u8]) -> Vec<String> {
     eq("metrics", j(&m), j(&s.metrics));
     eq("layers", j(&entry.layers), j(&s.layers));
     out
+}
+
+/// What is wrong with a merged entry's origin: the embedded original line must hash to the
+/// hash it claims (and be a valid entry), and the merged entry must repeat every field of it
+/// but `seq`, `prev`, `hash`, `origin` and the objects' `file_hash` (those describe this
+/// ledger's copy; a `file_hash` is null exactly when the original's is). Merges of merges
+/// are checked all the way down.
+pub fn origin_problems(entry: &Entry) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut outer = entry.clone();
+    let mut depth = 0;
+    while let Some(origin) = outer.origin.clone() {
+        depth += 1;
+        let what = if depth == 1 {
+            "origin".to_string()
+        } else {
+            format!("origin (merge level {depth})")
+        };
+        let original = match Entry::from_line(origin.line.as_bytes()) {
+            Ok(e) => e,
+            Err(e) => {
+                out.push(format!("{what}: the embedded original line is not a valid entry: {e}"));
+                break;
+            }
+        };
+        if original.hash != origin.hash {
+            out.push(format!(
+                "{what}: hash is {} but the embedded original line hashes to {}",
+                origin.hash, original.hash
+            ));
+        }
+        if original.seq != origin.seq {
+            out.push(format!(
+                "{what}: seq is {} but the embedded original says {}",
+                origin.seq, original.seq
+            ));
+        }
+        if super::time::parse(&origin.merged).is_none() {
+            out.push(format!("{what}: merged '{}' is not a UTC RFC 3339 stamp", origin.merged));
+        }
+        let (a, b) = (copied_fields(&outer), copied_fields(&original));
+        if !same(&a, &b) {
+            let fields: Vec<String> = match (&a, &b) {
+                (Value::Object(x), Value::Object(y)) => x
+                    .iter()
+                    .filter(|(k, v)| y.get(*k).is_none_or(|w| !same(v, w)))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            out.push(format!(
+                "{what}: the merged entry differs from the original it embeds in {}",
+                fields.join(", ")
+            ));
+        }
+        for (which, mine, theirs) in [
+            ("trace", &outer.trace, &original.trace),
+            ("weights", &outer.weights, &original.weights),
+        ] {
+            if mine.file_hash.is_some() != theirs.file_hash.is_some() {
+                out.push(format!(
+                    "{what}: the {which} object is stored here but not in the original, or the other way round"
+                ));
+            }
+        }
+        outer = original;
+    }
+    out
+}
+
+/// The fields a merged entry repeats from its original, as JSON.
+fn copied_fields(e: &Entry) -> Value {
+    let mut v = j(e);
+    if let Value::Object(m) = &mut v {
+        for k in ["seq", "prev", "hash", "origin"] {
+            m.remove(k);
+        }
+        for obj in ["trace", "weights"] {
+            if let Some(Value::Object(o)) = m.get_mut(obj) {
+                o.remove("file_hash");
+            }
+        }
+    }
+    v
 }
 
 /// A value as JSON, for comparing and quoting claims.

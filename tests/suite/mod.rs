@@ -3,7 +3,9 @@
 pub mod common;
 mod config;
 mod ledger;
+mod plot;
 mod pty;
+mod sweep;
 mod theory;
 mod training;
 mod zoo;
