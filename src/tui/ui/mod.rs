@@ -8,6 +8,7 @@ mod experiments;
 mod help;
 mod ledger;
 mod run;
+pub mod sweep;
 pub mod widgets;
 
 #[cfg(test)]
