@@ -275,6 +275,16 @@ fn apply(
                 jobs::load(at, tx);
             }
         }
+        Effect::LoadSweep(id) => {
+            // Reading entries and rebuilding a few configs is quick: no job thread needed.
+            let grid = match &jobs.ledger {
+                Some(at) => crate::ledger::Ledger::open(&at.dir)
+                    .map_err(|e| e.to_string())
+                    .and_then(|l| crate::sweep::grid_summary(&l, &id).map_err(|e| e.to_string())),
+                None => Err("this session keeps no ledger (--no-ledger)".into()),
+            };
+            app.sweep_loaded(super::app::sweep::SweepView::new(id, grid));
+        }
         Effect::Verify => {
             if let Some(at) = &jobs.ledger {
                 jobs::verify(at, tx);

@@ -8,6 +8,7 @@
 pub mod experiments;
 pub mod ledger;
 pub mod run;
+pub mod sweep;
 pub mod theory;
 
 pub use experiments::{Entry, ExperimentsState, Focus};
@@ -33,12 +34,14 @@ pub enum Screen {
     Diff,
     /// The marked entries' gradient-vs-depth profiles on one chart.
     Compare,
+    /// A sweep's grid as a heatmap (from the Ledger screen, on an entry of the sweep).
+    Sweep,
 }
 
 impl Screen {
     /// The Ledger screen and the screens opened from it.
     pub fn of_ledger(self) -> bool {
-        matches!(self, Screen::Ledger | Screen::Diff | Screen::Compare)
+        matches!(self, Screen::Ledger | Screen::Diff | Screen::Compare | Screen::Sweep)
     }
 }
 
@@ -73,6 +76,8 @@ pub enum Effect {
     StopReplay,
     /// Write the trace of the entry with this seq as CSV.
     Export(u64),
+    /// Read the grid of the sweep with this id from the ledger.
+    LoadSweep(String),
     /// Compute the mean-field δ profiles of these (config hash, canonical config).
     Predict(Vec<(String, String)>),
 }
@@ -98,6 +103,8 @@ pub struct App {
     pub size: (u16, u16),
     /// A one-line note for the footer, cleared by the next key.
     pub flash: Option<String>,
+    /// The sweep on the Sweep screen.
+    pub sweep: Option<sweep::SweepView>,
     quit_after_run: bool,
     quit: bool,
 }
@@ -114,6 +121,7 @@ impl App {
             theme,
             size,
             flash: None,
+            sweep: None,
             quit_after_run: false,
             quit: false,
         }
@@ -322,6 +330,7 @@ impl App {
             Screen::Ledger => self.ledger_key(key),
             Screen::Diff => self.diff_key(key),
             Screen::Compare => self.compare_key(key),
+            Screen::Sweep => self.sweep_key(key),
         }
     }
 
@@ -360,6 +369,16 @@ impl App {
                 Err(why) => self.flash = Some(why.into()),
             },
             KeyCode::Char('c') => return self.open_compare(),
+            KeyCode::Char('w') => {
+                match lg.selected_entry().and_then(|e| sweep::sweep_of(&e.tags)) {
+                    Some(id) => return Some(Effect::LoadSweep(id)),
+                    None => {
+                        self.flash = Some(
+                            "the selected entry is not a sweep point (gradlab sweep tags them)".into(),
+                        )
+                    }
+                }
+            }
             KeyCode::Char('r') => {
                 let (seq, total) = selected.expect("checked above");
                 if lg.replay_running() {
@@ -425,6 +444,26 @@ impl App {
             .map(|e| (e.config_hash.0.clone(), e.config.clone()))
             .collect();
         self.predict(configs)
+    }
+
+    /// The runtime read the sweep's grid from the ledger.
+    pub fn sweep_loaded(&mut self, view: sweep::SweepView) {
+        self.sweep = Some(view);
+        self.screen = Screen::Sweep;
+    }
+
+    fn sweep_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        match key.code {
+            KeyCode::Char('q') => return self.ask_or_quit(),
+            KeyCode::Esc => self.screen = Screen::Ledger,
+            KeyCode::Char('m') => {
+                if let Some(v) = &mut self.sweep {
+                    v.next_metric();
+                }
+            }
+            _ => {}
+        }
+        None
     }
 
     fn diff_key(&mut self, key: KeyEvent) -> Option<Effect> {

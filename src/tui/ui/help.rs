@@ -44,6 +44,7 @@ fn ledger_page(theme: &Theme) -> Vec<Line<'static>> {
         k("m", "mark or unmark it (the mark is its symbol in Compare)"),
         k("d", "diff the marked entry with the selected one"),
         k("c", "compare the marked entries' profiles on one chart"),
+        k("w", "its sweep as a heatmap (m cycles the metric there)"),
         k(
             "v",
             "verify the whole ledger: hashes, chain, objects, claims",

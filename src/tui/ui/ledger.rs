@@ -94,6 +94,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             ("m", "mark"),
             ("d", "diff"),
             ("c", "compare"),
+            ("w", "sweep"),
             ("v", "verify"),
             ("x", "export"),
             ("esc", "back"),

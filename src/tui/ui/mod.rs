@@ -39,6 +39,7 @@ impl Widget for &App {
             Screen::Ledger => ledger::render(self, area, buf),
             Screen::Diff => diff::render(self, area, buf),
             Screen::Compare => compare::render(self, area, buf),
+            Screen::Sweep => sweep::render(self, area, buf),
         }
         match self.overlay {
             Some(Overlay::Help) => help::render(&self.theme, self.screen, area, buf),

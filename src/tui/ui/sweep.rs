@@ -7,12 +7,39 @@
 //! seed diverged, or not run) show `×`. The ξ marker `◆` sits in each column at the row
 //! nearest ξ(σ_w): nets deeper than it should not pass δ through.
 
-use super::{num, put};
+use super::{footer, num, panel, put, title_bar};
 use crate::sweep::{Metric, SweepGrid};
+use crate::tui::app::App;
 use crate::tui::theme::Theme;
 use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
-use ratatui::widgets::Widget;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Span;
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+
+/// The whole Sweep screen.
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let theme = &app.theme;
+    let [top, body, foot] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    footer(theme, &[("m", "metric"), ("esc", "ledger"), ("?", "help"), ("q", "quit")], app.flash.as_deref(), foot, buf);
+    let Some(view) = &app.sweep else {
+        title_bar(theme, vec![Span::raw("│ Sweep")], vec![], top, buf);
+        return;
+    };
+    title_bar(theme, vec![Span::raw(format!("│ Sweep {}", view.id))], vec![], top, buf);
+    match &view.grid {
+        Ok(grid) => {
+            let block = panel(theme, format!(" {} ", view.metric.label()), true);
+            let inner = block.inner(body);
+            block.render(body, buf);
+            Heatmap { grid, metric: view.metric, theme }.render(inner, buf);
+        }
+        Err(why) => Paragraph::new(format!("This sweep cannot be drawn as a grid: {why}"))
+            .wrap(Wrap { trim: true })
+            .block(panel(theme, " Sweep ", true))
+            .render(body, buf),
+    }
+}
 
 /// The heatmap of `metric` over `grid`.
 pub struct Heatmap<'a> {
@@ -126,12 +153,12 @@ impl Widget for Heatmap<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tui::theme::{ColorMode, Theme};
+mod tests_support {
+    use crate::sweep::{Metric, SweepGrid};
     use std::collections::BTreeMap;
 
-    fn grid() -> SweepGrid {
+    /// A 3 × 2 grid with one diverged cell and a ξ curve crossing it.
+    pub fn grid() -> SweepGrid {
         let loss = vec![vec![0.1, 0.2, f64::NAN], vec![0.3, 0.4, 0.7]];
         let mut values = BTreeMap::new();
         for m in Metric::ALL {
@@ -148,6 +175,13 @@ mod tests {
             xi_curve: Some(vec![(0.5, 4.0), (1.0, 9.0), (1.5, 30.0)]),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::grid;
+    use super::*;
+    use crate::tui::theme::{ColorMode, Theme};
 
     fn text(buf: &Buffer) -> Vec<String> {
         (0..buf.area.height)
@@ -181,5 +215,47 @@ mod tests {
             let mut buf = Buffer::empty(Rect::new(0, 0, w, h));
             Heatmap { grid: &g, metric: Metric::DeltaInit, theme: &theme }.render(buf.area, &mut buf);
         }
+    }
+}
+
+#[cfg(test)]
+mod screen_tests {
+    use super::tests_support::grid;
+    use crate::tui::app::sweep::SweepView;
+    use crate::tui::app::{App, Screen};
+    use crate::tui::theme::{ColorMode, Theme};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+
+    fn screen(app: &App) -> String {
+        let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+        t.draw(|f| f.render_widget(app, f.area())).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..buf.area.height)
+            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n")
+            .collect()
+    }
+
+    /// The Sweep screen opens on a loaded grid, `m` walks the metrics, `esc` goes back, and
+    /// a grid that could not be built says why.
+    #[test]
+    fn sweep_screen_shows_the_grid_and_cycles_metrics() {
+        for size in [(80, 24), (160, 48)] {
+            let mut app = App::new(Theme::new(ColorMode::None), "experiments".into(), size);
+            app.sweep_loaded(SweepView::new("abc".into(), Ok(grid())));
+            assert_eq!(app.screen, Screen::Sweep);
+            let first = screen(&app);
+            assert!(first.contains("Sweep abc") && first.contains("final training loss"), "{first}");
+            insta::assert_snapshot!(format!("sweep_{}x{}", size.0, size.1), first);
+            app.update(crate::tui::event::Event::Key(KeyEvent::from(KeyCode::Char('m'))));
+            let second = screen(&app);
+            assert_ne!(first, second, "m changes the metric");
+            app.update(crate::tui::event::Event::Key(KeyEvent::from(KeyCode::Esc)));
+            assert_eq!(app.screen, Screen::Ledger);
+        }
+        let mut app = App::new(Theme::new(ColorMode::None), "experiments".into(), (80, 24));
+        app.sweep_loaded(SweepView::new("one".into(), Err("a one-axis sweep".into())));
+        assert!(screen(&app).contains("a one-axis sweep"));
     }
 }
