@@ -517,6 +517,28 @@ fn profile(
             }
         }
     }
+    // Residual nets: ‖∂L/∂h‖ on the skip path as a ◆ over each bar, so the stream that
+    // bypasses the blocks can be told from the error inside them.
+    let skips: Vec<f64> = run.latest.as_ref().map_or_else(Vec::new, |p| {
+        p.layers
+            .iter()
+            .map(|l| l.skip_delta.map_or(f64::NAN, |v| log10(v) as f64))
+            .collect()
+    });
+    if metric == Metric::Delta && skips.len() == n && skips.iter().any(|v| v.is_finite()) {
+        for c in 0..columns {
+            let (a, b) = (
+                c * n / columns,
+                ((c + 1) * n / columns).max(c * n / columns + 1),
+            );
+            if let Some(mean) = mean_log(&skips, a..b).filter(|m| *m > d.lo && *m < d.hi) {
+                let y = row_of(plot, d.level(mean));
+                buf[(x_of(c) + bar_w / 2, y)]
+                    .set_char('◆')
+                    .set_style(theme.theory());
+            }
+        }
+    }
     let y = inner.bottom() - 1;
     put(
         buf,

@@ -306,3 +306,19 @@ fn samples_are_half_blocks_in_colour_and_shades_without() {
     assert!(find(&mono, &["▀"]).is_empty());
     assert!(!find(&mono, &["░", "▒", "▓"]).is_empty());
 }
+
+#[test]
+fn residual_runs_mark_the_skip_path_on_the_profile() {
+    let mut app = fixtures::running(LARGE, ColorMode::Ansi16, 10, Profile::Vanishing);
+    let has_marker = |app: &App| format!("{:?}", draw(app).backend()).contains('◆');
+    assert!(!has_marker(&app));
+    let mut p = fixtures::probe(10, 21, Profile::Vanishing);
+    for l in p.layers.iter_mut().step_by(2) {
+        l.skip_delta = Some(l.delta * 2.0);
+    }
+    app.update(crate::tui::event::Event::Train(crate::train::Event::Probe {
+        probe: p,
+        wall_s: 1.0,
+    }));
+    assert!(has_marker(&app));
+}
