@@ -317,3 +317,152 @@ pub fn predictions(app: &App) -> Vec<Event> {
         })
         .collect()
 }
+
+/// An app on the Run screen after `events` (an experiment of `steps` steps, 80 updates per
+/// second of trainer time).
+fn fed(size: (u16, u16), mode: ColorMode, name: &str, events: Vec<train::Event>) -> App {
+    let exp = experiment(name, 2, 400);
+    let mut app = App::new(Theme::new(mode), PathBuf::from("experiments"), size);
+    app.run_started(&exp);
+    for e in events {
+        app.update(Event::Train(e));
+    }
+    app
+}
+
+/// A recurrent net's probe: two "layers" and ‖∂L/∂h_t‖ shrinking ~1.25× per step back
+/// from t = T, more so as training goes on.
+pub fn recurrent_probe(step: usize, steps_t: usize) -> Probe {
+    let mut p = probe(step, 2, Profile::Vanishing);
+    let t = step as f64;
+    p.time = (1..=steps_t)
+        .map(|k| {
+            let back = (steps_t - k) as f64;
+            0.02 * 10f64.powf(-0.1 * back * (1.0 + t / 1000.0)) * (1.0 + 0.2 * (k as f64).sin())
+        })
+        .collect();
+    p
+}
+
+/// An RNN on the adding problem (T = 50) after `probes` probes.
+pub fn recurrent(size: (u16, u16), mode: ColorMode, probes: usize) -> App {
+    let exp = experiment("rnn-adding-50", 2, 400);
+    let mut h = header(&exp);
+    h.model = "rnn".into();
+    h.objective = "regress".into();
+    h.layers = vec!["rnn".into(), "out".into()];
+    let mut events = vec![train::Event::Started(h)];
+    events.extend((0..probes).map(|s| train::Event::Probe {
+        probe: recurrent_probe(s, 50),
+        wall_s: s as f64 / 80.0,
+    }));
+    fed(size, mode, "rnn-adding-50", events)
+}
+
+/// A generation of a gradient-free search: no layers, the population's fitness.
+pub fn search_probe(step: usize) -> Probe {
+    let t = step as f64;
+    let best = 0.6 * (-t / 150.0).exp() + 0.15;
+    Probe {
+        step,
+        loss: best,
+        accuracy: Some(0.5 + 0.3 * (1.0 - (-t / 150.0).exp())),
+        layers: Vec::new(),
+        time: Vec::new(),
+        test: None,
+        fitness: Some(train::Fitness {
+            best,
+            mean: best + 0.3 + 0.05 * (0.8 * t).sin(),
+        }),
+    }
+}
+
+/// A genetic search after `probes` generations.
+pub fn searching(size: (u16, u16), mode: ColorMode, probes: usize) -> App {
+    let exp = experiment("genetic-tanh-6", 2, 400);
+    let mut h = header(&exp);
+    h.layers = Vec::new();
+    h.search = Some("genetic".into());
+    let mut events = vec![train::Event::Started(h)];
+    events.extend((0..probes).map(|s| train::Event::Probe {
+        probe: search_probe(s),
+        wall_s: s as f64 / 80.0,
+    }));
+    fed(size, mode, "genetic-tanh-6", events)
+}
+
+/// The pretraining phase of RBM `rbm` of 2.
+pub fn pretrain_phase(rbm: usize) -> train::Phase {
+    train::Phase {
+        phase: "pretrain".into(),
+        rbm: Some(rbm),
+        of: Some(2),
+        visible: Some(if rbm == 1 { 16 } else { 12 }),
+        hidden: Some(if rbm == 1 { 12 } else { 8 }),
+        steps: 200,
+    }
+}
+
+/// RBM `rbm`'s probe at update `step`: falling error, a slowly opening free-energy gap.
+pub fn pretrain_probe(rbm: usize, step: usize) -> train::PretrainProbe {
+    let t = step as f64;
+    train::PretrainProbe {
+        rbm,
+        step,
+        recon_error: 0.25 * (-t / 60.0).exp() + 0.03 + 0.005 * (t * 0.7).sin(),
+        free_energy_gap: Some(0.002 * t),
+        log_likelihood: Some(-11.0 + 4.0 * (1.0 - (-t / 80.0).exp())),
+        test_log_likelihood: Some(-11.2 + 3.6 * (1.0 - (-t / 80.0).exp())),
+    }
+}
+
+/// Eight 4×4 bars-and-stripes images: bars, stripes and their mixtures, exact.
+pub fn sample_images() -> Vec<Vec<f32>> {
+    (0..8u32)
+        .map(|i| {
+            (0..16u32)
+                .map(|p| {
+                    let (x, y) = (p % 4, p / 4);
+                    let on = if i % 2 == 0 { (x + i / 2) % 2 } else { (y + i / 2) % 2 };
+                    on as f32 * (0.6 + 0.05 * i as f32) + (1 - on) as f32 * 0.1
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A deep belief net pretraining its second RBM (the first done), its samples in hand.
+pub fn pretraining(size: (u16, u16), mode: ColorMode) -> App {
+    let exp = experiment("dbn-bars-stripes", 2, 400);
+    let mut h = header(&exp);
+    h.model = "dbn".into();
+    h.layers = vec!["h1".into(), "h2".into(), "out".into()];
+    let mut events = vec![train::Event::Started(h), train::Event::Phase(pretrain_phase(1))];
+    events.extend((0..200).step_by(10).map(|s| train::Event::Pretrain {
+        probe: pretrain_probe(1, s),
+        wall_s: s as f64 / 80.0,
+    }));
+    events.push(train::Event::Phase(pretrain_phase(2)));
+    events.extend((0..120).step_by(10).map(|s| train::Event::Pretrain {
+        probe: pretrain_probe(2, s),
+        wall_s: 2.5 + s as f64 / 80.0,
+    }));
+    events.push(train::Event::Samples {
+        width: 4,
+        height: 4,
+        images: sample_images(),
+    });
+    fed(size, mode, "dbn-bars-stripes", events)
+}
+
+/// The fine-tuning phase that follows pretraining.
+pub fn finetune() -> Event {
+    Event::Train(train::Event::Phase(train::Phase {
+        phase: "finetune".into(),
+        rbm: None,
+        of: None,
+        visible: None,
+        hidden: None,
+        steps: 400,
+    }))
+}

@@ -289,8 +289,13 @@ impl App {
                 run.finished(end, wall_s);
                 return Some(Effect::Record);
             }
-            // DBN pretraining phases and samples are shown by the run screen's phase panel.
-            train::Event::Phase(_) | train::Event::Pretrain { .. } | train::Event::Samples { .. } => {}
+            train::Event::Phase(p) => run.phase(p),
+            train::Event::Pretrain { probe, wall_s } => run.pretrain(probe, wall_s),
+            train::Event::Samples {
+                width,
+                height,
+                images,
+            } => run.samples(width, height, images),
         }
         None
     }
@@ -572,6 +577,7 @@ impl App {
                 run.view.focus = panels[next];
             }
             KeyCode::Char('z') | KeyCode::Enter => run.view.zoom = !run.view.zoom,
+            KeyCode::Char('i') => run.view.samples = !run.view.samples,
             KeyCode::Up | KeyCode::Char('k') => run.view.scroll_by(-1, layers),
             KeyCode::Down | KeyCode::Char('j') => run.view.scroll_by(1, layers),
             KeyCode::PageUp => run.view.scroll_by(-PAGE, layers),

@@ -4,7 +4,7 @@
 //! points whatever the run's length, so a million-step run costs the UI what a short one does.
 
 use crate::experiment::Experiment;
-use crate::train::{End, Header, LayerProbe, Probe};
+use crate::train::{self, End, Header, LayerProbe, PretrainProbe, Probe};
 use crate::tui::regime::Regime;
 use std::collections::VecDeque;
 
@@ -215,6 +215,8 @@ pub struct View {
     pub zoom: bool,
     /// First layer row shown, per panel.
     scroll: [usize; 5],
+    /// `i`: the deep belief net's samples replace the phase panel.
+    pub samples: bool,
 }
 
 impl Default for View {
@@ -224,6 +226,7 @@ impl Default for View {
             focus: Panel::Layers,
             zoom: false,
             scroll: [0; 5],
+            samples: false,
         }
     }
 }
@@ -240,6 +243,47 @@ impl View {
         }
         let s = &mut self.scroll[self.focus.index()];
         *s = s.saturating_add_signed(by).min(layers.saturating_sub(1));
+    }
+}
+
+/// One RBM's pretraining curves, over its CD updates.
+#[derive(Debug, Clone, Default)]
+pub struct RbmCurves {
+    pub recon_error: Series,
+    pub free_energy_gap: Series,
+    pub log_likelihood: Series,
+    pub test_log_likelihood: Series,
+    /// The latest probe, for the panel's title figures.
+    pub latest: Option<PretrainProbe>,
+}
+
+/// What a deep belief net's run adds: its phase, the pretraining curves, its samples.
+#[derive(Debug, Clone, Default)]
+pub struct Dbn {
+    /// The phase now (the header shows it); `None` before the first `Phase` event.
+    pub phase: Option<train::Phase>,
+    /// Per RBM (index 0 = RBM 1, the one on the data).
+    pub rbms: Vec<RbmCurves>,
+    /// The latest samples: (width, height, images).
+    pub samples: Option<(usize, usize, Vec<Vec<f32>>)>,
+}
+
+impl Dbn {
+    fn rbm(&mut self, rbm: usize) -> &mut RbmCurves {
+        // RBMs count from 1; a 0 (never sent) is kept apart rather than underflowing.
+        let i = rbm.saturating_sub(1);
+        if self.rbms.len() <= i {
+            self.rbms.resize_with(i + 1, RbmCurves::default);
+        }
+        &mut self.rbms[i]
+    }
+
+    /// The RBM pretraining now, if the run is pretraining.
+    pub fn pretraining(&self) -> Option<usize> {
+        self.phase
+            .as_ref()
+            .filter(|p| p.phase == "pretrain")
+            .and_then(|p| p.rbm)
     }
 }
 
@@ -262,6 +306,13 @@ pub struct RunState {
     pub test_loss: Series,
     pub accuracy: Series,
     pub test_accuracy: Series,
+    /// Gradient-free search: the trainer's name (from the header); fitness replaces gradients.
+    pub search: Option<String>,
+    /// Per generation: the best and the mean loss of the population.
+    pub fitness_best: Series,
+    pub fitness_mean: Series,
+    /// Deep belief nets only (created by the first phase, pretraining or samples event).
+    pub dbn: Option<Dbn>,
     /// (step, trainer wall seconds) of recent probes.
     rate: VecDeque<(usize, f64)>,
     /// Trainer seconds at the latest event.
@@ -288,6 +339,10 @@ impl RunState {
             test_loss: Series::default(),
             accuracy: Series::default(),
             test_accuracy: Series::default(),
+            search: None,
+            fitness_best: Series::default(),
+            fitness_mean: Series::default(),
+            dbn: None,
             rate: VecDeque::with_capacity(RATE_WINDOW),
             wall_s: 0.0,
             recorded: None,
@@ -299,6 +354,7 @@ impl RunState {
         self.layers = h.layers.clone();
         self.total = h.steps;
         self.classify = h.objective == "classify";
+        self.search = h.search.clone();
         if self.phase == Phase::Starting {
             self.phase = Phase::Running;
         }
@@ -324,6 +380,10 @@ impl RunState {
         if let Some(a) = p.accuracy {
             self.accuracy.push(x, a);
         }
+        if let Some(f) = p.fitness {
+            self.fitness_best.push(x, f.best);
+            self.fitness_mean.push(x, f.mean);
+        }
         if let Some(t) = p.test {
             self.test_loss.push(x, t.loss);
             if let Some(a) = t.accuracy {
@@ -336,6 +396,46 @@ impl RunState {
         self.rate.push_back((p.step, wall_s));
         self.wall_s = wall_s;
         self.latest = Some(p);
+    }
+
+    /// A deep belief net enters a phase (pretraining RBM k, then fine-tuning).
+    pub fn phase(&mut self, p: train::Phase) {
+        self.dbn.get_or_insert_with(Dbn::default).phase = Some(p);
+    }
+
+    /// One RBM probe: O(1), the series thin themselves like the loss does.
+    pub fn pretrain(&mut self, p: PretrainProbe, wall_s: f64) {
+        let c = self.dbn.get_or_insert_with(Dbn::default).rbm(p.rbm);
+        let x = p.step as f64;
+        c.recon_error.push(x, p.recon_error);
+        if let Some(g) = p.free_energy_gap {
+            c.free_energy_gap.push(x, g);
+        }
+        if let Some(l) = p.log_likelihood {
+            c.log_likelihood.push(x, l);
+        }
+        if let Some(l) = p.test_log_likelihood {
+            c.test_log_likelihood.push(x, l);
+        }
+        c.latest = Some(p);
+        self.wall_s = wall_s;
+    }
+
+    /// Samples replace the previous ones (only the latest are drawn).
+    pub fn samples(&mut self, width: usize, height: usize, images: Vec<Vec<f32>>) {
+        self.dbn.get_or_insert_with(Dbn::default).samples = Some((width, height, images));
+    }
+
+    /// Recurrent nets: the latest ‖∂L/∂h_t‖ for t = 1..T (empty for other nets).
+    pub fn through_time(&self) -> &[f64] {
+        self.latest.as_ref().map_or(&[], |p| &p.time)
+    }
+
+    /// ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖: how much of the last step's error reaches the first step.
+    pub fn time_ratio(&self) -> Option<f64> {
+        let t = self.through_time();
+        let (first, last) = (*t.first()?, *t.last()?);
+        (last > 0.0).then(|| first / last)
     }
 
     pub fn finished(&mut self, end: End, wall_s: f64) {

@@ -245,3 +245,55 @@ fn z_zooms_the_focused_panel_and_esc_unzooms() {
     app.update(key(KeyCode::Esc));
     assert!(!run(&app).view.zoom);
 }
+
+#[test]
+fn recurrent_probes_keep_the_gradient_through_time_and_its_ratio() {
+    let app = fixtures::recurrent(SMALL, ColorMode::Ansi16, 3);
+    let r = run(&app);
+    assert_eq!(r.through_time().len(), 50);
+    let want = fixtures::recurrent_probe(2, 50);
+    assert_eq!(r.time_ratio(), Some(want.time[0] / want.time[49]));
+    assert!(r.time_ratio().unwrap() < 1e-3, "the first step's error vanished");
+    // Other nets have no time profile.
+    let mlp = fixtures::running(SMALL, ColorMode::Ansi16, 3, Profile::Vanishing);
+    assert!(run(&mlp).through_time().is_empty());
+    assert_eq!(run(&mlp).time_ratio(), None);
+}
+
+#[test]
+fn search_probes_fill_the_fitness_series() {
+    let app = fixtures::searching(SMALL, ColorMode::Ansi16, 5);
+    let r = run(&app);
+    assert_eq!(r.search.as_deref(), Some("genetic"));
+    assert!(r.layers.is_empty());
+    assert_eq!(r.fitness_best.points.len(), 5);
+    assert_eq!(r.fitness_mean.points.len(), 5);
+    let f = fixtures::search_probe(4).fitness.unwrap();
+    assert_eq!(r.fitness_best.last(), Some((4.0, f.best)));
+    assert_eq!(r.fitness_mean.last(), Some((4.0, f.mean)));
+}
+
+#[test]
+fn dbn_events_set_the_phase_and_fill_each_rbm_curves() {
+    let mut app = fixtures::pretraining(SMALL, ColorMode::Ansi16);
+    let r = run(&app);
+    let d = r.dbn.as_ref().expect("a DBN run");
+    assert_eq!(d.pretraining(), Some(2));
+    assert_eq!(d.rbms.len(), 2);
+    assert_eq!(d.rbms[0].recon_error.points.len(), 20);
+    assert_eq!(d.rbms[1].recon_error.points.len(), 12);
+    assert_eq!(d.rbms[1].log_likelihood.points.len(), 12);
+    assert_eq!(d.rbms[1].latest.as_ref().map(|p| p.step), Some(110));
+    assert_eq!(d.samples.as_ref().map(|s| (s.0, s.1, s.2.len())), Some((4, 4, 8)));
+    // No gradient probe yet: pretraining moves no step of the fine-tuning count.
+    assert_eq!(r.steps_done(), 0);
+    assert!(!r.view.samples);
+    app.update(ch('i'));
+    assert!(run(&app).view.samples);
+    app.update(fixtures::finetune());
+    let d = run(&app).dbn.as_ref().unwrap();
+    assert_eq!(d.pretraining(), None);
+    assert_eq!(d.phase.as_ref().map(|p| p.phase.as_str()), Some("finetune"));
+    app.update(ch('i'));
+    assert!(!run(&app).view.samples);
+}

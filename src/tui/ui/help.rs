@@ -89,7 +89,10 @@ fn run_page(theme: &Theme) -> Vec<Line<'static>> {
             "space",
             "pause / resume          s   stop (the run is still recorded)",
         )),
-        Line::from(k("g", "switch every panel between ‖δ‖ and ‖∂L/∂W‖")),
+        Line::from(k(
+            "g",
+            "switch every panel between ‖δ‖ and ‖∂L/∂W‖   i  DBN samples",
+        )),
         Line::from(k(
             "tab, S-tab",
             "move between panels     z, enter   zoom the panel",

@@ -8,6 +8,7 @@ mod experiments;
 mod help;
 mod ledger;
 mod run;
+mod run_models;
 pub mod sweep;
 pub mod widgets;
 

@@ -1,6 +1,7 @@
 //! The Run screen: header, per-layer rows with sparklines, the gradient-vs-depth profile,
 //! the layer × time heatmap, loss/accuracy charts and saturation — reflowed by size.
 
+use super::run_models;
 use super::widgets::{Decades, decade, mean_log, row_of, sparkline, vbar};
 use super::{duration, footer, num, panel, put, sci, steps, title_bar, wrapped_height};
 use crate::train::Status;
@@ -33,10 +34,27 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
     header(run, theme, top, buf);
     stats_line(run, theme, stats, buf);
     let with_sat_column = !app.panels().contains(&Panel::Saturation);
-    for (p, rect) in layout(app, run, body) {
+    // A gradient-free search has no layers to probe: its fitness takes the whole body.
+    let panels = if run.search.is_some() {
+        run_models::search(run, theme, body, buf);
+        Vec::new()
+    } else {
+        layout(app, run, body)
+    };
+    // Recurrent nets have two layers but T time steps: the profile shows time instead.
+    let recurrent = !run.through_time().is_empty();
+    // A deep belief net's panel takes the heatmap's place while pretraining (no gradient
+    // probes then) and whenever its samples are shown.
+    let dbn_panel = run
+        .dbn
+        .as_ref()
+        .is_some_and(|d| d.pretraining().is_some() || run.view.samples);
+    for (p, rect) in panels {
         let focused = p == run.view.focus;
         match p {
             Panel::Layers => layers(run, theme, rect, buf, focused, with_sat_column),
+            Panel::Profile if recurrent => run_models::through_time(run, theme, rect, buf, focused),
+            Panel::Heatmap if dbn_panel => run_models::dbn(run, theme, rect, buf, focused),
             Panel::Profile => profile(
                 run,
                 theme,
@@ -141,6 +159,10 @@ fn header(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer) {
             Span::raw("│ Run │ "),
             Span::styled(run.name.clone(), bold),
             Span::raw(format!(" │ config {}", run.hash_short)),
+            Span::raw(
+                run_models::phase_note(run)
+                    .map_or(String::new(), |p| format!(" │ {p}")),
+            ),
         ],
         vec![Span::styled(format!(" {text} "), bold)],
         area,
@@ -233,7 +255,7 @@ fn banner_lines<'a>(run: &RunState, theme: &Theme) -> Vec<Line<'a>> {
     lines
 }
 
-fn waiting(run: &RunState, theme: &Theme, inner: Rect, buf: &mut Buffer) {
+pub(super) fn waiting(run: &RunState, theme: &Theme, inner: Rect, buf: &mut Buffer) {
     let note = match &run.phase {
         Phase::Ended(_) => "no probe was taken",
         _ => "waiting for the first probe…",
@@ -492,6 +514,28 @@ fn profile(
                         .set_char('━')
                         .set_style(theme.theory());
                 }
+            }
+        }
+    }
+    // Residual nets: ‖∂L/∂h‖ on the skip path as a ◆ over each bar, so the stream that
+    // bypasses the blocks can be told from the error inside them.
+    let skips: Vec<f64> = run.latest.as_ref().map_or_else(Vec::new, |p| {
+        p.layers
+            .iter()
+            .map(|l| l.skip_delta.map_or(f64::NAN, |v| log10(v) as f64))
+            .collect()
+    });
+    if metric == Metric::Delta && skips.len() == n && skips.iter().any(|v| v.is_finite()) {
+        for c in 0..columns {
+            let (a, b) = (
+                c * n / columns,
+                ((c + 1) * n / columns).max(c * n / columns + 1),
+            );
+            if let Some(mean) = mean_log(&skips, a..b).filter(|m| *m > d.lo && *m < d.hi) {
+                let y = row_of(plot, d.level(mean));
+                buf[(x_of(c) + bar_w / 2, y)]
+                    .set_char('◆')
+                    .set_style(theme.theory());
             }
         }
     }

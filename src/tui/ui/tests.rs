@@ -241,3 +241,84 @@ fn sparklines_move_as_probes_arrive() {
     let after = row(draw(&app).backend().buffer(), 5);
     assert_ne!(before, after);
 }
+
+#[test]
+fn run_screen_of_a_recurrent_net_shows_the_gradient_through_time() {
+    for (w, h) in [SMALL, LARGE] {
+        let app = fixtures::recurrent((w, h), ColorMode::Ansi16, 120);
+        let t = draw(&app);
+        let text = format!("{:?}", t.backend());
+        assert!(text.contains("‖∂L/∂h_t‖ vs t"), "{text}");
+        assert!(text.contains("h1/hT"), "{text}");
+        insta::assert_snapshot!(format!("run_recurrent_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn run_screen_of_a_search_says_there_are_no_gradients() {
+    for (w, h) in [SMALL, LARGE] {
+        let app = fixtures::searching((w, h), ColorMode::Ansi16, 150);
+        let t = draw(&app);
+        let text = format!("{:?}", t.backend());
+        assert!(
+            text.contains("gradient-free search: no gradients to probe"),
+            "{text}"
+        );
+        assert!(text.contains("Fitness per generation"), "{text}");
+        insta::assert_snapshot!(format!("run_search_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn run_screen_of_a_dbn_shows_its_phase_curves_and_samples() {
+    for (w, h) in [SMALL, LARGE] {
+        let mut app = fixtures::pretraining((w, h), ColorMode::Ansi16);
+        let curves = format!("{:?}", draw(&app).backend());
+        assert!(curves.contains("pretrain RBM 2/2"), "{curves}");
+        assert!(curves.contains("Pretraining RBM 2"), "{curves}");
+        insta::assert_snapshot!(format!("run_dbn_pretraining_{w}x{h}"), draw(&app).backend());
+        app.update(ch('i'));
+        let t = draw(&app);
+        assert!(format!("{:?}", t.backend()).contains("Samples · 8 of 4×4"));
+        insta::assert_snapshot!(format!("run_dbn_samples_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn samples_are_half_blocks_in_colour_and_shades_without() {
+    let find = |app: &App, glyphs: &[&str]| {
+        let t = draw(app);
+        let buf = t.backend().buffer().clone();
+        (0..buf.area.height)
+            .flat_map(|y| (0..buf.area.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| glyphs.contains(&buf[(x, y)].symbol()))
+            .map(|(x, y)| (buf[(x, y)].fg, buf[(x, y)].bg))
+            .collect::<Vec<_>>()
+    };
+    let mut app = fixtures::pretraining(LARGE, ColorMode::Ansi16);
+    app.update(ch('i'));
+    let cells = find(&app, &["▀"]);
+    // 8 images of 4 pixels × 2 text rows.
+    assert_eq!(cells.len(), 8 * 4 * 2);
+    assert!(cells.iter().any(|c| c.0 != c.1), "top and bottom pixels differ");
+    let mut mono = fixtures::pretraining(LARGE, ColorMode::None);
+    mono.update(ch('i'));
+    assert!(find(&mono, &["▀"]).is_empty());
+    assert!(!find(&mono, &["░", "▒", "▓"]).is_empty());
+}
+
+#[test]
+fn residual_runs_mark_the_skip_path_on_the_profile() {
+    let mut app = fixtures::running(LARGE, ColorMode::Ansi16, 10, Profile::Vanishing);
+    let has_marker = |app: &App| format!("{:?}", draw(app).backend()).contains('◆');
+    assert!(!has_marker(&app));
+    let mut p = fixtures::probe(10, 21, Profile::Vanishing);
+    for l in p.layers.iter_mut().step_by(2) {
+        l.skip_delta = Some(l.delta * 2.0);
+    }
+    app.update(crate::tui::event::Event::Train(crate::train::Event::Probe {
+        probe: p,
+        wall_s: 1.0,
+    }));
+    assert!(has_marker(&app));
+}
