@@ -520,11 +520,11 @@ impl Lstm {
         }
         // Forget gates near 0 (forgetting) or 1 (holding) count as saturated.
         let (lo, hi) = (SIGMOID_SATURATED as f32, (1.0 - SIGMOID_SATURATED) as f32);
-        let saturated: Vec<f32> = gates
-            .chunks_exact(w4)
-            .flat_map(|z| z[FORGET * h..(FORGET + 1) * h].iter())
-            .map(|&f| f32::from(u8::from(f < lo || f > hi)))
-            .collect();
+        let mut saturated: Vec<f32> = Vec::with_capacity(rows * h);
+        for z in gates.chunks_exact(w4) {
+            let forget = &z[FORGET * h..(FORGET + 1) * h];
+            saturated.extend(forget.iter().map(|&f| f32::from(u8::from(f < lo || f > hi))));
+        }
         Backward {
             grads: vec![
                 host::tensor(g_w_in, [d, w4], &device),
