@@ -10,7 +10,7 @@
 
 use super::activation::SIGMOID_SATURATED;
 use super::recurrent::{Readout, as_rows, time_profile};
-use super::{Backward, LayerSignals, Network, Saturation, init, kernels, matrix};
+use super::{Backward, LayerSignals, Network, Saturation, host, init, kernels, matrix};
 use crate::experiment::ModelSection;
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
@@ -42,8 +42,15 @@ struct Step {
     tanh_c: Tensor<2>,
 }
 
-/// What the forward pass keeps: the input, every step's gates, h_0 = 0, h_1..h_T, c_0 = 0, c_1..c_T.
-pub struct LstmTape {
+/// What the forward pass keeps: the fused host-memory record on the flex device, the
+/// per-step tensors elsewhere.
+pub enum LstmTape {
+    Host(HostTape),
+    Ops(OpsTape),
+}
+
+/// Burn-op path: the input, every step's gates, h_0 = 0, h_1..h_T, c_0 = 0, c_1..c_T.
+pub struct OpsTape {
     x: Tensor<2>,
     steps: Vec<Step>,
     hs: Vec<Tensor<2>>,
@@ -177,27 +184,39 @@ impl Network for Lstm {
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.run(&x).3
+        self.forward_tape(x).0
     }
 
     fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, LstmTape) {
-        let (steps, hs, cs, logits) = self.run(&x);
-        (
-            logits.clone(),
-            LstmTape {
+        if host::is_host(&x.device()) {
+            let tape = self.run_host(x);
+            (tape.logits.clone(), LstmTape::Host(tape))
+        } else {
+            let (steps, hs, cs, logits) = self.run(&x);
+            let tape = OpsTape {
                 x,
                 steps,
                 hs,
                 cs,
-                logits,
-            },
-        )
+                logits: logits.clone(),
+            };
+            (logits, LstmTape::Ops(tape))
+        }
     }
 
+    fn backward(&self, tape: LstmTape, delta_out: Tensor<2>) -> Backward {
+        match tape {
+            LstmTape::Host(tape) => self.backward_host(tape, delta_out),
+            LstmTape::Ops(tape) => self.backward_ops(tape, delta_out),
+        }
+    }
+}
+
+impl Lstm {
     /// Per step, from the last: ∂L/∂h_t = (read-out error) + ∂L/∂z_{t+1}·W_recᵀ;
     /// ∂L/∂c_t = ∂L/∂h_t ⊙ o ⊙ (1 − tanh² c_t) + ∂L/∂c_{t+1} ⊙ f_{t+1}; then the gates.
-    fn backward(&self, tape: LstmTape, delta_out: Tensor<2>) -> Backward {
-        let LstmTape {
+    fn backward_ops(&self, tape: OpsTape, delta_out: Tensor<2>) -> Backward {
+        let OpsTape {
             x,
             steps,
             hs,
@@ -275,6 +294,264 @@ impl Network for Lstm {
                 },
             ],
             time: vec![time],
+        }
+    }
+}
+
+/// Fused path (flex device): whole-sequence host buffers, example-major `[B, T, ·]` — the
+/// row order of the probes' `[B·T, ·]` tensors, so they are built without reordering.
+pub struct HostTape {
+    /// The input rows `[B·T, features]`.
+    x: Vec<f32>,
+    /// Gate activations i, f, g, o per step, `[B, T, 4H]`.
+    gates: Vec<f32>,
+    /// c_1..c_T, `[B, T, H]`.
+    cs: Vec<f32>,
+    /// tanh c_1..c_T, `[B, T, H]`.
+    tanh_cs: Vec<f32>,
+    /// h_1..h_T, `[B, T, H]`.
+    hs: Vec<f32>,
+    /// The read-out rows (the last `out_steps` hidden states), `[B·out_steps, H]`.
+    read_rows: Tensor<2>,
+    logits: Tensor<2>,
+}
+
+impl Lstm {
+    /// Forward on host buffers: one product for x·W_in over the whole sequence, then per
+    /// step one product h_{t−1}·W_rec added in place into that step's gate rows and one pass
+    /// that turns the four pre-activations into i, f, g, o, c_t, tanh c_t and h_t.
+    fn run_host(&self, x: Tensor<2>) -> HostTape {
+        let device = x.device();
+        let [b, _] = x.dims();
+        let (t_len, h, d) = (self.steps, self.hidden(), self.features);
+        let w4 = GATES * h;
+        let x = host::to_vec(x);
+        let w_in = host::to_vec(self.w_in.clone());
+        let w_rec = host::to_vec(self.w_rec.clone());
+        let bias = host::to_vec(self.bias.clone());
+        let rows = b * t_len;
+
+        let mut gates: Vec<f32> = Vec::with_capacity(rows * w4);
+        for _ in 0..rows {
+            gates.extend_from_slice(&bias);
+        }
+        host::gemm(
+            (rows, w4, d),
+            &mut gates,
+            w4,
+            true,
+            host::View::rows(&x, d),
+            host::View::rows(&w_in, w4),
+        );
+        let mut cs = vec![0f32; rows * h];
+        let mut tanh_cs = vec![0f32; rows * h];
+        let mut hs = vec![0f32; rows * h];
+        let (row_g, row_h) = (t_len * w4, t_len * h);
+        let zeros = vec![0f32; h];
+        for t in 0..t_len {
+            if t > 0 {
+                host::gemm(
+                    (b, w4, h),
+                    &mut gates[t * w4..],
+                    row_g,
+                    true,
+                    host::View {
+                        data: &hs[(t - 1) * h..],
+                        rs: row_h,
+                        cs: 1,
+                    },
+                    host::View::rows(&w_rec, w4),
+                );
+            }
+            for e in 0..b {
+                let z = &mut gates[e * row_g + t * w4..][..w4];
+                let (ifg, o) = z.split_at_mut(3 * h);
+                let (i_f, g) = ifg.split_at_mut(2 * h);
+                i_f.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
+                g.iter_mut().for_each(|v| *v = kernels::tanh_f32(*v));
+                o.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
+                let (i, f) = i_f.split_at(h);
+                let at = e * row_h + t * h;
+                let (before, now) = cs.split_at_mut(at);
+                let c = &mut now[..h];
+                let c_prev = if t > 0 { &before[at - h..] } else { &zeros[..] };
+                // Equal, visible lengths let the compiler drop bounds checks and vectorise.
+                let (i, f, g, o, c_prev) = (&i[..h], &f[..h], &g[..h], &o[..h], &c_prev[..h]);
+                for j in 0..h {
+                    c[j] = f[j] * c_prev[j] + i[j] * g[j];
+                }
+                let (tcs, hs_t) = (&mut tanh_cs[at..at + h], &mut hs[at..at + h]);
+                for j in 0..h {
+                    let tc = kernels::tanh_f32(c[j]);
+                    tcs[j] = tc;
+                    hs_t[j] = o[j] * tc;
+                }
+            }
+        }
+        let k = self.readout.out_steps;
+        let read: Vec<f32> = (0..b)
+            .flat_map(|e| hs[e * row_h + (t_len - k) * h..(e + 1) * row_h].iter().copied())
+            .collect();
+        let read_rows = host::tensor(read, [b * k, h], &device);
+        let logits = self.readout.forward_rows(read_rows.clone(), b);
+        HostTape {
+            x,
+            gates,
+            cs,
+            tanh_cs,
+            hs,
+            read_rows,
+            logits,
+        }
+    }
+
+    /// BPTT on host buffers: per step (from the last) one product ∂L/∂z_{t+1}·W_recᵀ for
+    /// ∂L/∂h_t and one pass writing the four gate deltas straight into the `[B, T, 4H]`
+    /// buffer; then the weight gradients as products over the whole sequence.
+    fn backward_host(&self, tape: HostTape, delta_out: Tensor<2>) -> Backward {
+        let HostTape {
+            x,
+            gates,
+            cs,
+            tanh_cs,
+            hs,
+            read_rows,
+            logits,
+        } = tape;
+        let device = logits.device();
+        let (t_len, h, d) = (self.steps, self.hidden(), self.features);
+        let w4 = GATES * h;
+        let b = hs.len() / (t_len * h);
+        let rows = b * t_len;
+        let (row_g, row_h) = (t_len * w4, t_len * h);
+        let k = self.readout.out_steps;
+        let read = self.readout.backward_rows(read_rows, delta_out.clone(), b);
+        let dh_read = host::to_vec(read.dh.clone());
+        // W_recᵀ row-major once, so the per-step product packs contiguous rows.
+        let w_rec_t = host::to_vec(self.w_rec.clone().transpose());
+
+        let mut dz = vec![0f32; rows * w4];
+        let mut dh = vec![0f32; b * h];
+        let mut dc_carry = vec![0f32; b * h];
+        let mut time = vec![0f32; t_len];
+        let zeros = vec![0f32; h];
+        for t in (0..t_len).rev() {
+            if t + 1 < t_len {
+                let (_, later) = dz.split_at((t + 1) * w4);
+                host::gemm(
+                    (b, h, w4),
+                    &mut dh,
+                    h,
+                    false,
+                    host::View {
+                        data: later,
+                        rs: row_g,
+                        cs: 1,
+                    },
+                    host::View::rows(&w_rec_t, h),
+                );
+            }
+            if t + k >= t_len {
+                let slot = t + k - t_len;
+                for e in 0..b {
+                    let src = &dh_read[e * k * h + slot * h..][..h];
+                    dh[e * h..(e + 1) * h]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(a, r)| *a += r);
+                }
+            }
+            time[t] = dh.iter().map(|v| v * v).sum();
+            for e in 0..b {
+                let at = e * row_h + t * h;
+                let z = &gates[e * row_g + t * w4..][..w4];
+                let (i, rest) = z.split_at(h);
+                let (f, rest) = rest.split_at(h);
+                let (g, o) = rest.split_at(h);
+                let dzr = &mut dz[e * row_g + t * w4..][..w4];
+                let (dz_i, rest) = dzr.split_at_mut(h);
+                let (dz_f, rest) = rest.split_at_mut(h);
+                let (dz_g, dz_o) = rest.split_at_mut(h);
+                let tc = &tanh_cs[at..at + h];
+                let dh_e = &dh[e * h..(e + 1) * h];
+                let carry = &mut dc_carry[e * h..(e + 1) * h];
+                let c_prev = if t > 0 { &cs[at - h..at] } else { &zeros[..] };
+                // Equal, visible lengths let the compiler drop bounds checks and vectorise.
+                let (i, f, g, o, c_prev) = (&i[..h], &f[..h], &g[..h], &o[..h], &c_prev[..h]);
+                let (dz_i, dz_f, dz_g, dz_o) =
+                    (&mut dz_i[..h], &mut dz_f[..h], &mut dz_g[..h], &mut dz_o[..h]);
+                for j in 0..h {
+                    let c_prev = c_prev[j];
+                    let dc = dh_e[j] * o[j] * (1.0 - tc[j] * tc[j]) + carry[j];
+                    dz_i[j] = dc * g[j] * (i[j] * (1.0 - i[j]));
+                    dz_f[j] = dc * c_prev * (f[j] * (1.0 - f[j]));
+                    dz_g[j] = dc * i[j] * (1.0 - g[j] * g[j]);
+                    dz_o[j] = dh_e[j] * tc[j] * (o[j] * (1.0 - o[j]));
+                    carry[j] = dc * f[j];
+                }
+            }
+        }
+
+        // ∂L/∂W_in = Σ x_tᵀ·∂L/∂z_t over all rows at once.
+        let mut g_w_in = vec![0f32; d * w4];
+        host::gemm(
+            (d, w4, rows),
+            &mut g_w_in,
+            w4,
+            false,
+            host::View::transposed(&x, d),
+            host::View::rows(&dz, w4),
+        );
+        // ∂L/∂W_rec = Σ_{t≥2} h_{t−1}ᵀ·∂L/∂z_t: per example, h_1..h_{T−1} against steps 2..T.
+        let mut g_w_rec = vec![0f32; h * w4];
+        for e in 0..b {
+            host::gemm(
+                (h, w4, t_len - 1),
+                &mut g_w_rec,
+                w4,
+                e > 0,
+                host::View::transposed(&hs[e * row_h..(e + 1) * row_h], h),
+                host::View::rows(&dz[e * row_g + w4..(e + 1) * row_g], w4),
+            );
+        }
+        let mut g_bias = vec![0f32; w4];
+        for r in dz.chunks_exact(w4) {
+            g_bias.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+        }
+        // Forget gates near 0 (forgetting) or 1 (holding) count as saturated.
+        let (lo, hi) = (SIGMOID_SATURATED as f32, (1.0 - SIGMOID_SATURATED) as f32);
+        let mut saturated: Vec<f32> = Vec::with_capacity(rows * h);
+        for z in gates.chunks_exact(w4) {
+            let forget = &z[FORGET * h..(FORGET + 1) * h];
+            saturated.extend(forget.iter().map(|&f| f32::from(u8::from(f < lo || f > hi))));
+        }
+        Backward {
+            grads: vec![
+                host::tensor(g_w_in, [d, w4], &device),
+                host::tensor(g_w_rec, [h, w4], &device),
+                host::tensor(g_bias, [1, w4], &device),
+                read.weight,
+                read.bias,
+            ],
+            layers: vec![
+                LayerSignals {
+                    delta: host::tensor(dz, [rows, w4], &device),
+                    output: host::tensor(hs, [rows, h], &device),
+                    saturated: Some(Saturation::Mask(host::tensor(saturated, [rows, h], &device))),
+                    weight: 1,
+                    bias: Some(2),
+                    skip: None,
+                },
+                LayerSignals {
+                    delta: delta_out,
+                    output: logits,
+                    saturated: None,
+                    weight: 3,
+                    bias: Some(4),
+                    skip: None,
+                },
+            ],
+            time: vec![host::tensor(time, [t_len], &device)],
         }
     }
 }
@@ -376,6 +653,60 @@ mod tests {
             for (i, name) in lstm.param_names().iter().enumerate() {
                 close(ours.grads[i].clone(), p[i].grad(&grads).unwrap(), name);
             }
+        }
+    }
+
+    /// The fused host path and the Burn-op path (what non-flex devices run) agree on the
+    /// logits, every gradient, every probed signal and the time profile; and the host path
+    /// repeats itself bit for bit.
+    #[test]
+    fn fused_host_path_matches_burn_ops() {
+        let device = Device::flex();
+        let m = ModelSection {
+            width: 16,
+            forget_bias: 1.0,
+            ..ModelSection::default()
+        };
+        let (b, t_len, d, out_steps) = (4, 9, 3, 2);
+        let lstm = Lstm::new(&m, t_len, d, 2 * out_steps, out_steps, 5, &device);
+        let x = random(b, t_len * d, 3, &device).mul_scalar(2.0);
+        let cot = random(b, 2 * out_steps, 4, &device);
+        let host = |lstm: &Lstm| {
+            let (logits, tape) = lstm.forward_tape(x.clone());
+            assert!(matches!(tape, LstmTape::Host(_)));
+            (logits, lstm.backward(tape, cot.clone()))
+        };
+        let (logits, ours) = host(&lstm);
+        let (steps, hs, cs, ops_logits) = lstm.run(&x);
+        let tape = OpsTape {
+            x: x.clone(),
+            steps,
+            hs,
+            cs,
+            logits: ops_logits.clone(),
+        };
+        let want = lstm.backward_ops(tape, cot.clone());
+        close(logits.clone(), ops_logits, "logits");
+        for (i, name) in lstm.param_names().iter().enumerate() {
+            close(ours.grads[i].clone(), want.grads[i].clone(), name);
+        }
+        close(ours.layers[0].delta.clone(), want.layers[0].delta.clone(), "delta");
+        close(ours.layers[0].output.clone(), want.layers[0].output.clone(), "output");
+        let mask = |bw: &Backward| match &bw.layers[0].saturated {
+            Some(Saturation::Mask(m)) => m.clone().into_data().try_to_vec::<f32>().unwrap(),
+            _ => panic!("the lstm layer carries a forget-gate mask"),
+        };
+        assert_eq!(mask(&ours), mask(&want));
+        close(
+            ours.time[0].clone().reshape([1, t_len]),
+            want.time[0].clone().reshape([1, t_len]),
+            "time",
+        );
+        let (again, twice) = host(&lstm);
+        let bytes = |t: Tensor<2>| t.into_data().as_bytes().to_vec();
+        assert_eq!(bytes(logits), bytes(again));
+        for (a, b) in ours.grads.iter().zip(&twice.grads) {
+            assert_eq!(bytes(a.clone()), bytes(b.clone()));
         }
     }
 

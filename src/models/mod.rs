@@ -9,6 +9,7 @@
 //! pre-activation.
 
 pub mod activation;
+pub(crate) mod host;
 pub mod init;
 pub mod kernels;
 pub mod lstm;

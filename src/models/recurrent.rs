@@ -29,7 +29,7 @@ pub(crate) struct ReadoutGrads {
     pub(crate) weight: Tensor<2>,
     pub(crate) bias: Tensor<2>,
     /// ∂L/∂h_t from the read-out for the last `out_steps` steps, `[b, out_steps · hidden]`.
-    dh: Tensor<2>,
+    pub(crate) dh: Tensor<2>,
     hidden: usize,
     out_steps: usize,
 }
@@ -63,9 +63,13 @@ impl Readout {
 
     /// Logits `[b, out_steps · outputs]`: step k's outputs in columns k·outputs.. .
     pub(crate) fn forward(&self, hs: &[Tensor<2>], b: usize) -> Tensor<2> {
+        self.forward_rows(self.rows(hs, b), b)
+    }
+
+    /// [`Readout::forward`] from the read-out rows `[b · out_steps, hidden]` themselves.
+    pub(crate) fn forward_rows(&self, rows: Tensor<2>, b: usize) -> Tensor<2> {
         let per_step = self.weight.dims()[1];
-        self.rows(hs, b)
-            .matmul(self.weight.clone())
+        rows.matmul(self.weight.clone())
             .add(self.bias.clone())
             .reshape([b, self.out_steps * per_step])
     }
@@ -76,10 +80,15 @@ impl Readout {
         delta_out: Tensor<2>,
         b: usize,
     ) -> ReadoutGrads {
+        self.backward_rows(self.rows(hs, b), delta_out, b)
+    }
+
+    /// [`Readout::backward`] from the read-out rows `[b · out_steps, hidden]` themselves.
+    pub(crate) fn backward_rows(&self, rows: Tensor<2>, delta_out: Tensor<2>, b: usize) -> ReadoutGrads {
         let (hidden, per_step) = (self.weight.dims()[0], self.weight.dims()[1]);
         let d = delta_out.reshape([b * self.out_steps, per_step]);
         ReadoutGrads {
-            weight: self.rows(hs, b).transpose().matmul(d.clone()),
+            weight: rows.transpose().matmul(d.clone()),
             bias: d.clone().sum_dim(0),
             dh: d
                 .matmul(self.weight.clone().transpose())

@@ -17,12 +17,32 @@ use std::time::Instant;
 
 
 /// Runs `exp` to its end on the calling thread, sending events to `sink`.
+/// A training step allocates and frees the same multi-megabyte buffers every step (an LSTM
+/// tape is several 1.6 MB sequences). glibc serves blocks that large with fresh `mmap`s and
+/// returns them on free, so every step paid page faults and page clearing for them (~12% of
+/// an LSTM step in `perf`). Raising the mmap and trim thresholds keeps freed blocks in the
+/// heap for reuse. Allocation sizes and values are unchanged, so results are too.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only adjusts glibc's allocator parameters.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+            }
+        });
+    }
+}
+
 pub fn train(
     exp: &Experiment,
     env: RunEnv,
     control: &Control,
     sink: &mut dyn FnMut(Event),
 ) -> Outcome {
+    keep_freed_memory();
     let start = Instant::now();
     let mut trace = Vec::new();
     let mut probes = Vec::new();

@@ -1,0 +1,130 @@
+//! Host-memory building blocks for fused cells on the flex (CPU) device: a bounds-checked
+//! wrapper over the `gemm` crate (the kernels flex itself calls) and tensor ↔ `Vec` moves.
+//!
+//! A fused cell keeps whole-sequence buffers in host memory and hands `gemm` strided views
+//! of them (one time step of an example-major `[B, T, W]` buffer is `B` rows with row stride
+//! `T·W`), so no narrow, cat or transpose copies are made. The products run single-threaded
+//! (`Parallelism::None`): every output element is then summed in one fixed order, so the
+//! bits do not depend on the thread count.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// Whether `device` keeps tensors in host memory, where the fused paths apply.
+pub(crate) fn is_host(device: &Device) -> bool {
+    *device == Device::flex()
+}
+
+/// A tensor's values, row-major (a uniquely owned flex buffer moves without a copy).
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().expect("tensors here are f32")
+}
+
+/// `values` as a tensor of `shape` on `device`.
+pub(crate) fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// A strided matrix operand: element (r, c) sits at `data[r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// Row-major with `cols` columns, starting at `data[0]`.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self { data, rs: cols, cs: 1 }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self { data, rs: 1, cs: cols }
+    }
+}
+
+/// Largest index a `rows × cols` matrix with strides (rs, cs) touches, plus one.
+fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
+}
+
+/// dst = (accumulate ? dst : 0) + lhs·rhs for an `m × k` lhs and a `k × n` rhs; `dst` is
+/// `m × n` with row stride `dst_rs` and unit column stride.
+pub(crate) fn gemm(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: View<'_>,
+    rhs: View<'_>,
+) {
+    assert!(extent(m, n, dst_rs, 1) <= dst.len(), "gemm: dst out of bounds");
+    assert!(extent(m, k, lhs.rs, lhs.cs) <= lhs.data.len(), "gemm: lhs out of bounds");
+    assert!(extent(k, n, rhs.rs, rhs.cs) <= rhs.data.len(), "gemm: rhs out of bounds");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..r * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices;
+    // `dst` is borrowed mutably, so it cannot alias `lhs` or `rhs`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strided and transposed operands and accumulation agree with a plain triple loop.
+    #[test]
+    fn gemm_matches_a_naive_product() {
+        let (m, n, k) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k * 2).map(|i| (i as f32 * 0.37).sin()).collect();
+        let bt: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
+        // lhs: rows of `a` two apart (row stride 2k); rhs: the transpose of `bt` ([n, k]).
+        let lhs = View { data: &a, rs: 2 * k, cs: 1 };
+        let rhs = View::transposed(&bt, k);
+        let mut dst = vec![1.0f32; m * (n + 2)];
+        gemm((m, n, k), &mut dst, n + 2, true, lhs, rhs);
+        for r in 0..m {
+            for c in 0..n {
+                let want: f32 = 1.0 + (0..k).map(|j| a[r * 2 * k + j] * bt[c * k + j]).sum::<f32>();
+                assert!((dst[r * (n + 2) + c] - want).abs() < 1e-5, "({r}, {c})");
+            }
+            // Padding columns beyond n stay untouched.
+            assert_eq!(dst[r * (n + 2) + n], 1.0);
+        }
+        gemm((m, n, k), &mut dst, n + 2, false, lhs, rhs);
+        let want: f32 = (0..k).map(|j| a[j] * bt[j]).sum();
+        assert!((dst[0] - want).abs() < 1e-5);
+    }
+}
