@@ -18,7 +18,11 @@ pub fn workload(name: &str) -> Option<Experiment> {
         "lstm" | "rnn" => (recurrent(name), true),
         _ => return None,
     };
-    let body = if probes { body } else { body.replace("[probe]\n", "[probe]\nevery = 1000000\n") };
+    let body = if probes {
+        body
+    } else {
+        body.replace("[probe]\n", "[probe]\nevery = 1000000\n")
+    };
     Experiment::parse(&body, Path::new(name)).ok()
 }
 
@@ -51,7 +55,13 @@ fn cpu_seconds() -> (f64, f64) {
     let busy = std::fs::read_to_string("/proc/stat")
         .ok()
         .and_then(|s| {
-            let v: Vec<f64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            let v: Vec<f64> = s
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
             (v.len() >= 8).then(|| (v[..8].iter().sum::<f64>() - v[3] - v[4]) / hz)
         })
         .unwrap_or(f64::NAN);
@@ -66,10 +76,25 @@ fn cpu_seconds() -> (f64, f64) {
 }
 
 /// One workload's timing, as a JSON record in benchlib's format.
-pub fn measure(name: &str, exp: &Experiment, threads: usize, reps: usize, target_s: f64) -> serde_json::Value {
-    let env = RunEnv { threads, ..RunEnv::default() };
+pub fn measure(
+    name: &str,
+    exp: &Experiment,
+    threads: usize,
+    reps: usize,
+    target_s: f64,
+) -> serde_json::Value {
+    let env = RunEnv {
+        threads,
+        ..RunEnv::default()
+    };
     // Calibrate n so a repetition lasts about target_s.
-    let probe = exp.clone().with_overrides(crate::experiment::Overrides { steps: Some(8), seed: None }).expect("valid");
+    let probe = exp
+        .clone()
+        .with_overrides(crate::experiment::Overrides {
+            steps: Some(8),
+            seed: None,
+        })
+        .expect("valid");
     let t = train::train(&probe, env, &Control::new(), &mut |_| {});
     let per_step = t.wall_s / 8.0;
     let n = ((target_s / per_step.max(1e-6)) as usize).max(3);
@@ -77,7 +102,12 @@ pub fn measure(name: &str, exp: &Experiment, threads: usize, reps: usize, target
     let every = if probes_on { 1 } else { n };
     let timed = exp
         .with_settings(&[("probe.every".into(), every.to_string())])
-        .and_then(|e| e.with_overrides(crate::experiment::Overrides { steps: Some((reps + 1) * n + 1), seed: None }))
+        .and_then(|e| {
+            e.with_overrides(crate::experiment::Overrides {
+                steps: Some((reps + 1) * n + 1),
+                seed: None,
+            })
+        })
         .expect("valid");
     let mut marks: Vec<(f64, f64, f64)> = Vec::new();
     let start = std::time::Instant::now();
@@ -138,13 +168,23 @@ mod tests {
         assert!(workload("nope").is_none());
         for kind in ["lstm", "rnn"] {
             let r = workload(kind).unwrap();
-            assert_eq!((r.spec().model.width, r.spec().data.seq_len, r.spec().train.batch_size), (128, 100, 32));
+            assert_eq!(
+                (
+                    r.spec().model.width,
+                    r.spec().data.seq_len,
+                    r.spec().train.batch_size
+                ),
+                (128, 100, 32)
+            );
         }
     }
 
     #[test]
     fn measure_reports_reps() {
-        let small = workload("w2").unwrap().with_settings(&[("model.depth".into(), "2".into())]).unwrap();
+        let small = workload("w2")
+            .unwrap()
+            .with_settings(&[("model.depth".into(), "2".into())])
+            .unwrap();
         let rec = measure("w2", &small, 1, 3, 0.02);
         assert_eq!(rec["reps"], 3);
         assert!(rec["steps_per_s_median"].as_f64().unwrap() > 0.0);

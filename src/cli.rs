@@ -150,14 +150,22 @@ fn load(file: &Path, set: &[String], overrides: Overrides) -> Result<Experiment>
                 .with_context(|| format!("--set '{s}': expected field=value, e.g. model.depth=30"))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Experiment::load(file)?.with_settings(&settings)?.with_overrides(overrides)?)
+    Ok(Experiment::load(file)?
+        .with_settings(&settings)?
+        .with_overrides(overrides)?)
 }
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     // A bare `gradlab` in a terminal opens the Experiments screen.
     if cli.command.is_none() && std::io::stdout().is_terminal() {
         let start = tui::Start::Browse(PathBuf::from(EXPERIMENTS_DIR));
-        return run_tui(start, RunEnv::default(), None, Some(cli.ledger.as_path()), &[]);
+        return run_tui(
+            start,
+            RunEnv::default(),
+            None,
+            Some(cli.ledger.as_path()),
+            &[],
+        );
     }
     let command = cli.command.unwrap_or_else(|| Command::Run {
         file: PathBuf::from(DEFAULT_EXPERIMENT),
@@ -176,32 +184,68 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Check { files, canonical } => check(&files, canonical),
         Command::Theory { file, seeds } => {
-            print!("{}", crate::theory::report(&Experiment::load(&file)?, seeds).map_err(anyhow::Error::msg)?);
+            print!(
+                "{}",
+                crate::theory::report(&Experiment::load(&file)?, seeds)
+                    .map_err(anyhow::Error::msg)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger { command } => ledger::dispatch(&cli.ledger, command),
         Command::Replay(args) => ledger::replay(&cli.ledger, args),
-        Command::BenchStep { workloads, threads, reps, rep_seconds } => {
+        Command::BenchStep {
+            workloads,
+            threads,
+            reps,
+            rep_seconds,
+        } => {
             train::init_threads(threads);
-            for name in workloads.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            for name in workloads
+                .split(',')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+            {
                 match crate::bench::workload(name) {
-                    Some(exp) => println!("{}", crate::bench::measure(name, &exp, threads, reps, rep_seconds)),
-                    None => eprintln!("gradlab bench-step: workload '{name}' is not available in this build"),
+                    Some(exp) => println!(
+                        "{}",
+                        crate::bench::measure(name, &exp, threads, reps, rep_seconds)
+                    ),
+                    None => eprintln!(
+                        "gradlab bench-step: workload '{name}' is not available in this build"
+                    ),
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Sweep(args) => sweep::sweep(&cli.ledger, args),
         Command::Plot(args) => plot::plot(&cli.ledger, args),
-        Command::Run { file, headless, trace, steps, seed, set, tag, no_ledger, env } => {
+        Command::Run {
+            file,
+            headless,
+            trace,
+            steps,
+            seed,
+            set,
+            tag,
+            no_ledger,
+            env,
+        } => {
             let exp = load(&file, &set, Overrides { steps, seed })?;
-            if let Some(bad) = tag.iter().find(|t| t.is_empty() || t.chars().any(char::is_control)) {
-                anyhow::bail!("--tag '{bad}': a tag is a non-empty label without control characters");
+            if let Some(bad) = tag
+                .iter()
+                .find(|t| t.is_empty() || t.chars().any(char::is_control))
+            {
+                anyhow::bail!(
+                    "--tag '{bad}': a tag is a non-empty label without control characters"
+                );
             }
             let headless = headless || !std::io::stdout().is_terminal();
             let ledger = (!no_ledger).then_some(cli.ledger.as_path());
             if !headless {
-                let start = tui::Start::Run { experiment: Box::new(exp), dir: PathBuf::from(EXPERIMENTS_DIR) };
+                let start = tui::Start::Run {
+                    experiment: Box::new(exp),
+                    dir: PathBuf::from(EXPERIMENTS_DIR),
+                };
                 return run_tui(start, env.env(), trace.as_deref(), ledger, &tag);
             }
             run_headless(&exp, env.env(), trace.as_deref(), ledger, &tag)
@@ -235,7 +279,11 @@ fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
 /// Stops the run cooperatively on SIGINT, SIGTERM and SIGHUP (a dropped SSH link), so it is
 /// still recorded.
 fn stop_on_signals(control: &Control) -> Result<()> {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, control.stop_flag())
             .context("installing a signal handler")?;
     }
@@ -286,19 +334,23 @@ fn run_tui(
     let mut record = |exp: &Experiment, outcome: &Outcome| -> Result<String> {
         let mut note = match &mut book {
             Some(book) => {
-                let started = std::time::SystemTime::now() - std::time::Duration::from_secs_f64(outcome.wall_s);
+                let started = std::time::SystemTime::now()
+                    - std::time::Duration::from_secs_f64(outcome.wall_s);
                 let entry = ledger::record(book, exp, env, outcome, started, tags)?;
                 ledger::recorded_line(&entry, book.dir())
             }
             None => "not recorded (--no-ledger)".to_string(),
         };
         if let Some(path) = trace {
-            std::fs::write(path, &outcome.trace).with_context(|| format!("writing the trace to {}", path.display()))?;
+            std::fs::write(path, &outcome.trace)
+                .with_context(|| format!("writing the trace to {}", path.display()))?;
             note += &format!("; trace written to {}", path.display());
         }
         Ok(note)
     };
-    let at = ledger.map(|dir| ledger::options().map(|o| tui::LedgerAt::new(dir, o))).transpose()?;
+    let at = ledger
+        .map(|dir| ledger::options().map(|o| tui::LedgerAt::new(dir, o)))
+        .transpose()?;
     let last = tui::run(start, env, at, &mut record)?;
     if let Some(f) = &last {
         println!("{}", f.summary);

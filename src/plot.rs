@@ -23,11 +23,23 @@ pub struct Series {
 pub enum Figure {
     /// ‖δ‖ (or ‖∂L/∂W‖) against layer index, log y; optionally the theory's prediction,
     /// dashed (one per measured series, in its colour; a single one in grey).
-    DepthProfile { quantity: String, series: Vec<Series>, theory: Vec<Series> },
+    DepthProfile {
+        quantity: String,
+        series: Vec<Series>,
+        theory: Vec<Series>,
+    },
     /// A quantity per layer over training steps, log y, one line per layer.
-    OverTraining { title: String, quantity: String, series: Vec<Series> },
+    OverTraining {
+        title: String,
+        quantity: String,
+        series: Vec<Series>,
+    },
     /// Loss against step (train and test lines), linear or log y.
-    Loss { title: String, series: Vec<Series>, log_y: bool },
+    Loss {
+        title: String,
+        series: Vec<Series>,
+        log_y: bool,
+    },
     /// ‖∂L/∂h_t‖ against t for recurrent nets, log y.
     TimeProfile { series: Vec<Series> },
     /// A value over a grid (a sweep): `values[row][col]`, rows = y values, cols = x values;
@@ -60,7 +72,11 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> PlotError {
 
 /// Writes `figure` to `out` (`.svg` or `.png`).
 pub fn write(figure: &Figure, out: &Path) -> Result<(), PlotError> {
-    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     // Registering twice is harmless; the font is needed before any text is laid out.
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     match ext.as_str() {
@@ -87,17 +103,28 @@ fn palette(i: usize) -> RGBColor {
 
 /// The positive finite range of the y values, widened to whole decades.
 fn log_range<'a>(series: impl Iterator<Item = &'a Series>) -> Result<(f64, f64), PlotError> {
-    let ys: Vec<f64> = series.flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| v.is_finite() && *v > 0.0).collect();
+    let ys: Vec<f64> = series
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
     if ys.is_empty() {
-        return Err(PlotError::Empty("no positive finite values for a log scale".into()));
+        return Err(PlotError::Empty(
+            "no positive finite values for a log scale".into(),
+        ));
     }
     let lo = ys.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = ys.iter().cloned().fold(0.0, f64::max);
-    Ok((10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0))))
+    Ok((
+        10f64.powf(lo.log10().floor()),
+        10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0)),
+    ))
 }
 
 fn x_range<'a>(series: impl Iterator<Item = &'a Series>) -> Result<(f64, f64), PlotError> {
-    let xs: Vec<f64> = series.flat_map(|s| s.points.iter().map(|p| p.0)).filter(|v| v.is_finite()).collect();
+    let xs: Vec<f64> = series
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .filter(|v| v.is_finite())
+        .collect();
     if xs.is_empty() {
         return Err(PlotError::Empty("no points".into()));
     }
@@ -118,14 +145,30 @@ fn lines<DB: DrawingBackend>(
     let all = || series.iter().chain(dashed);
     let (x0, x1) = x_range(all())?;
     let mut chart = ChartBuilder::on(root);
-    chart.caption(title, ("sans-serif", 26)).margin(18).x_label_area_size(48).y_label_area_size(90);
+    chart
+        .caption(title, ("sans-serif", 26))
+        .margin(18)
+        .x_label_area_size(48)
+        .y_label_area_size(90);
     let style = |i: usize| ShapeStyle::from(&palette(i)).stroke_width(2);
     macro_rules! body {
         ($chart:expr) => {{
             let mut chart = $chart;
-            let sci = |v: &f64| if log_y { format!("{v:.0e}") } else { format!("{v:.3}") };
+            let sci = |v: &f64| {
+                if log_y {
+                    format!("{v:.0e}")
+                } else {
+                    format!("{v:.3}")
+                }
+            };
             // Every x here counts something (layers, steps, time steps): label whole numbers only.
-            let int_x = |v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() };
+            let int_x = |v: &f64| {
+                if v.fract() == 0.0 {
+                    format!("{v:.0}")
+                } else {
+                    String::new()
+                }
+            };
             chart
                 .configure_mesh()
                 .x_desc(x_label)
@@ -138,8 +181,12 @@ fn lines<DB: DrawingBackend>(
                 .draw()
                 .map_err(draw_err)?;
             for (i, s) in series.iter().enumerate() {
-                let pts: Vec<(f64, f64)> =
-                    s.points.iter().cloned().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)).collect();
+                let pts: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .cloned()
+                    .filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0))
+                    .collect();
                 chart
                     .draw_series(LineSeries::new(pts.clone(), style(i)))
                     .map_err(draw_err)?
@@ -152,8 +199,17 @@ fn lines<DB: DrawingBackend>(
                 }
             }
             for (i, t) in dashed.iter().enumerate() {
-                let pts: Vec<(f64, f64)> = t.points.iter().cloned().filter(|p| p.1.is_finite() && p.1 > 0.0).collect();
-                let colour = if dashed.len() == 1 { RGBColor(60, 60, 60) } else { palette(i) };
+                let pts: Vec<(f64, f64)> = t
+                    .points
+                    .iter()
+                    .cloned()
+                    .filter(|p| p.1.is_finite() && p.1 > 0.0)
+                    .collect();
+                let colour = if dashed.len() == 1 {
+                    RGBColor(60, 60, 60)
+                } else {
+                    palette(i)
+                };
                 let dash = ShapeStyle::from(&colour).stroke_width(2);
                 chart
                     .draw_series(DashedLineSeries::new(pts, 8, 5, dash))
@@ -178,42 +234,100 @@ fn lines<DB: DrawingBackend>(
     }
     if log_y {
         let (y0, y1) = log_range(all())?;
-        body!(chart.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(draw_err)?);
+        body!(
+            chart
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .map_err(draw_err)?
+        );
     } else {
-        let ys: Vec<f64> = all().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| v.is_finite()).collect();
+        let ys: Vec<f64> = all()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .collect();
         let lo = ys.iter().cloned().fold(f64::INFINITY, f64::min).min(0.0);
         let hi = ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        body!(chart.build_cartesian_2d(x0..x1, lo..(if hi > lo { hi * 1.05 } else { lo + 1.0 })).map_err(draw_err)?);
+        body!(
+            chart
+                .build_cartesian_2d(x0..x1, lo..(if hi > lo { hi * 1.05 } else { lo + 1.0 }))
+                .map_err(draw_err)?
+        );
     }
     Ok(())
 }
 
 fn heat_colour(t: f64) -> RGBColor {
     // viridis-like ramp, dark (low) to yellow (high)
-    const STOPS: [(f64, (u8, u8, u8)); 5] =
-        [(0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37))];
+    const STOPS: [(f64, (u8, u8, u8)); 5] = [
+        (0.0, (68, 1, 84)),
+        (0.25, (59, 82, 139)),
+        (0.5, (33, 145, 140)),
+        (0.75, (94, 201, 98)),
+        (1.0, (253, 231, 37)),
+    ];
     let t = t.clamp(0.0, 1.0);
     let i = STOPS.iter().position(|s| s.0 >= t).unwrap_or(4).max(1);
     let (a, b) = (STOPS[i - 1], STOPS[i]);
     let f = (t - a.0) / (b.0 - a.0);
     let mix = |x: u8, y: u8| (x as f64 + f * (y as f64 - x as f64)).round() as u8;
-    RGBColor(mix(a.1 .0, b.1 .0), mix(a.1 .1, b.1 .1), mix(a.1 .2, b.1 .2))
+    RGBColor(mix(a.1.0, b.1.0), mix(a.1.1, b.1.1), mix(a.1.2, b.1.2))
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Result<(), PlotError> {
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    figure: &Figure,
+) -> Result<(), PlotError> {
     root.fill(&WHITE).map_err(draw_err)?;
     match figure {
-        Figure::DepthProfile { quantity, series, theory } => {
-            lines(&root, &format!("{quantity} by depth"), "layer (input side = 1)", quantity, series, theory, true)?
-        }
-        Figure::OverTraining { title, quantity, series } => lines(&root, title, "step", quantity, series, &[], true)?,
-        Figure::Loss { title, series, log_y } => lines(&root, title, "step", "loss", series, &[], *log_y)?,
-        Figure::TimeProfile { series } => lines(&root, "‖∂L/∂h_t‖ through time", "time step t", "‖∂L/∂h_t‖", series, &[], true)?,
-        Figure::Heatmap { title, x_label, y_label, xs, ys, values, overlay } => {
+        Figure::DepthProfile {
+            quantity,
+            series,
+            theory,
+        } => lines(
+            &root,
+            &format!("{quantity} by depth"),
+            "layer (input side = 1)",
+            quantity,
+            series,
+            theory,
+            true,
+        )?,
+        Figure::OverTraining {
+            title,
+            quantity,
+            series,
+        } => lines(&root, title, "step", quantity, series, &[], true)?,
+        Figure::Loss {
+            title,
+            series,
+            log_y,
+        } => lines(&root, title, "step", "loss", series, &[], *log_y)?,
+        Figure::TimeProfile { series } => lines(
+            &root,
+            "‖∂L/∂h_t‖ through time",
+            "time step t",
+            "‖∂L/∂h_t‖",
+            series,
+            &[],
+            true,
+        )?,
+        Figure::Heatmap {
+            title,
+            x_label,
+            y_label,
+            xs,
+            ys,
+            values,
+            overlay,
+        } => {
             if xs.is_empty() || ys.is_empty() {
                 return Err(PlotError::Empty("an empty grid".into()));
             }
-            let finite: Vec<f64> = values.iter().flatten().cloned().filter(|v| v.is_finite()).collect();
+            let finite: Vec<f64> = values
+                .iter()
+                .flatten()
+                .cloned()
+                .filter(|v| v.is_finite())
+                .collect();
             let lo = finite.iter().cloned().fold(f64::INFINITY, f64::min);
             let hi = finite.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let (main, bar) = root.split_horizontally(SIZE.0 - 110);
@@ -229,7 +343,10 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
                 .y_label_area_size(70)
                 .build_cartesian_2d(-0.5..xs.len() as f64 - 0.5, -0.5..ys.len() as f64 - 0.5)
                 .map_err(draw_err)?;
-            let fmt = |v: &[f64], i: f64| v.get(i.round().max(0.0) as usize).map_or(String::new(), |x| format!("{x}"));
+            let fmt = |v: &[f64], i: f64| {
+                v.get(i.round().max(0.0) as usize)
+                    .map_or(String::new(), |x| format!("{x}"))
+            };
             chart
                 .configure_mesh()
                 .disable_mesh()
@@ -246,10 +363,17 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
             let span = if hi > lo { hi - lo } else { 1.0 };
             for (r, row) in values.iter().enumerate() {
                 for (c, v) in row.iter().enumerate() {
-                    let colour = if v.is_finite() { heat_colour((v - lo) / span) } else { RGBColor(200, 0, 0) };
+                    let colour = if v.is_finite() {
+                        heat_colour((v - lo) / span)
+                    } else {
+                        RGBColor(200, 0, 0)
+                    };
                     let (x, y) = (c as f64, r as f64);
                     chart
-                        .draw_series(std::iter::once(Rectangle::new([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)], colour.filled())))
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                            colour.filled(),
+                        )))
                         .map_err(draw_err)?;
                 }
             }
@@ -259,7 +383,10 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
                     if axis.len() < 2 {
                         return 0.0;
                     }
-                    let k = axis.windows(2).position(|w| v <= w[1]).unwrap_or(axis.len() - 2);
+                    let k = axis
+                        .windows(2)
+                        .position(|w| v <= w[1])
+                        .unwrap_or(axis.len() - 2);
                     k as f64 + (v - axis[k]) / (axis[k + 1] - axis[k])
                 };
                 // Points off the grid (ξ → ∞ at the edge of chaos) split the curve: each
@@ -275,7 +402,9 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
                 }
                 let white = ShapeStyle::from(&WHITE).stroke_width(3);
                 for seg in segments.into_iter().filter(|s| s.len() > 1) {
-                    chart.draw_series(LineSeries::new(seg, white)).map_err(draw_err)?;
+                    chart
+                        .draw_series(LineSeries::new(seg, white))
+                        .map_err(draw_err)?;
                 }
             }
             // Colour bar with its range.
@@ -286,11 +415,22 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
                 .y_label_area_size(60)
                 .build_cartesian_2d(0.0..1.0, lo..(if hi > lo { hi } else { lo + 1.0 }))
                 .map_err(draw_err)?;
-            cb.configure_mesh().disable_mesh().disable_x_axis().label_style(("sans-serif", 14)).draw().map_err(draw_err)?;
+            cb.configure_mesh()
+                .disable_mesh()
+                .disable_x_axis()
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(draw_err)?;
             let steps = 64;
             cb.draw_series((0..steps).map(|i| {
-                let (a, b) = (lo + span * i as f64 / steps as f64, lo + span * (i + 1) as f64 / steps as f64);
-                Rectangle::new([(0.0, a), (1.0, b)], heat_colour(i as f64 / (steps - 1) as f64).filled())
+                let (a, b) = (
+                    lo + span * i as f64 / steps as f64,
+                    lo + span * (i + 1) as f64 / steps as f64,
+                );
+                Rectangle::new(
+                    [(0.0, a), (1.0, b)],
+                    heat_colour(i as f64 / (steps - 1) as f64).filled(),
+                )
             }))
             .map_err(draw_err)?;
         }
@@ -303,7 +443,10 @@ mod tests {
     use super::*;
 
     fn profile() -> Figure {
-        let s = |label: &str, k: f64| Series { label: label.into(), points: (1..=20).map(|l| (l as f64, k.powi(20 - l))).collect() };
+        let s = |label: &str, k: f64| Series {
+            label: label.into(),
+            points: (1..=20).map(|l| (l as f64, k.powi(20 - l))).collect(),
+        };
         Figure::DepthProfile {
             quantity: "‖δ‖".into(),
             series: vec![s("naive", 0.4), s("xavier", 0.98)],
@@ -318,20 +461,38 @@ mod tests {
         write(&profile(), &svg).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
-        assert!(text.contains("xavier") && text.contains("<polyline"), "labels and lines are drawn");
+        assert!(
+            text.contains("xavier") && text.contains("<polyline"),
+            "labels and lines are drawn"
+        );
         let png = dir.path().join("p.png");
         write(&profile(), &png).unwrap();
         let bytes = std::fs::read(&png).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        assert!(bytes.len() > 10_000, "a real picture, not a blank: {} bytes", bytes.len());
+        assert!(
+            bytes.len() > 10_000,
+            "a real picture, not a blank: {} bytes",
+            bytes.len()
+        );
     }
 
     #[test]
     fn rejects_unknown_formats_and_empty_data() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(write(&profile(), &dir.path().join("p.pdf")), Err(PlotError::Format(_))));
-        let empty = Figure::TimeProfile { series: vec![Series { label: "x".into(), points: vec![] }] };
-        assert!(matches!(write(&empty, &dir.path().join("e.svg")), Err(PlotError::Empty(_))));
+        assert!(matches!(
+            write(&profile(), &dir.path().join("p.pdf")),
+            Err(PlotError::Format(_))
+        ));
+        let empty = Figure::TimeProfile {
+            series: vec![Series {
+                label: "x".into(),
+                points: vec![],
+            }],
+        };
+        assert!(matches!(
+            write(&empty, &dir.path().join("e.svg")),
+            Err(PlotError::Empty(_))
+        ));
     }
 
     #[test]
@@ -345,10 +506,16 @@ mod tests {
             xs: vec![0.5, 1.0, 1.5],
             ys: vec![5.0, 10.0],
             values: vec![vec![0.1, 0.2, f64::NAN], vec![0.3, 0.4, 0.5]],
-            overlay: Some(Series { label: "ξ".into(), points: vec![(0.5, 5.0), (1.5, 10.0)] }),
+            overlay: Some(Series {
+                label: "ξ".into(),
+                points: vec![(0.5, 5.0), (1.5, 10.0)],
+            }),
         };
         write(&fig, &out).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
-        assert!(text.matches("<rect").count() >= 6 + 64, "cells and colour bar");
+        assert!(
+            text.matches("<rect").count() >= 6 + 64,
+            "cells and colour bar"
+        );
     }
 }

@@ -32,7 +32,8 @@ pub fn gauss_hermite(n: usize) -> Vec<(f64, f64)> {
             for j in 0..n {
                 let p3 = p2;
                 p2 = p1;
-                p1 = z * (2.0 / (j as f64 + 1.0)).sqrt() * p2 - (j as f64 / (j as f64 + 1.0)).sqrt() * p3;
+                p1 = z * (2.0 / (j as f64 + 1.0)).sqrt() * p2
+                    - (j as f64 / (j as f64 + 1.0)).sqrt() * p3;
             }
             pp = (2.0 * n as f64).sqrt() * p2;
             let dz = p1 / pp;
@@ -57,7 +58,9 @@ impl Default for Gaussian {
     fn default() -> Self {
         // 100 nodes integrate tanh/sigmoid/gelu expectations to ~1e-12 for q up to ~1e3;
         // `tests::quadrature_matches_closed_forms` checks it.
-        Self { nodes: gauss_hermite(100) }
+        Self {
+            nodes: gauss_hermite(100),
+        }
     }
 }
 
@@ -73,7 +76,13 @@ fn phi(act: Activation, slope: f64, x: f64) -> f64 {
         Activation::Tanh => x.tanh(),
         Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         Activation::Relu => x.max(0.0),
-        Activation::LeakyRelu => if x > 0.0 { x } else { slope * x },
+        Activation::LeakyRelu => {
+            if x > 0.0 {
+                x
+            } else {
+                slope * x
+            }
+        }
         Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
         Activation::Linear => x,
     }
@@ -86,8 +95,20 @@ fn dphi(act: Activation, slope: f64, x: f64) -> f64 {
             let s = 1.0 / (1.0 + (-x).exp());
             s * (1.0 - s)
         }
-        Activation::Relu => if x > 0.0 { 1.0 } else { 0.0 },
-        Activation::LeakyRelu => if x > 0.0 { 1.0 } else { slope },
+        Activation::Relu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::LeakyRelu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                slope
+            }
+        }
         Activation::Gelu => {
             let cdf = 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
             cdf + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
@@ -141,7 +162,10 @@ pub fn moments(g: &Gaussian, act: Activation, slope: f64, q: f64) -> (f64, f64) 
         Activation::Linear => (q, 1.0),
         _ => {
             let s = q.max(0.0).sqrt();
-            (g.expect(|z| phi(act, slope, s * z).powi(2)), g.expect(|z| dphi(act, slope, s * z).powi(2)))
+            (
+                g.expect(|z| phi(act, slope, s * z).powi(2)),
+                g.expect(|z| dphi(act, slope, s * z).powi(2)),
+            )
         }
     }
 }
@@ -198,14 +222,22 @@ pub fn input_q(x: &[f32]) -> f64 {
 
 /// Predicts the δ profile of an MLP of `model` on inputs with mean square `input_q`
 /// (E[x_i²] averaged over input dimensions).
-pub fn predict(model: &ModelSection, input_dim: usize, output_dim: usize, input_q: f64) -> Prediction {
+pub fn predict(
+    model: &ModelSection,
+    input_dim: usize,
+    output_dim: usize,
+    input_q: f64,
+) -> Prediction {
     let g = Gaussian::default();
     let (act, slope) = (model.activation, model.leaky_slope);
     let sb2 = model.sigma_b * model.sigma_b;
     let mut dims = vec![input_dim];
     dims.extend(std::iter::repeat_n(model.width, model.depth));
     dims.push(output_dim);
-    let s2: Vec<f64> = dims.windows(2).map(|w| effective_sigma2(model.init, model.sigma_w, w[0], w[1])).collect();
+    let s2: Vec<f64> = dims
+        .windows(2)
+        .map(|w| effective_sigma2(model.init, model.sigma_w, w[0], w[1]))
+        .collect();
 
     let mut q = Vec::with_capacity(model.depth);
     let mut prev = s2[0] * input_q + sb2;
@@ -214,7 +246,9 @@ pub fn predict(model: &ModelSection, input_dim: usize, output_dim: usize, input_
         prev = s2_l * moments(&g, act, slope, prev).0 + sb2;
         q.push(prev);
     }
-    let chi: Vec<f64> = (0..model.depth).map(|l| s2[l + 1] * moments(&g, act, slope, q[l]).1).collect();
+    let chi: Vec<f64> = (0..model.depth)
+        .map(|l| s2[l + 1] * moments(&g, act, slope, q[l]).1)
+        .collect();
     let mut delta_ratio = vec![1.0; model.depth + 1];
     for l in (0..model.depth).rev() {
         delta_ratio[l] = delta_ratio[l + 1] * chi[l].sqrt();
@@ -232,8 +266,18 @@ pub fn predict(model: &ModelSection, input_dim: usize, output_dim: usize, input_
         qs = next;
     }
     let chi_star = s2_hidden * moments(&g, act, slope, qs).1;
-    let xi = if chi_star > 0.0 && chi_star != 1.0 { -1.0 / chi_star.ln() } else { f64::INFINITY };
-    Prediction { q, chi, delta_ratio, chi_star, xi }
+    let xi = if chi_star > 0.0 && chi_star != 1.0 {
+        -1.0 / chi_star.ln()
+    } else {
+        f64::INFINITY
+    };
+    Prediction {
+        q,
+        chi,
+        delta_ratio,
+        chi_star,
+        xi,
+    }
 }
 
 /// Measured ‖δ^l‖/‖δ^out‖ at initialisation (the step-0 probe), the geometric mean over
@@ -243,10 +287,16 @@ pub fn measure(exp: &Experiment, seeds: u64) -> Result<Vec<f64>, String> {
     for k in 0..seeds {
         let one = exp
             .clone()
-            .with_overrides(Overrides { steps: Some(1), seed: Some(exp.seed().wrapping_add(k)) })
+            .with_overrides(Overrides {
+                steps: Some(1),
+                seed: Some(exp.seed().wrapping_add(k)),
+            })
             .map_err(|e| e.to_string())?;
         let out = train::train(&one, RunEnv::default(), &Control::new(), &mut |_| {});
-        let probe = out.probes.first().ok_or_else(|| format!("the run ended without a probe: {:?}", out.end))?;
+        let probe = out
+            .probes
+            .first()
+            .ok_or_else(|| format!("the run ended without a probe: {:?}", out.end))?;
         let last = probe.layers.last().map_or(1.0, |l| l.delta);
         let logs = probe.layers.iter().map(|l| (l.delta / last).ln());
         if sum_log.is_empty() {
@@ -255,7 +305,10 @@ pub fn measure(exp: &Experiment, seeds: u64) -> Result<Vec<f64>, String> {
             sum_log.iter_mut().zip(logs).for_each(|(s, v)| *s += v);
         }
     }
-    Ok(sum_log.into_iter().map(|s| (s / seeds as f64).exp()).collect())
+    Ok(sum_log
+        .into_iter()
+        .map(|s| (s / seeds as f64).exp())
+        .collect())
 }
 
 /// The `gradlab theory` table: predicted vs measured ‖δ^l‖/‖δ^out‖, layer by layer.
@@ -263,7 +316,12 @@ pub fn report(exp: &Experiment, seeds: u64) -> Result<String, String> {
     use std::fmt::Write as _;
     let spec = exp.spec();
     let ds = crate::data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
-    let p = predict(&spec.model, ds.input_dim, ds.objective.output_dim(), input_q(&ds.train.x));
+    let p = predict(
+        &spec.model,
+        ds.input_dim,
+        ds.objective.output_dim(),
+        input_q(&ds.train.x),
+    );
     let measured = measure(exp, seeds)?;
     let mut s = String::new();
     let _ = writeln!(
@@ -277,15 +335,38 @@ pub fn report(exp: &Experiment, seeds: u64) -> Result<String, String> {
         spec.model.sigma_w,
         spec.model.sigma_b
     );
-    let xi = if p.xi.is_finite() { format!("{:.1} layers", p.xi.abs()) } else { "∞".into() };
-    let _ = writeln!(s, "χ* = {:.4}, depth scale ξ = {xi}: {}", p.chi_star, p.regime());
-    let _ = writeln!(s, "‖δ^l‖/‖δ^out‖ at initialisation (measured: geometric mean over {seeds} seed(s))");
-    let _ = writeln!(s, "{:<6} {:>10} {:>12} {:>12} {:>12}", "layer", "q^l", "predicted", "measured", "meas/pred");
-    let names: Vec<String> = (1..=spec.model.depth).map(|i| format!("h{i}")).chain(["out".to_string()]).collect();
+    let xi = if p.xi.is_finite() {
+        format!("{:.1} layers", p.xi.abs())
+    } else {
+        "∞".into()
+    };
+    let _ = writeln!(
+        s,
+        "χ* = {:.4}, depth scale ξ = {xi}: {}",
+        p.chi_star,
+        p.regime()
+    );
+    let _ = writeln!(
+        s,
+        "‖δ^l‖/‖δ^out‖ at initialisation (measured: geometric mean over {seeds} seed(s))"
+    );
+    let _ = writeln!(
+        s,
+        "{:<6} {:>10} {:>12} {:>12} {:>12}",
+        "layer", "q^l", "predicted", "measured", "meas/pred"
+    );
+    let names: Vec<String> = (1..=spec.model.depth)
+        .map(|i| format!("h{i}"))
+        .chain(["out".to_string()])
+        .collect();
     for (i, name) in names.iter().enumerate() {
         let q = p.q.get(i).map_or("-".to_string(), |q| format!("{q:.3e}"));
         let (pr, me) = (p.delta_ratio[i], measured[i]);
-        let _ = writeln!(s, "{name:<6} {q:>10} {pr:>12.3e} {me:>12.3e} {:>12.3}", me / pr);
+        let _ = writeln!(
+            s,
+            "{name:<6} {q:>10} {pr:>12.3e} {me:>12.3e} {:>12.3}",
+            me / pr
+        );
     }
     Ok(s)
 }
@@ -312,7 +393,13 @@ mod tests {
 
     #[test]
     fn erf_is_accurate() {
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_877_813_046_5), (1.0, 0.842_700_792_949_714_9), (2.0, 0.995_322_265_018_952_7), (3.5, 0.999_999_256_901_627_7)] {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (3.5, 0.999_999_256_901_627_7),
+        ] {
             assert!((erf(x) - want).abs() < 1e-14, "erf({x}) = {}", erf(x));
             assert!((erf(-x) + want).abs() < 1e-14);
         }
@@ -320,20 +407,43 @@ mod tests {
 
     #[test]
     fn relu_and_linear_follow_closed_forms() {
-        let he = ModelSection { depth: 10, width: 100, activation: Activation::Relu, init: Init::He, ..ModelSection::default() };
+        let he = ModelSection {
+            depth: 10,
+            width: 100,
+            activation: Activation::Relu,
+            init: Init::He,
+            ..ModelSection::default()
+        };
         let p = predict(&he, 100, 100, 1.0);
         // He init: σ² = 2, χ = σ²/2 = 1 at every layer: the edge of chaos.
         assert!(p.chi.iter().all(|c| (c - 1.0).abs() < 1e-12), "{:?}", p.chi);
         assert!((p.chi_star - 1.0).abs() < 1e-12);
-        let lin = ModelSection { depth: 5, width: 10, activation: Activation::Linear, init: Init::Naive, sigma_w: 0.5, ..ModelSection::default() };
+        let lin = ModelSection {
+            depth: 5,
+            width: 10,
+            activation: Activation::Linear,
+            init: Init::Naive,
+            sigma_w: 0.5,
+            ..ModelSection::default()
+        };
         let p = predict(&lin, 10, 10, 1.0);
         // Linear, naive N(0, 0.25) with 10 inputs: χ = 10·0.25 = 2.5 per layer.
-        assert!((p.delta_ratio[0] - 2.5f64.powf(2.5)).abs() < 1e-9, "{:?}", p.delta_ratio);
+        assert!(
+            (p.delta_ratio[0] - 2.5f64.powf(2.5)).abs() < 1e-9,
+            "{:?}",
+            p.delta_ratio
+        );
     }
 
     #[test]
     fn tanh_phases() {
-        let m = |sigma_w: f64| ModelSection { depth: 20, width: 64, init: Init::XavierNormal, sigma_w, ..ModelSection::default() };
+        let m = |sigma_w: f64| ModelSection {
+            depth: 20,
+            width: 64,
+            init: Init::XavierNormal,
+            sigma_w,
+            ..ModelSection::default()
+        };
         assert!(predict(&m(0.5), 64, 64, 1.0).chi_star < 1.0);
         assert!(predict(&m(3.0), 64, 64, 1.0).chi_star > 1.0);
         // σ_b = 0, tanh: the edge of chaos is σ_w = 1 (χ* = σ_w²·tanh′(0)² with q* = 0).

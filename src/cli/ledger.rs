@@ -243,7 +243,9 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
                     s.present
                 );
             }
-            let head = ledger.head().map_or(String::new(), |h| format!("; head {}", h.hash));
+            let head = ledger
+                .head()
+                .map_or(String::new(), |h| format!("; head {}", h.hash));
             println!(
                 "merged {} entries into {}{head}",
                 report.added.len(),

@@ -152,7 +152,8 @@ impl Experiment {
         if settings.is_empty() {
             return Ok(self.clone());
         }
-        let mut doc: toml::Value = toml::from_str(&self.canonical).expect("the canonical form parses");
+        let mut doc: toml::Value =
+            toml::from_str(&self.canonical).expect("the canonical form parses");
         for (path, raw) in settings {
             let bad = |allowed: String| ConfigError::Invalid {
                 path: PathBuf::from("<--set>"),
@@ -163,12 +164,18 @@ impl Experiment {
             };
             let mut parts = path.splitn(2, '.');
             let (Some(section), Some(key)) = (parts.next(), parts.next()) else {
-                return Err(bad("is not a field: write it as section.key, e.g. model.depth".into()));
+                return Err(bad(
+                    "is not a field: write it as section.key, e.g. model.depth".into(),
+                ));
             };
             let table = doc
                 .get_mut(section)
                 .and_then(|t| t.as_table_mut())
-                .ok_or_else(|| bad(format!("'{section}' is not a section (experiment, data, model, train, probe)")))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "'{section}' is not a section (experiment, data, model, train, probe)"
+                    ))
+                })?;
             let slot = table
                 .get_mut(key)
                 .ok_or_else(|| bad(format!("'{key}' is not a field of [{section}]")))?;
@@ -340,12 +347,34 @@ mod tests {
         let b = set("model.depth", "7").unwrap();
         assert_eq!(b.spec().model.depth, 7);
         assert_eq!(set("model.sigma_w", "2").unwrap().spec().model.sigma_w, 2.0);
-        assert_eq!(set("model.activation", "relu").unwrap().spec().model.activation, Activation::Relu);
+        assert_eq!(
+            set("model.activation", "relu")
+                .unwrap()
+                .spec()
+                .model
+                .activation,
+            Activation::Relu
+        );
         assert_ne!(a.hash(), b.hash());
         assert_eq!(b.hash(), set("model.depth", "7").unwrap().hash());
-        assert!(set("model.depth", "0").unwrap_err().to_string().contains("must be between 1 and 500"));
-        assert!(set("model.dept", "3").unwrap_err().to_string().contains("'dept' is not a field of [model]"));
-        assert!(set("depth", "3").unwrap_err().to_string().contains("section.key"));
+        assert!(
+            set("model.depth", "0")
+                .unwrap_err()
+                .to_string()
+                .contains("must be between 1 and 500")
+        );
+        assert!(
+            set("model.dept", "3")
+                .unwrap_err()
+                .to_string()
+                .contains("'dept' is not a field of [model]")
+        );
+        assert!(
+            set("depth", "3")
+                .unwrap_err()
+                .to_string()
+                .contains("section.key")
+        );
     }
 
     #[test]

@@ -259,7 +259,9 @@ impl Entry {
         let mut origin = self.origin.clone();
         while let Some(o) = origin {
             out.push(o.hash.clone());
-            origin = Entry::from_line(o.line.as_bytes()).ok().and_then(|e| e.origin);
+            origin = Entry::from_line(o.line.as_bytes())
+                .ok()
+                .and_then(|e| e.origin);
         }
         out
     }

@@ -19,11 +19,17 @@ fn sci(v: Option<f64>) -> String {
 fn seq_of(all: &[Entry], hash: &str) -> String {
     // A merged replay names its original by the hash the source ledger knew it by.
     // Own hashes first: walking lineages parses embedded lines, so only when needed.
-    let by_lineage = || all.iter().find(|e| e.origin.is_some() && e.lineage().iter().any(|h| h == hash));
-    all.iter().find(|e| e.hash == hash).or_else(by_lineage).map_or_else(
-        || hash[..12.min(hash.len())].to_string(),
-        |e| e.seq.to_string(),
-    )
+    let by_lineage = || {
+        all.iter()
+            .find(|e| e.origin.is_some() && e.lineage().iter().any(|h| h == hash))
+    };
+    all.iter()
+        .find(|e| e.hash == hash)
+        .or_else(by_lineage)
+        .map_or_else(
+            || hash[..12.min(hash.len())].to_string(),
+            |e| e.seq.to_string(),
+        )
 }
 
 /// The result word of a verdict.

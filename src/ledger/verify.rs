@@ -282,7 +282,9 @@ pub fn origin_problems(entry: &Entry) -> Vec<String> {
         let original = match Entry::from_line(origin.line.as_bytes()) {
             Ok(e) => e,
             Err(e) => {
-                out.push(format!("{what}: the embedded original line is not a valid entry: {e}"));
+                out.push(format!(
+                    "{what}: the embedded original line is not a valid entry: {e}"
+                ));
                 break;
             }
         };
@@ -299,7 +301,10 @@ pub fn origin_problems(entry: &Entry) -> Vec<String> {
             ));
         }
         if super::time::parse(&origin.merged).is_none() {
-            out.push(format!("{what}: merged '{}' is not a UTC RFC 3339 stamp", origin.merged));
+            out.push(format!(
+                "{what}: merged '{}' is not a UTC RFC 3339 stamp",
+                origin.merged
+            ));
         }
         let (a, b) = (copied_fields(&outer), copied_fields(&original));
         if !same(&a, &b) {

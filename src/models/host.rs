@@ -16,11 +16,17 @@ pub(crate) fn is_host(device: &Device) -> bool {
 
 /// A tensor's values, row-major (a uniquely owned flex buffer moves without a copy).
 pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec::<f32>().expect("tensors here are f32")
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("tensors here are f32")
 }
 
 /// `values` as a tensor of `shape` on `device`.
-pub(crate) fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+pub(crate) fn tensor<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
@@ -35,18 +41,30 @@ pub(crate) struct View<'a> {
 impl<'a> View<'a> {
     /// Row-major with `cols` columns, starting at `data[0]`.
     pub fn rows(data: &'a [f32], cols: usize) -> Self {
-        Self { data, rs: cols, cs: 1 }
+        Self {
+            data,
+            rs: cols,
+            cs: 1,
+        }
     }
 
     /// The transpose of a row-major matrix with `cols` columns.
     pub fn transposed(data: &'a [f32], cols: usize) -> Self {
-        Self { data, rs: 1, cs: cols }
+        Self {
+            data,
+            rs: 1,
+            cs: cols,
+        }
     }
 }
 
 /// Largest index a `rows × cols` matrix with strides (rs, cs) touches, plus one.
 fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
-    if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
 }
 
 /// dst = (accumulate ? dst : 0) + lhs·rhs for an `m × k` lhs and a `k × n` rhs; `dst` is
@@ -59,9 +77,18 @@ pub(crate) fn gemm(
     lhs: View<'_>,
     rhs: View<'_>,
 ) {
-    assert!(extent(m, n, dst_rs, 1) <= dst.len(), "gemm: dst out of bounds");
-    assert!(extent(m, k, lhs.rs, lhs.cs) <= lhs.data.len(), "gemm: lhs out of bounds");
-    assert!(extent(k, n, rhs.rs, rhs.cs) <= rhs.data.len(), "gemm: rhs out of bounds");
+    assert!(
+        extent(m, n, dst_rs, 1) <= dst.len(),
+        "gemm: dst out of bounds"
+    );
+    assert!(
+        extent(m, k, lhs.rs, lhs.cs) <= lhs.data.len(),
+        "gemm: lhs out of bounds"
+    );
+    assert!(
+        extent(k, n, rhs.rs, rhs.cs) <= rhs.data.len(),
+        "gemm: rhs out of bounds"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -111,13 +138,20 @@ mod tests {
         let a: Vec<f32> = (0..m * k * 2).map(|i| (i as f32 * 0.37).sin()).collect();
         let bt: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
         // lhs: rows of `a` two apart (row stride 2k); rhs: the transpose of `bt` ([n, k]).
-        let lhs = View { data: &a, rs: 2 * k, cs: 1 };
+        let lhs = View {
+            data: &a,
+            rs: 2 * k,
+            cs: 1,
+        };
         let rhs = View::transposed(&bt, k);
         let mut dst = vec![1.0f32; m * (n + 2)];
         gemm((m, n, k), &mut dst, n + 2, true, lhs, rhs);
         for r in 0..m {
             for c in 0..n {
-                let want: f32 = 1.0 + (0..k).map(|j| a[r * 2 * k + j] * bt[c * k + j]).sum::<f32>();
+                let want: f32 = 1.0
+                    + (0..k)
+                        .map(|j| a[r * 2 * k + j] * bt[c * k + j])
+                        .sum::<f32>();
                 assert!((dst[r * (n + 2) + c] - want).abs() < 1e-5, "({r}, {c})");
             }
             // Padding columns beyond n stay untouched.

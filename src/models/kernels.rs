@@ -8,7 +8,7 @@
 //! Only tensors on the flex device take this path: the data is already in host memory, and
 //! a uniquely owned buffer is borrowed without a copy. Other devices use Burn's own ops.
 
-use burn::tensor::{activation, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData, activation};
 
 const CLAMP: f32 = 7.905_311;
 // Eigen's published coefficients, kept digit for digit so they can be checked against it.
@@ -23,7 +23,12 @@ const ALPHA: [f32; 7] = [
     -2.760_768_5e-16,
 ];
 #[allow(clippy::excessive_precision)]
-const BETA: [f32; 4] = [4.893_525_2e-3, 2.268_434_6e-3, 1.185_347_1e-4, 1.198_258_4e-6];
+const BETA: [f32; 4] = [
+    4.893_525_2e-3,
+    2.268_434_6e-3,
+    1.185_347_1e-4,
+    1.198_258_4e-6,
+];
 
 /// tanh(x) to within 3.5e-7 absolute (≈3 ulp of 1; see the test).
 #[inline(always)]
@@ -51,7 +56,10 @@ fn on_host(t: &Tensor<2>) -> bool {
 fn map(t: Tensor<2>, f: impl Fn(f32) -> f32) -> Tensor<2> {
     let device = t.device();
     let dims = t.dims();
-    let mut v = t.into_data().try_into_vec::<f32>().expect("activations are f32");
+    let mut v = t
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("activations are f32");
     for x in v.iter_mut() {
         *x = f(*x);
     }
@@ -59,11 +67,19 @@ fn map(t: Tensor<2>, f: impl Fn(f32) -> f32) -> Tensor<2> {
 }
 
 pub fn tanh(t: Tensor<2>) -> Tensor<2> {
-    if on_host(&t) { map(t, tanh_f32) } else { t.tanh() }
+    if on_host(&t) {
+        map(t, tanh_f32)
+    } else {
+        t.tanh()
+    }
 }
 
 pub fn sigmoid(t: Tensor<2>) -> Tensor<2> {
-    if on_host(&t) { map(t, sigmoid_f32) } else { activation::sigmoid(t) }
+    if on_host(&t) {
+        map(t, sigmoid_f32)
+    } else {
+        activation::sigmoid(t)
+    }
 }
 
 #[cfg(test)]
@@ -76,7 +92,8 @@ mod tests {
         let mut x = -20.0f32;
         while x <= 20.0 {
             worst_t = worst_t.max((tanh_f32(x) as f64 - (x as f64).tanh()).abs());
-            worst_s = worst_s.max((sigmoid_f32(x) as f64 - 1.0 / (1.0 + (-(x as f64)).exp())).abs());
+            worst_s =
+                worst_s.max((sigmoid_f32(x) as f64 - 1.0 / (1.0 + (-(x as f64)).exp())).abs());
             x += 1.0 / 1024.0;
         }
         // Measured: tanh 3.45e-7 (at x = −6.52, ≈3 ulp of 1), sigmoid below that: the
@@ -98,8 +115,14 @@ mod tests {
         for (a, b) in ours.iter().zip(&burn) {
             assert!((a - b).abs() < 5e-7, "{a} vs {b}");
         }
-        let ours = sigmoid(t.clone()).into_data().try_into_vec::<f32>().unwrap();
-        let burn = activation::sigmoid(t).into_data().try_into_vec::<f32>().unwrap();
+        let ours = sigmoid(t.clone())
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let burn = activation::sigmoid(t)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
         for (a, b) in ours.iter().zip(&burn) {
             assert!((a - b).abs() < 5e-7, "{a} vs {b}");
         }

@@ -390,7 +390,11 @@ impl Lstm {
         }
         let k = self.readout.out_steps;
         let read: Vec<f32> = (0..b)
-            .flat_map(|e| hs[e * row_h + (t_len - k) * h..(e + 1) * row_h].iter().copied())
+            .flat_map(|e| {
+                hs[e * row_h + (t_len - k) * h..(e + 1) * row_h]
+                    .iter()
+                    .copied()
+            })
             .collect();
         let read_rows = host::tensor(read, [b * k, h], &device);
         let logits = self.readout.forward_rows(read_rows.clone(), b);
@@ -478,8 +482,12 @@ impl Lstm {
                 let c_prev = if t > 0 { &cs[at - h..at] } else { &zeros[..] };
                 // Equal, visible lengths let the compiler drop bounds checks and vectorise.
                 let (i, f, g, o, c_prev) = (&i[..h], &f[..h], &g[..h], &o[..h], &c_prev[..h]);
-                let (dz_i, dz_f, dz_g, dz_o) =
-                    (&mut dz_i[..h], &mut dz_f[..h], &mut dz_g[..h], &mut dz_o[..h]);
+                let (dz_i, dz_f, dz_g, dz_o) = (
+                    &mut dz_i[..h],
+                    &mut dz_f[..h],
+                    &mut dz_g[..h],
+                    &mut dz_o[..h],
+                );
                 for j in 0..h {
                     let c_prev = c_prev[j];
                     let dc = dh_e[j] * o[j] * (1.0 - tc[j] * tc[j]) + carry[j];
@@ -523,7 +531,11 @@ impl Lstm {
         let mut saturated: Vec<f32> = Vec::with_capacity(rows * h);
         for z in gates.chunks_exact(w4) {
             let forget = &z[FORGET * h..(FORGET + 1) * h];
-            saturated.extend(forget.iter().map(|&f| f32::from(u8::from(f < lo || f > hi))));
+            saturated.extend(
+                forget
+                    .iter()
+                    .map(|&f| f32::from(u8::from(f < lo || f > hi))),
+            );
         }
         Backward {
             grads: vec![
@@ -537,7 +549,11 @@ impl Lstm {
                 LayerSignals {
                     delta: host::tensor(dz, [rows, w4], &device),
                     output: host::tensor(hs, [rows, h], &device),
-                    saturated: Some(Saturation::Mask(host::tensor(saturated, [rows, h], &device))),
+                    saturated: Some(Saturation::Mask(host::tensor(
+                        saturated,
+                        [rows, h],
+                        &device,
+                    ))),
                     weight: 1,
                     bias: Some(2),
                     skip: None,
@@ -690,8 +706,16 @@ mod tests {
         for (i, name) in lstm.param_names().iter().enumerate() {
             close(ours.grads[i].clone(), want.grads[i].clone(), name);
         }
-        close(ours.layers[0].delta.clone(), want.layers[0].delta.clone(), "delta");
-        close(ours.layers[0].output.clone(), want.layers[0].output.clone(), "output");
+        close(
+            ours.layers[0].delta.clone(),
+            want.layers[0].delta.clone(),
+            "delta",
+        );
+        close(
+            ours.layers[0].output.clone(),
+            want.layers[0].output.clone(),
+            "output",
+        );
         let mask = |bw: &Backward| match &bw.layers[0].saturated {
             Some(Saturation::Mask(m)) => m.clone().into_data().try_to_vec::<f32>().unwrap(),
             _ => panic!("the lstm layer carries a forget-gate mask"),

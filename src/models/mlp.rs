@@ -7,7 +7,7 @@
 //! skips the graph bookkeeping. `tests::backward_matches_autodiff` holds it to Burn's
 //! autodiff at every layer.
 
-use super::{activation, init, Backward, LayerSignals, Network, Saturation};
+use super::{Backward, LayerSignals, Network, Saturation, activation, init};
 use crate::experiment::{Activation, ModelSection};
 use crate::rng::Stream;
 use burn::module::{Module, Param};
@@ -138,7 +138,11 @@ impl Network for Mlp {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = Self::dense(layer, h);
-            if i == last { z } else { activation::forward_fast(self.activation, self.slope, z) }
+            if i == last {
+                z
+            } else {
+                activation::forward_fast(self.activation, self.slope, z)
+            }
         })
     }
 
@@ -152,7 +156,11 @@ impl Network for Mlp {
         for (i, layer) in self.layers.iter().enumerate() {
             let z = Self::dense(layer, h.clone());
             tape.inputs.push(h);
-            h = if i == last { z.clone() } else { activation::forward_fast(self.activation, self.slope, z.clone()) };
+            h = if i == last {
+                z.clone()
+            } else {
+                activation::forward_fast(self.activation, self.slope, z.clone())
+            };
             tape.zs.push(z);
         }
         (h, tape)
@@ -183,8 +191,10 @@ impl Network for Mlp {
                 }
             });
             let output = outputs.pop().expect("one output per layer");
-            let saturated =
-                (l + 1 < n).then(|| Saturation::Of { activation: self.activation, z: zs[l].clone() });
+            let saturated = (l + 1 < n).then(|| Saturation::Of {
+                activation: self.activation,
+                z: zs[l].clone(),
+            });
             layers.push(LayerSignals {
                 delta: delta.clone(),
                 output,
@@ -327,10 +337,32 @@ mod tests {
     #[test]
     fn module_form_computes_the_same_function() {
         let device = Device::flex();
-        let mlp = Mlp::new(&ModelSection { depth: 3, width: 5, ..ModelSection::default() }, 2, 3, 1, &device);
-        let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1], [2, 2]), &device);
-        let a = mlp.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
-        let b = mlp.to_module().forward(x, mlp.activation, mlp.slope).into_data().try_to_vec::<f32>().unwrap();
+        let mlp = Mlp::new(
+            &ModelSection {
+                depth: 3,
+                width: 5,
+                ..ModelSection::default()
+            },
+            2,
+            3,
+            1,
+            &device,
+        );
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1], [2, 2]),
+            &device,
+        );
+        let a = mlp
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b = mlp
+            .to_module()
+            .forward(x, mlp.activation, mlp.slope)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         // The lab's tanh kernel and Burn's agree to 5e-7 per element (models::kernels).
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");

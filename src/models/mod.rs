@@ -50,7 +50,10 @@ pub enum Saturation {
     /// A ready mask, 1.0 where a unit is saturated or dead.
     Mask(Tensor<2>),
     /// The layer applies `activation` to `z` (the `output` of `LayerSignals` is φ(z)).
-    Of { activation: Activation, z: Tensor<2> },
+    Of {
+        activation: Activation,
+        z: Tensor<2>,
+    },
 }
 
 impl Saturation {

@@ -84,7 +84,12 @@ impl Readout {
     }
 
     /// [`Readout::backward`] from the read-out rows `[b · out_steps, hidden]` themselves.
-    pub(crate) fn backward_rows(&self, rows: Tensor<2>, delta_out: Tensor<2>, b: usize) -> ReadoutGrads {
+    pub(crate) fn backward_rows(
+        &self,
+        rows: Tensor<2>,
+        delta_out: Tensor<2>,
+        b: usize,
+    ) -> ReadoutGrads {
         let (hidden, per_step) = (self.weight.dims()[0], self.weight.dims()[1]);
         let d = delta_out.reshape([b * self.out_steps, per_step]);
         ReadoutGrads {

@@ -289,7 +289,10 @@ impl Network for Resnet {
             };
             signals.push(LayerSignals {
                 delta: dz1,
-                saturated: Some(Saturation::Of { activation: self.activation, z: bt.z1.clone() }),
+                saturated: Some(Saturation::Of {
+                    activation: self.activation,
+                    z: bt.z1.clone(),
+                }),
                 output: bt.a1,
                 weight: index,
                 bias: Some(index + 1),
@@ -306,7 +309,10 @@ impl Network for Resnet {
         grads[1] = Some(dz0.clone().sum_dim(0));
         signals.push(LayerSignals {
             delta: dz0,
-            saturated: Some(Saturation::Of { activation: self.activation, z: z0.clone() }),
+            saturated: Some(Saturation::Of {
+                activation: self.activation,
+                z: z0.clone(),
+            }),
             output: h0,
             weight: 0,
             bias: Some(1),

@@ -12,7 +12,9 @@ pub struct Axis {
 /// A malformed `--set`.
 #[derive(Debug, thiserror::Error)]
 pub enum GridError {
-    #[error("--set '{0}': expected field=values, e.g. model.depth=5,10,20 or model.sigma_w=0.5:3.0:0.25")]
+    #[error(
+        "--set '{0}': expected field=values, e.g. model.depth=5,10,20 or model.sigma_w=0.5:3.0:0.25"
+    )]
     Syntax(String),
     #[error("--set '{0}': a range start:stop:step needs numbers with step > 0 and stop ≥ start")]
     Range(String),
@@ -25,12 +27,18 @@ pub enum GridError {
 /// Prints a range value without binary noise (0.30000000000000004 → 0.3).
 fn tidy(v: f64) -> String {
     let r = (v * 1e9).round() / 1e9;
-    if r.fract() == 0.0 && r.abs() < 1e15 { format!("{r:.1}") } else { format!("{r}") }
+    if r.fract() == 0.0 && r.abs() < 1e15 {
+        format!("{r:.1}")
+    } else {
+        format!("{r}")
+    }
 }
 
 /// Parses one `--set` argument.
 pub fn parse_axis(arg: &str) -> Result<Axis, GridError> {
-    let (field, spec) = arg.split_once('=').ok_or_else(|| GridError::Syntax(arg.into()))?;
+    let (field, spec) = arg
+        .split_once('=')
+        .ok_or_else(|| GridError::Syntax(arg.into()))?;
     let (field, spec) = (field.trim(), spec.trim());
     if field.is_empty() || spec.is_empty() {
         return Err(GridError::Syntax(arg.into()));
@@ -50,19 +58,30 @@ pub fn parse_axis(arg: &str) -> Result<Axis, GridError> {
         if n > 10_000 {
             return Err(GridError::TooMany(arg.into()));
         }
-        let all_int = nums.iter().all(|v| v.fract() == 0.0) && !parts.iter().any(|p| p.contains('.'));
+        let all_int =
+            nums.iter().all(|v| v.fract() == 0.0) && !parts.iter().any(|p| p.contains('.'));
         (0..n)
             .map(|i| {
                 let v = start + i as f64 * step;
-                if all_int { format!("{}", v as i64) } else { tidy(v) }
+                if all_int {
+                    format!("{}", v as i64)
+                } else {
+                    tidy(v)
+                }
             })
             .collect()
     } else if parts.len() == 1 {
-        spec.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
+        spec.split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect()
     } else {
         return Err(GridError::Syntax(arg.into()));
     };
-    Ok(Axis { field: field.to_string(), values })
+    Ok(Axis {
+        field: field.to_string(),
+        values,
+    })
 }
 
 /// One grid point: its settings, seed and the resulting validated experiment.
@@ -75,7 +94,12 @@ pub struct Point {
 
 /// The cartesian product of the axes (first axis slowest), each with `seeds` consecutive
 /// seeds from the base experiment's. Every point is validated before anything runs.
-pub fn expand(base: &Experiment, axes: &[Axis], seeds: u64, steps: Option<usize>) -> Result<Vec<Point>, GridError> {
+pub fn expand(
+    base: &Experiment,
+    axes: &[Axis],
+    seeds: u64,
+    steps: Option<usize>,
+) -> Result<Vec<Point>, GridError> {
     let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
     for axis in axes {
         combos = combos
@@ -94,8 +118,15 @@ pub fn expand(base: &Experiment, axes: &[Axis], seeds: u64, steps: Option<usize>
         let configured = base.with_settings(&settings)?;
         for k in 0..seeds.max(1) {
             let seed = base.seed().wrapping_add(k);
-            let experiment = configured.clone().with_overrides(Overrides { steps, seed: Some(seed) })?;
-            points.push(Point { settings: settings.clone(), seed, experiment });
+            let experiment = configured.clone().with_overrides(Overrides {
+                steps,
+                seed: Some(seed),
+            })?;
+            points.push(Point {
+                settings: settings.clone(),
+                seed,
+                experiment,
+            });
         }
     }
     Ok(points)
@@ -122,33 +153,70 @@ mod tests {
 
     #[test]
     fn lists_and_ranges_parse() {
-        assert_eq!(parse_axis("model.depth=5,10,20,40").unwrap().values, ["5", "10", "20", "40"]);
+        assert_eq!(
+            parse_axis("model.depth=5,10,20,40").unwrap().values,
+            ["5", "10", "20", "40"]
+        );
         assert_eq!(
             parse_axis("model.sigma_w=0.5:3.0:0.25").unwrap().values,
-            ["0.5", "0.75", "1.0", "1.25", "1.5", "1.75", "2.0", "2.25", "2.5", "2.75", "3.0"]
+            [
+                "0.5", "0.75", "1.0", "1.25", "1.5", "1.75", "2.0", "2.25", "2.5", "2.75", "3.0"
+            ]
         );
-        assert_eq!(parse_axis("model.depth=10:40:10").unwrap().values, ["10", "20", "30", "40"]);
-        assert_eq!(parse_axis("model.sigma_w=0.1:0.3:0.1").unwrap().values, ["0.1", "0.2", "0.3"]);
-        assert!(matches!(parse_axis("model.depth"), Err(GridError::Syntax(_))));
-        assert!(matches!(parse_axis("model.depth=3:1:1"), Err(GridError::Range(_))));
-        assert!(matches!(parse_axis("model.depth=1:2:0"), Err(GridError::Range(_))));
+        assert_eq!(
+            parse_axis("model.depth=10:40:10").unwrap().values,
+            ["10", "20", "30", "40"]
+        );
+        assert_eq!(
+            parse_axis("model.sigma_w=0.1:0.3:0.1").unwrap().values,
+            ["0.1", "0.2", "0.3"]
+        );
+        assert!(matches!(
+            parse_axis("model.depth"),
+            Err(GridError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_axis("model.depth=3:1:1"),
+            Err(GridError::Range(_))
+        ));
+        assert!(matches!(
+            parse_axis("model.depth=1:2:0"),
+            Err(GridError::Range(_))
+        ));
     }
 
     #[test]
     fn expansion_crosses_axes_and_seeds() {
-        let base = Experiment::parse("[experiment]\nname = \"s\"\nseed = 10\n", Path::new("s.toml")).unwrap();
-        let axes = [parse_axis("model.depth=2,3").unwrap(), parse_axis("model.sigma_w=1:2:1").unwrap()];
+        let base = Experiment::parse(
+            "[experiment]\nname = \"s\"\nseed = 10\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let axes = [
+            parse_axis("model.depth=2,3").unwrap(),
+            parse_axis("model.sigma_w=1:2:1").unwrap(),
+        ];
         let points = expand(&base, &axes, 2, Some(5)).unwrap();
         assert_eq!(points.len(), 8);
-        assert_eq!(points[0].settings, [("model.depth".to_string(), "2".to_string()), ("model.sigma_w".to_string(), "1".to_string())]);
+        assert_eq!(
+            points[0].settings,
+            [
+                ("model.depth".to_string(), "2".to_string()),
+                ("model.sigma_w".to_string(), "1".to_string())
+            ]
+        );
         assert_eq!((points[0].seed, points[1].seed), (10, 11));
         assert_eq!(points[7].experiment.spec().model.depth, 3);
         assert_eq!(points[7].experiment.spec().model.sigma_w, 2.0);
         assert_eq!(points[7].experiment.spec().train.steps, 5);
-        let hashes: std::collections::HashSet<_> = points.iter().map(|p| p.experiment.hash().clone()).collect();
+        let hashes: std::collections::HashSet<_> =
+            points.iter().map(|p| p.experiment.hash().clone()).collect();
         assert_eq!(hashes.len(), 8, "every point is a distinct config");
         let bad = expand(&base, &[parse_axis("model.depth=0").unwrap()], 1, None).unwrap_err();
-        assert!(bad.to_string().contains("must be between 1 and 500"), "{bad}");
+        assert!(
+            bad.to_string().contains("must be between 1 and 500"),
+            "{bad}"
+        );
         assert_ne!(sweep_id(&base, &axes, 2), sweep_id(&base, &axes, 3));
     }
 }

@@ -7,8 +7,8 @@
 
 pub mod events;
 pub mod optim;
-pub mod probe;
 mod pretrain;
+pub mod probe;
 mod runner;
 mod search;
 

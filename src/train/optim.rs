@@ -85,7 +85,12 @@ impl Optim {
     /// Applies one update: `params[i] ← params[i] − u_i`; returns the updates u_i when
     /// `keep` (the probes measure ‖ΔW‖ from them without a subtraction). Gradient-free
     /// trainers never reach here (they have their own loop).
-    pub fn step(&mut self, params: &mut [Tensor<2>], grads: Vec<Tensor<2>>, keep: bool) -> Vec<Tensor<2>> {
+    pub fn step(
+        &mut self,
+        params: &mut [Tensor<2>],
+        grads: Vec<Tensor<2>>,
+        keep: bool,
+    ) -> Vec<Tensor<2>> {
         self.t += 1;
         let mut kept = Vec::with_capacity(if keep { params.len() } else { 0 });
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {

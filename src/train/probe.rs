@@ -24,7 +24,10 @@ pub struct LayerSums {
 
 fn host(t: &Tensor<2>) -> Vec<f32> {
     // Zero-copy when the buffer is not shared (flex unwraps a unique Arc).
-    t.clone().into_data().try_into_vec::<f32>().expect("probed tensors are f32")
+    t.clone()
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("probed tensors are f32")
 }
 
 /// Σx² with four f64 lanes: f32 accumulation over 65k terms would lose ~1e-4 relative.
@@ -52,7 +55,9 @@ fn sum_and_sq(v: &[f32]) -> (f64, f64) {
             q[k] += x * x;
         }
     }
-    let (rs, rq) = rest.iter().fold((0.0, 0.0), |(a, b), &x| (a + x as f64, b + x as f64 * x as f64));
+    let (rs, rq) = rest.iter().fold((0.0, 0.0), |(a, b), &x| {
+        (a + x as f64, b + x as f64 * x as f64)
+    });
     (s.iter().sum::<f64>() + rs, q.iter().sum::<f64>() + rq)
 }
 
@@ -66,9 +71,9 @@ fn saturated_count(sat: &Saturation, output: &[f32]) -> f64 {
         Saturation::Mask(m) => host(m).iter().map(|&x| x as f64).sum(),
         Saturation::Of { activation, z } => match activation {
             Activation::Tanh => count(output, |h| h.abs() > TANH_SATURATED as f32),
-            Activation::Sigmoid => {
-                count(output, |h| h < SIGMOID_SATURATED as f32 || h > 1.0 - SIGMOID_SATURATED as f32)
-            }
+            Activation::Sigmoid => count(output, |h| {
+                h < SIGMOID_SATURATED as f32 || h > 1.0 - SIGMOID_SATURATED as f32
+            }),
             Activation::Relu | Activation::LeakyRelu => count(&host(z), |z| z <= 0.0),
             Activation::Gelu => count(&host(z), |z| z < GELU_SATURATED_Z as f32),
             Activation::Linear => 0.0,
@@ -86,7 +91,10 @@ pub fn host_sums(layer: &LayerSignals, weight_before: &Tensor<2>, update: &Tenso
         update_sq: sum_sq(&host(update)),
         out_sum,
         out_sq,
-        saturated: layer.saturated.as_ref().map_or(0.0, |s| saturated_count(s, &out)),
+        saturated: layer
+            .saturated
+            .as_ref()
+            .map_or(0.0, |s| saturated_count(s, &out)),
     }
 }
 
@@ -137,7 +145,10 @@ mod tests {
             let layer = LayerSignals {
                 delta: t(z.iter().map(|x| x * 0.1).collect(), [1, 37]),
                 output,
-                saturated: Some(Saturation::Of { activation: act, z: zt }),
+                saturated: Some(Saturation::Of {
+                    activation: act,
+                    z: zt,
+                }),
                 weight: 0,
                 bias: None,
                 skip: None,
@@ -150,11 +161,24 @@ mod tests {
                 .into_iter()
                 .map(|x| x.into_scalar::<f32>() as f64)
                 .collect();
-            let hv = [h.delta_sq, h.weight_sq, h.update_sq, h.out_sum, h.out_sq, h.saturated];
+            let hv = [
+                h.delta_sq,
+                h.weight_sq,
+                h.update_sq,
+                h.out_sum,
+                h.out_sq,
+                h.saturated,
+            ];
             for (k, (a, b)) in hv.iter().zip(&d).enumerate() {
-                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{act:?} sum {k}: host {a} device {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{act:?} sum {k}: host {a} device {b}"
+                );
             }
-            assert!(h.saturated > 0.0 || act == Activation::Linear, "{act:?} saturates somewhere on [-6, 6]");
+            assert!(
+                h.saturated > 0.0 || act == Activation::Linear,
+                "{act:?} saturates somewhere on [-6, 6]"
+            );
         }
     }
 

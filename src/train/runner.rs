@@ -15,7 +15,6 @@ use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-
 /// Runs `exp` to its end on the calling thread, sending events to `sink`.
 /// A training step allocates and frees the same multi-megabyte buffers every step (an LSTM
 /// tape is several 1.6 MB sequences). glibc serves blocks that large with fresh `mmap`s and
@@ -493,7 +492,10 @@ pub(super) fn drive<N: Network>(
         let total_sq = Tensor::cat(sq.clone(), 0).sum();
         optim::clip(&mut grads, &total_sq, t.clip, t.clip_threshold);
         let weights_before: Vec<Tensor<2>> = if probing {
-            back.layers.iter().map(|l| params[l.weight].clone()).collect()
+            back.layers
+                .iter()
+                .map(|l| params[l.weight].clone())
+                .collect()
         } else {
             Vec::new()
         };
@@ -512,7 +514,12 @@ pub(super) fn drive<N: Network>(
             }
             if !on_host {
                 for (layer, w_before) in back.layers.iter().zip(&weights_before) {
-                    scalars.extend(probe::device_sums(layer, w_before, &updates[layer.weight], &zero));
+                    scalars.extend(probe::device_sums(
+                        layer,
+                        w_before,
+                        &updates[layer.weight],
+                        &zero,
+                    ));
                 }
             }
             scalars.extend(back.time.iter().cloned());
@@ -545,7 +552,8 @@ pub(super) fn drive<N: Network>(
                 grads_sq.push((rest[0] as f64, rest[1] as f64, skip));
                 rest = &rest[if skip.is_some() { 3 } else { 2 }..];
             }
-            let (device_part, time) = rest.split_at(if on_host { 0 } else { 6 * back.layers.len() });
+            let (device_part, time) =
+                rest.split_at(if on_host { 0 } else { 6 * back.layers.len() });
             let layers = back
                 .layers
                 .iter()
@@ -610,7 +618,11 @@ fn layer_probe(grad_w_sq: f64, grad_b_sq: f64, s: &probe::LayerSums, numel: f64)
         grad_w: grad_w_sq.sqrt(),
         grad_b: grad_b_sq.sqrt(),
         weight,
-        update_ratio: if weight > 0.0 { s.update_sq.sqrt() / weight } else { 0.0 },
+        update_ratio: if weight > 0.0 {
+            s.update_sq.sqrt() / weight
+        } else {
+            0.0
+        },
         act_mean: mean,
         act_std: (s.out_sq / numel - mean * mean).max(0.0).sqrt(),
         saturation: s.saturated / numel,

@@ -423,7 +423,11 @@ pub fn sample_images() -> Vec<Vec<f32>> {
             (0..16u32)
                 .map(|p| {
                     let (x, y) = (p % 4, p / 4);
-                    let on = if i % 2 == 0 { (x + i / 2) % 2 } else { (y + i / 2) % 2 };
+                    let on = if i % 2 == 0 {
+                        (x + i / 2) % 2
+                    } else {
+                        (y + i / 2) % 2
+                    };
                     on as f32 * (0.6 + 0.05 * i as f32) + (1 - on) as f32 * 0.1
                 })
                 .collect()
@@ -437,7 +441,10 @@ pub fn pretraining(size: (u16, u16), mode: ColorMode) -> App {
     let mut h = header(&exp);
     h.model = "dbn".into();
     h.layers = vec!["h1".into(), "h2".into(), "out".into()];
-    let mut events = vec![train::Event::Started(h), train::Event::Phase(pretrain_phase(1))];
+    let mut events = vec![
+        train::Event::Started(h),
+        train::Event::Phase(pretrain_phase(1)),
+    ];
     events.extend((0..200).step_by(10).map(|s| train::Event::Pretrain {
         probe: pretrain_probe(1, s),
         wall_s: s as f64 / 80.0,

@@ -74,7 +74,10 @@ impl Session {
             signal_ids.push(signal_hook::flag::register(sig, Arc::clone(&signalled))?);
         }
         let hung_up = Arc::new(AtomicBool::new(false));
-        signal_ids.push(signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hung_up))?);
+        signal_ids.push(signal_hook::flag::register(
+            signal_hook::consts::SIGHUP,
+            Arc::clone(&hung_up),
+        )?);
         enter()?;
         let terminal = match Terminal::new(CrosstermBackend::new(stdout())) {
             Ok(t) => t,

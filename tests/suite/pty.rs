@@ -121,7 +121,8 @@ impl Session {
         };
         self.reading.take().unwrap().join().unwrap();
         let screen = self.screen.lock().unwrap().screen().clone();
-        let entries = std::fs::read_to_string(self._dir.path().join("ledger/entries.jsonl")).unwrap_or_default();
+        let entries = std::fs::read_to_string(self._dir.path().join("ledger/entries.jsonl"))
+            .unwrap_or_default();
         (status.exit_code(), screen, entries)
     }
 }

@@ -12,16 +12,30 @@ use std::path::Path;
 #[test]
 fn prediction_matches_measurement_layer_by_layer() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for name in ["tanh-naive-20", "sigmoid-naive-20", "tanh-xavier-20", "relu-xavier-30", "relu-he-30"] {
+    for name in [
+        "tanh-naive-20",
+        "sigmoid-naive-20",
+        "tanh-xavier-20",
+        "relu-xavier-30",
+        "relu-he-30",
+    ] {
         let exp = Experiment::load(&root.join(format!("experiments/{name}.toml"))).unwrap();
         let spec = exp.spec();
         let ds = gradlab::data::build(&spec.data, exp.seed()).unwrap();
-        let p = theory::predict(&spec.model, ds.input_dim, ds.objective.output_dim(), theory::input_q(&ds.train.x));
+        let p = theory::predict(
+            &spec.model,
+            ds.input_dim,
+            ds.objective.output_dim(),
+            theory::input_q(&ds.train.x),
+        );
         let measured = theory::measure(&exp, 3).unwrap();
         assert_eq!(measured.len(), p.delta_ratio.len());
         for (l, (m, pr)) in measured.iter().zip(&p.delta_ratio).enumerate() {
             let r = m / pr;
-            assert!((0.5..2.0).contains(&r), "{name} layer {l}: measured {m:e}, predicted {pr:e}");
+            assert!(
+                (0.5..2.0).contains(&r),
+                "{name} layer {l}: measured {m:e}, predicted {pr:e}"
+            );
         }
     }
 }
@@ -37,6 +51,13 @@ fn theory_command_flags_the_phase() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("edge of chaos"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("h30 ")), "{text}");
-    let out = super::common::gradlab(root).args(["theory", "experiments/tanh-naive-20.toml", "--seeds", "1"]).output().unwrap();
-    assert!(String::from_utf8(out.stdout).unwrap().contains("ordered phase"));
+    let out = super::common::gradlab(root)
+        .args(["theory", "experiments/tanh-naive-20.toml", "--seeds", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("ordered phase")
+    );
 }

@@ -41,7 +41,10 @@ pub enum Screen {
 impl Screen {
     /// The Ledger screen and the screens opened from it.
     pub fn of_ledger(self) -> bool {
-        matches!(self, Screen::Ledger | Screen::Diff | Screen::Compare | Screen::Sweep)
+        matches!(
+            self,
+            Screen::Ledger | Screen::Diff | Screen::Compare | Screen::Sweep
+        )
     }
 }
 
@@ -379,7 +382,8 @@ impl App {
                     Some(id) => return Some(Effect::LoadSweep(id)),
                     None => {
                         self.flash = Some(
-                            "the selected entry is not a sweep point (gradlab sweep tags them)".into(),
+                            "the selected entry is not a sweep point (gradlab sweep tags them)"
+                                .into(),
                         )
                     }
                 }

@@ -14,19 +14,28 @@ pub struct SweepView {
 
 impl SweepView {
     pub fn new(id: String, grid: Result<SweepGrid, String>) -> Self {
-        Self { id, grid, metric: Metric::Loss }
+        Self {
+            id,
+            grid,
+            metric: Metric::Loss,
+        }
     }
 
     /// The next metric in `Metric::ALL`, wrapping around.
     pub fn next_metric(&mut self) {
-        let i = Metric::ALL.iter().position(|m| *m == self.metric).unwrap_or(0);
+        let i = Metric::ALL
+            .iter()
+            .position(|m| *m == self.metric)
+            .unwrap_or(0);
         self.metric = Metric::ALL[(i + 1) % Metric::ALL.len()];
     }
 }
 
 /// The sweep id an entry belongs to, from its `sweep:<id>` tag.
 pub fn sweep_of(tags: &[String]) -> Option<String> {
-    tags.iter().find_map(|t| t.strip_prefix(crate::sweep::run::SWEEP_TAG)).map(str::to_string)
+    tags.iter()
+        .find_map(|t| t.strip_prefix(crate::sweep::run::SWEEP_TAG))
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -43,7 +52,10 @@ mod tests {
         assert_eq!(v.metric, first);
         v.next_metric();
         assert_ne!(v.metric, first);
-        assert_eq!(sweep_of(&["x".into(), "sweep:9f2".into()]), Some("9f2".into()));
+        assert_eq!(
+            sweep_of(&["x".into(), "sweep:9f2".into()]),
+            Some("9f2".into())
+        );
         assert_eq!(sweep_of(&["sweep-axes:model.depth".into()]), None);
     }
 }

@@ -253,7 +253,10 @@ fn recurrent_probes_keep_the_gradient_through_time_and_its_ratio() {
     assert_eq!(r.through_time().len(), 50);
     let want = fixtures::recurrent_probe(2, 50);
     assert_eq!(r.time_ratio(), Some(want.time[0] / want.time[49]));
-    assert!(r.time_ratio().unwrap() < 1e-3, "the first step's error vanished");
+    assert!(
+        r.time_ratio().unwrap() < 1e-3,
+        "the first step's error vanished"
+    );
     // Other nets have no time profile.
     let mlp = fixtures::running(SMALL, ColorMode::Ansi16, 3, Profile::Vanishing);
     assert!(run(&mlp).through_time().is_empty());
@@ -284,7 +287,10 @@ fn dbn_events_set_the_phase_and_fill_each_rbm_curves() {
     assert_eq!(d.rbms[1].recon_error.points.len(), 12);
     assert_eq!(d.rbms[1].log_likelihood.points.len(), 12);
     assert_eq!(d.rbms[1].latest.as_ref().map(|p| p.step), Some(110));
-    assert_eq!(d.samples.as_ref().map(|s| (s.0, s.1, s.2.len())), Some((4, 4, 8)));
+    assert_eq!(
+        d.samples.as_ref().map(|s| (s.0, s.1, s.2.len())),
+        Some((4, 4, 8))
+    );
     // No gradient probe yet: pretraining moves no step of the fine-tuning count.
     assert_eq!(r.steps_done(), 0);
     assert!(!r.view.samples);

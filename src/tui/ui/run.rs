@@ -159,10 +159,7 @@ fn header(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer) {
             Span::raw("│ Run │ "),
             Span::styled(run.name.clone(), bold),
             Span::raw(format!(" │ config {}", run.hash_short)),
-            Span::raw(
-                run_models::phase_note(run)
-                    .map_or(String::new(), |p| format!(" │ {p}")),
-            ),
+            Span::raw(run_models::phase_note(run).map_or(String::new(), |p| format!(" │ {p}"))),
         ],
         vec![Span::styled(format!(" {text} "), bold)],
         area,

@@ -19,20 +19,46 @@ use ratatui::widgets::{Paragraph, Widget, Wrap};
 /// The whole Sweep screen.
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = &app.theme;
-    let [top, body, foot] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
-    footer(theme, &[("m", "metric"), ("esc", "ledger"), ("?", "help"), ("q", "quit")], app.flash.as_deref(), foot, buf);
+    let [top, body, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    footer(
+        theme,
+        &[
+            ("m", "metric"),
+            ("esc", "ledger"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        app.flash.as_deref(),
+        foot,
+        buf,
+    );
     let Some(view) = &app.sweep else {
         title_bar(theme, vec![Span::raw("│ Sweep")], vec![], top, buf);
         return;
     };
-    title_bar(theme, vec![Span::raw(format!("│ Sweep {}", view.id))], vec![], top, buf);
+    title_bar(
+        theme,
+        vec![Span::raw(format!("│ Sweep {}", view.id))],
+        vec![],
+        top,
+        buf,
+    );
     match &view.grid {
         Ok(grid) => {
             let block = panel(theme, format!(" {} ", view.metric.label()), true);
             let inner = block.inner(body);
             block.render(body, buf);
-            Heatmap { grid, metric: view.metric, theme }.render(inner, buf);
+            Heatmap {
+                grid,
+                metric: view.metric,
+                theme,
+            }
+            .render(inner, buf);
         }
         Err(why) => Paragraph::new(format!("This sweep cannot be drawn as a grid: {why}"))
             .wrap(Wrap { trim: true })
@@ -50,7 +76,11 @@ pub struct Heatmap<'a> {
 
 /// Formats an axis value compactly (`0.75`, `20`).
 fn tick(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e6 { format!("{v:.0}") } else { format!("{v}") }
+    if v.fract() == 0.0 && v.abs() < 1e6 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// |ξ| at `x`, interpolated along the curve's sampled points (None off the curve or at the
@@ -60,7 +90,11 @@ fn xi_at(curve: &[(f64, f64)], x: f64) -> Option<f64> {
         .windows(2)
         .find(|w| w[0].0 <= x && x <= w[1].0)
         .map(|w| {
-            let f = if w[1].0 > w[0].0 { (x - w[0].0) / (w[1].0 - w[0].0) } else { 0.0 };
+            let f = if w[1].0 > w[0].0 {
+                (x - w[0].0) / (w[1].0 - w[0].0)
+            } else {
+                0.0
+            };
             w[0].1 + f * (w[1].1 - w[0].1)
         })
         .filter(|v| v.is_finite())
@@ -72,7 +106,14 @@ impl Widget for Heatmap<'_> {
         let values = g.metric(self.metric);
         let (nx, ny) = (g.xs.len(), g.ys.len());
         if nx == 0 || ny == 0 || area.height < 4 || area.width < 12 {
-            put(buf, area.x, area.y, "no grid to draw", area.width, self.theme.dim());
+            put(
+                buf,
+                area.x,
+                area.y,
+                "no grid to draw",
+                area.width,
+                self.theme.dim(),
+            );
             return;
         }
         let label_w = g.ys.iter().map(|y| tick(*y).len()).max().unwrap_or(1) as u16 + 1;
@@ -80,14 +121,24 @@ impl Widget for Heatmap<'_> {
         let rows_avail = area.height.saturating_sub(3);
         let cell_h = (rows_avail / ny as u16).max(1);
         let cell_w = ((area.width.saturating_sub(label_w)) / nx as u16).clamp(1, 8);
-        let finite: Vec<f64> = values.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+        let finite: Vec<f64> = values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
         let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let span = if hi > lo { hi - lo } else { 1.0 };
         let range = if finite.is_empty() {
             format!("{} · no finite values", self.metric.label())
         } else {
-            format!("{} · {} (low) … {} (high)", self.metric.label(), num(lo, 3), num(hi, 3))
+            format!(
+                "{} · {} (low) … {} (high)",
+                self.metric.label(),
+                num(lo, 3),
+                num(hi, 3)
+            )
         };
         put(buf, area.x, area.y, &range, area.width, self.theme.bold());
         let top = area.y + 1;
@@ -96,13 +147,24 @@ impl Widget for Heatmap<'_> {
             // Row 0 of the grid (smallest y) is drawn at the bottom.
             let y_screen = top + (shown_rows - 1 - r) as u16 * cell_h;
             let label = tick(g.ys[r]);
-            put(buf, area.x, y_screen, &format!("{label:>w$}", w = (label_w - 1) as usize), label_w, self.theme.dim());
+            put(
+                buf,
+                area.x,
+                y_screen,
+                &format!("{label:>w$}", w = (label_w - 1) as usize),
+                label_w,
+                self.theme.dim(),
+            );
             for c in 0..nx {
                 let x_screen = area.x + label_w + c as u16 * cell_w;
                 if x_screen + cell_w > area.x + area.width {
                     break;
                 }
-                let v = values.get(r).and_then(|row| row.get(c)).copied().unwrap_or(f64::NAN);
+                let v = values
+                    .get(r)
+                    .and_then(|row| row.get(c))
+                    .copied()
+                    .unwrap_or(f64::NAN);
                 let (glyph, style) = if v.is_finite() {
                     self.theme.heat((v - lo) / span)
                 } else {
@@ -146,9 +208,20 @@ impl Widget for Heatmap<'_> {
             "x: {}   y: {}{}",
             g.x_field,
             g.y_field,
-            if g.xi_curve.is_some() { "   ◆ mean-field depth scale ξ" } else { "" }
+            if g.xi_curve.is_some() {
+                "   ◆ mean-field depth scale ξ"
+            } else {
+                ""
+            }
         );
-        put(buf, area.x, axis_y + 1, &names, area.width, self.theme.dim());
+        put(
+            buf,
+            area.x,
+            axis_y + 1,
+            &names,
+            area.width,
+            self.theme.dim(),
+        );
     }
 }
 
@@ -185,7 +258,11 @@ mod tests {
 
     fn text(buf: &Buffer) -> Vec<String> {
         (0..buf.area.height)
-            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect())
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect()
+            })
             .collect()
     }
 
@@ -194,17 +271,40 @@ mod tests {
         let theme = Theme::new(ColorMode::None);
         let g = grid();
         let mut buf = Buffer::empty(Rect::new(0, 0, 40, 8));
-        Heatmap { grid: &g, metric: Metric::Loss, theme: &theme }.render(buf.area, &mut buf);
+        Heatmap {
+            grid: &g,
+            metric: Metric::Loss,
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
         let lines = text(&buf);
         assert!(lines[0].contains("final training loss"), "{lines:#?}");
         // Depth 10 is drawn above depth 5.
-        let row10 = lines.iter().position(|l| l.trim_start().starts_with("10")).unwrap();
-        let row5 = lines.iter().position(|l| l.trim_start().starts_with("5 ")).unwrap();
+        let row10 = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("10"))
+            .unwrap();
+        let row5 = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("5 "))
+            .unwrap();
         assert!(row10 < row5, "{lines:#?}");
-        assert!(lines[row5].contains('×'), "a diverged cell is marked: {lines:#?}");
-        assert!(lines.iter().any(|l| l.contains('◆')), "ξ is marked: {lines:#?}");
-        assert!(lines.iter().any(|l| l.contains("0.5") && l.contains("1.5")), "x ticks: {lines:#?}");
-        assert!(lines.iter().any(|l| l.contains("x: model.sigma_w")), "{lines:#?}");
+        assert!(
+            lines[row5].contains('×'),
+            "a diverged cell is marked: {lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains('◆')),
+            "ξ is marked: {lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("0.5") && l.contains("1.5")),
+            "x ticks: {lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("x: model.sigma_w")),
+            "{lines:#?}"
+        );
     }
 
     #[test]
@@ -213,7 +313,12 @@ mod tests {
         let g = grid();
         for (w, h) in [(0, 0), (5, 2), (12, 4), (13, 5), (200, 60)] {
             let mut buf = Buffer::empty(Rect::new(0, 0, w, h));
-            Heatmap { grid: &g, metric: Metric::DeltaInit, theme: &theme }.render(buf.area, &mut buf);
+            Heatmap {
+                grid: &g,
+                metric: Metric::DeltaInit,
+                theme: &theme,
+            }
+            .render(buf.area, &mut buf);
         }
     }
 }
@@ -233,7 +338,12 @@ mod screen_tests {
         t.draw(|f| f.render_widget(app, f.area())).unwrap();
         let buf = t.backend().buffer().clone();
         (0..buf.area.height)
-            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n")
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+                    + "\n"
+            })
             .collect()
     }
 
@@ -246,9 +356,14 @@ mod screen_tests {
             app.sweep_loaded(SweepView::new("abc".into(), Ok(grid())));
             assert_eq!(app.screen, Screen::Sweep);
             let first = screen(&app);
-            assert!(first.contains("Sweep abc") && first.contains("final training loss"), "{first}");
+            assert!(
+                first.contains("Sweep abc") && first.contains("final training loss"),
+                "{first}"
+            );
             insta::assert_snapshot!(format!("sweep_{}x{}", size.0, size.1), first);
-            app.update(crate::tui::event::Event::Key(KeyEvent::from(KeyCode::Char('m'))));
+            app.update(crate::tui::event::Event::Key(KeyEvent::from(
+                KeyCode::Char('m'),
+            )));
             let second = screen(&app);
             assert_ne!(first, second, "m changes the metric");
             app.update(crate::tui::event::Event::Key(KeyEvent::from(KeyCode::Esc)));

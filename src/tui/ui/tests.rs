@@ -300,7 +300,10 @@ fn samples_are_half_blocks_in_colour_and_shades_without() {
     let cells = find(&app, &["▀"]);
     // 8 images of 4 pixels × 2 text rows.
     assert_eq!(cells.len(), 8 * 4 * 2);
-    assert!(cells.iter().any(|c| c.0 != c.1), "top and bottom pixels differ");
+    assert!(
+        cells.iter().any(|c| c.0 != c.1),
+        "top and bottom pixels differ"
+    );
     let mut mono = fixtures::pretraining(LARGE, ColorMode::None);
     mono.update(ch('i'));
     assert!(find(&mono, &["▀"]).is_empty());
@@ -316,9 +319,11 @@ fn residual_runs_mark_the_skip_path_on_the_profile() {
     for l in p.layers.iter_mut().step_by(2) {
         l.skip_delta = Some(l.delta * 2.0);
     }
-    app.update(crate::tui::event::Event::Train(crate::train::Event::Probe {
-        probe: p,
-        wall_s: 1.0,
-    }));
+    app.update(crate::tui::event::Event::Train(
+        crate::train::Event::Probe {
+            probe: p,
+            wall_s: 1.0,
+        },
+    ));
     assert!(has_marker(&app));
 }
