@@ -22,10 +22,10 @@ pub struct LayerSums {
     pub saturated: f64,
 }
 
-fn host(t: &Tensor<2>) -> Vec<f32> {
-    // Zero-copy when the buffer is not shared (flex unwraps a unique Arc).
-    t.clone()
-        .into_data()
+fn host(t: Tensor<2>) -> Vec<f32> {
+    // Zero-copy when the buffer is not shared (flex unwraps a unique Arc): callers hand
+    // over their tensors rather than clones.
+    t.into_data()
         .try_into_vec::<f32>()
         .expect("probed tensors are f32")
 }
@@ -66,7 +66,7 @@ fn count(v: &[f32], pred: impl Fn(f32) -> bool) -> f64 {
 }
 
 /// The saturation count of a layer, from its output (tanh, sigmoid) or pre-activation.
-fn saturated_count(sat: &Saturation, output: &[f32]) -> f64 {
+fn saturated_count(sat: Saturation, output: &[f32]) -> f64 {
     match sat {
         Saturation::Mask(m) => host(m).iter().map(|&x| x as f64).sum(),
         Saturation::Of { activation, z } => match activation {
@@ -82,19 +82,16 @@ fn saturated_count(sat: &Saturation, output: &[f32]) -> f64 {
 }
 
 /// The sums of one layer computed on the host (CPU backend).
-pub fn host_sums(layer: &LayerSignals, weight_before: &Tensor<2>, update: &Tensor<2>) -> LayerSums {
-    let out = host(&layer.output);
+pub fn host_sums(layer: LayerSignals, weight_before: Tensor<2>, update: Tensor<2>) -> LayerSums {
+    let out = host(layer.output);
     let (out_sum, out_sq) = sum_and_sq(&out);
     LayerSums {
-        delta_sq: sum_sq(&host(&layer.delta)),
+        delta_sq: sum_sq(&host(layer.delta)),
         weight_sq: sum_sq(&host(weight_before)),
         update_sq: sum_sq(&host(update)),
         out_sum,
         out_sq,
-        saturated: layer
-            .saturated
-            .as_ref()
-            .map_or(0.0, |s| saturated_count(s, &out)),
+        saturated: layer.saturated.map_or(0.0, |s| saturated_count(s, &out)),
     }
 }
 
@@ -142,12 +139,12 @@ mod tests {
         ] {
             let zt = t(z.clone(), [1, 37]);
             let output = crate::models::activation::forward(act, 0.01, zt.clone());
-            let layer = LayerSignals {
+            let layer = || LayerSignals {
                 delta: t(z.iter().map(|x| x * 0.1).collect(), [1, 37]),
-                output,
+                output: output.clone(),
                 saturated: Some(Saturation::Of {
                     activation: act,
-                    z: zt,
+                    z: zt.clone(),
                 }),
                 weight: 0,
                 bias: None,
@@ -155,9 +152,9 @@ mod tests {
             };
             let w = t(vec![1.0, -2.0, 3.0, 0.5], [2, 2]);
             let u = t(vec![0.1, 0.0, -0.2, 0.0], [2, 2]);
-            let h = host_sums(&layer, &w, &u);
+            let h = host_sums(layer(), w.clone(), u.clone());
             let zero = Tensor::<1>::zeros([1], &Device::flex());
-            let d: Vec<f64> = device_sums(&layer, &w, &u, &zero)
+            let d: Vec<f64> = device_sums(&layer(), &w, &u, &zero)
                 .into_iter()
                 .map(|x| x.into_scalar::<f32>() as f64)
                 .collect();

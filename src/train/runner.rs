@@ -554,13 +554,19 @@ pub(super) fn drive<N: Network>(
             }
             let (device_part, time) =
                 rest.split_at(if on_host { 0 } else { 6 * back.layers.len() });
+            // The layers are consumed here so the host path can take their buffers without
+            // a copy (flex hands over a uniquely owned buffer).
+            let mut updates: Vec<Option<Tensor<2>>> = updates.into_iter().map(Some).collect();
             let layers = back
                 .layers
-                .iter()
+                .into_iter()
+                .zip(weights_before)
                 .enumerate()
-                .map(|(i, l)| {
+                .map(|(i, (l, w_before))| {
+                    let [rows, cols] = l.output.dims();
                     let sums = if on_host {
-                        probe::host_sums(l, &weights_before[i], &updates[l.weight])
+                        let update = updates[l.weight].take().expect("one update per weight");
+                        probe::host_sums(l, w_before, update)
                     } else {
                         let d = &device_part[6 * i..6 * i + 6];
                         probe::LayerSums {
@@ -572,7 +578,6 @@ pub(super) fn drive<N: Network>(
                             saturated: d[5] as f64,
                         }
                     };
-                    let [rows, cols] = l.output.dims();
                     let (gw, gb, skip) = grads_sq[i];
                     let mut p = layer_probe(gw, gb, &sums, (rows * cols) as f64);
                     p.skip_delta = skip.map(f64::sqrt);
