@@ -323,8 +323,16 @@ impl TraceSummary {
             .iter()
             .filter(|l| kind(l).as_deref() == Some("probe"))
             .collect();
-        if probes.len() + 2 != lines.len() {
-            return Err("the trace holds records other than one header, probes and one end".into());
+        // Deep belief nets also write `phase` and `pretrain` records between the two ends.
+        let extra = lines
+            .iter()
+            .filter(|l| matches!(kind(l).as_deref(), Some("phase" | "pretrain")))
+            .count();
+        if probes.len() + extra + 2 != lines.len() {
+            return Err(
+                "the trace holds records other than one header, probes, phases, pretraining records and one end"
+                    .into(),
+            );
         }
         let text = |v: &Value, k: &str| {
             v.get(k)

@@ -941,3 +941,32 @@ fn list_filters_and_diff_compare() {
         .assert()
         .code(2);
 }
+
+/// Every model kind's trace passes `verify` (deep belief nets add `phase` and `pretrain`
+/// records) and replays EXACT through the real binary.
+#[test]
+fn every_model_kind_verifies_and_replays_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in [
+        "rbm-bars-stripes-cd1",
+        "dbn-digits",
+        "lstm-adding-50",
+        "resnet-relu-50",
+        "genetic-tanh-6",
+    ] {
+        let file = root.join(format!("experiments/{name}.toml"));
+        let (seq, _) = run_ok(dir.path(), &file, &["--headless", "--steps", "4"]);
+        let (ok, text) = verify_cli(dir.path(), &[]);
+        assert!(ok, "{name}: {text}");
+        let out = gradlab(dir.path())
+            .args(["replay", &seq.to_string()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("EXACT"),
+            "{name}: {stdout}"
+        );
+    }
+}
