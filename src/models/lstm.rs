@@ -576,7 +576,7 @@ impl Lstm {
 mod tests {
     use super::*;
     use crate::experiment::{Init, RecurrentInit};
-    use crate::models::rnn::tests::{close, leaf, random};
+    use crate::models::rnn::tests::{check_bptt, close, leaf, random};
     use burn::tensor::activation::sigmoid;
 
     /// Hand-derived BPTT agrees with autodiff: ∂L/∂z_t (all four gates) and ∂L/∂h_t at every
@@ -637,38 +637,17 @@ mod tests {
                 .sum()
                 .backward();
 
-            let dz = ours.layers[0]
-                .delta
-                .clone()
-                .reshape([b, t_len * GATES * hsz]);
-            for (t, leaf) in z_leaves.iter().enumerate() {
-                close(
-                    dz.clone().narrow(1, t * GATES * hsz, GATES * hsz),
-                    leaf.grad(&grads).unwrap(),
-                    &format!("dz {t}"),
-                );
-            }
-            let times = ours.time[0]
-                .clone()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            for (t, leaf) in h_leaves.iter().enumerate() {
-                let want = leaf
-                    .grad(&grads)
-                    .unwrap()
-                    .square()
-                    .sum()
-                    .into_scalar::<f32>();
-                assert!(
-                    (times[t] - want).abs() <= 1e-5 + 1e-4 * want,
-                    "|dh_{t}|²: {} vs {want}",
-                    times[t]
-                );
-            }
-            for (i, name) in lstm.param_names().iter().enumerate() {
-                close(ours.grads[i].clone(), p[i].grad(&grads).unwrap(), name);
-            }
+            check_bptt(
+                &ours,
+                &grads,
+                b,
+                t_len,
+                GATES * hsz,
+                &z_leaves,
+                &h_leaves,
+                &p,
+                &lstm.param_names(),
+            );
         }
     }
 

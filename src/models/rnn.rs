@@ -214,6 +214,52 @@ pub(crate) mod tests {
         }
     }
 
+    /// Holds a hand-derived BPTT pass `ours` to autodiff's `grads`: ∂L/∂(pre-activation) at
+    /// every step (`width` columns per step, read from the zero leaves `pre`), ‖∂L/∂h_t‖² of
+    /// the time profile (zero leaves `hs`), and every parameter `p` named `names`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn check_bptt(
+        ours: &Backward,
+        grads: &burn::tensor::Gradients,
+        b: usize,
+        t_len: usize,
+        width: usize,
+        pre: &[Tensor<2>],
+        hs: &[Tensor<2>],
+        p: &[Tensor<2>],
+        names: &[String],
+    ) {
+        let dz = ours.layers[0].delta.clone().reshape([b, t_len * width]);
+        for (t, leaf) in pre.iter().enumerate() {
+            close(
+                dz.clone().narrow(1, t * width, width),
+                leaf.grad(grads).unwrap(),
+                &format!("dz {t}"),
+            );
+        }
+        let times = ours.time[0]
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (t, leaf) in hs.iter().enumerate() {
+            let want = leaf
+                .grad(grads)
+                .unwrap()
+                .square()
+                .sum()
+                .into_scalar::<f32>();
+            assert!(
+                (times[t] - want).abs() <= 1e-5 + 1e-4 * want,
+                "|dh_{t}|²: {} vs {want}",
+                times[t]
+            );
+        }
+        for (i, name) in names.iter().enumerate() {
+            close(ours.grads[i].clone(), p[i].grad(grads).unwrap(), name);
+        }
+    }
+
     pub(crate) fn random(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
         let mut rng = Stream::new(seed, "x");
         Tensor::from_data(
@@ -273,35 +319,17 @@ pub(crate) mod tests {
                 .sum()
                 .backward();
 
-            let da = ours.layers[0].delta.clone().reshape([b, t_len * 6]);
-            for (t, leaf) in a_leaves.iter().enumerate() {
-                close(
-                    da.clone().narrow(1, t * 6, 6),
-                    leaf.grad(&grads).unwrap(),
-                    &format!("da {t}"),
-                );
-            }
-            let times = ours.time[0]
-                .clone()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            for (t, leaf) in h_leaves.iter().enumerate() {
-                let want = leaf
-                    .grad(&grads)
-                    .unwrap()
-                    .square()
-                    .sum()
-                    .into_scalar::<f32>();
-                assert!(
-                    (times[t] - want).abs() <= 1e-5 + 1e-4 * want,
-                    "|dh_{t}|²: {} vs {want}",
-                    times[t]
-                );
-            }
-            for (i, name) in rnn.param_names().iter().enumerate() {
-                close(ours.grads[i].clone(), p[i].grad(&grads).unwrap(), name);
-            }
+            check_bptt(
+                &ours,
+                &grads,
+                b,
+                t_len,
+                6,
+                &a_leaves,
+                &h_leaves,
+                &p,
+                &rnn.param_names(),
+            );
         }
     }
 
