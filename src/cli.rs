@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 pub struct EnvArgs {
     /// Backend device.
-    #[arg(long, value_enum, default_value = "flex")]
+    #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
     /// CPU worker threads (1 is the exact, recorded default).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -177,7 +177,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         tag: Vec::new(),
         no_ledger: false,
         env: EnvArgs {
-            device: DeviceKind::Flex,
+            device: DeviceKind::Cpu,
             threads: 1,
         },
     });

@@ -283,11 +283,9 @@ pub fn replay(dir: &Path, args: ReplayArgs) -> Result<ExitCode> {
         (device, threads) => {
             let e = ledger.find(&args.id)?;
             Some(RunEnv {
-                device: device.unwrap_or(match e.execution.backend.as_str() {
-                    "wgpu" => DeviceKind::Wgpu,
-                    "cuda" => DeviceKind::Cuda,
-                    _ => DeviceKind::Flex,
-                }),
+                device: device.unwrap_or(
+                    DeviceKind::from_name(&e.execution.backend).unwrap_or(DeviceKind::Flex),
+                ),
                 threads: threads.map_or(e.execution.threads, usize::from),
             })
         }

@@ -60,17 +60,11 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
             original.config_hash.short()
         ));
     }
-    let recorded = match original.execution.backend.as_str() {
-        "flex" => DeviceKind::Flex,
-        "wgpu" => DeviceKind::Wgpu,
-        "cuda" => DeviceKind::Cuda,
-        other => {
-            return Err(LedgerError::Backend {
-                seq,
-                backend: other.to_string(),
-            });
-        }
-    };
+    let backend = original.execution.backend.as_str();
+    let recorded = DeviceKind::from_name(backend).ok_or_else(|| LedgerError::Backend {
+        seq,
+        backend: backend.to_string(),
+    })?;
     let mut env = options.env.unwrap_or(RunEnv {
         device: recorded,
         threads: original.execution.threads,

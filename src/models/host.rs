@@ -68,14 +68,32 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 }
 
 /// dst = (accumulate ? dst : 0) + lhs·rhs for an `m × k` lhs and a `k × n` rhs; `dst` is
-/// `m × n` with row stride `dst_rs` and unit column stride.
+/// `m × n` with row stride `dst_rs` and unit column stride. Single-threaded.
 pub(crate) fn gemm(
+    mnk: (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: View<'_>,
+    rhs: View<'_>,
+) {
+    gemm_threads(mnk, dst, dst_rs, accumulate, lhs, rhs, 1);
+}
+
+/// Products smaller than this many multiply-adds stay on one thread (flex's own cut-off).
+const PARALLEL_MNK: usize = 192 * 192 * 192;
+
+/// `gemm` on up to `threads` threads of the global pool when the product is large enough.
+/// gemm splits the output into tiles and sums every element over k in the same order
+/// whatever the split, so the bits do not depend on `threads` (tested in `train::fused`).
+pub(crate) fn gemm_threads(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     dst_rs: usize,
     accumulate: bool,
     lhs: View<'_>,
     rhs: View<'_>,
+    threads: usize,
 ) {
     assert!(
         extent(m, n, dst_rs, 1) <= dst.len(),
@@ -122,7 +140,11 @@ pub(crate) fn gemm(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            if threads > 1 && m * n * k >= PARALLEL_MNK {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            },
         );
     }
 }

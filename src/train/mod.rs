@@ -6,11 +6,13 @@
 //! finishes so it can still be recorded.
 
 pub mod events;
+mod fused;
 pub mod optim;
 mod pretrain;
 pub mod probe;
 mod runner;
 mod search;
+mod step;
 
 pub use events::*;
 pub use runner::train;
@@ -28,7 +30,11 @@ use std::thread::JoinHandle;
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceKind {
-    /// Burn's pure-Rust CPU backend (default; bit-exact reruns).
+    /// The CPU with the lab's fused kernels for the MLP step (default; fastest; bit-exact
+    /// reruns). Other models run as on `flex`.
+    Cpu,
+    /// Burn's pure-Rust CPU backend, op by op: the reference path (bit-exact reruns; what
+    /// every ledger entry before the `cpu` engine recorded).
     Flex,
     /// Burn's wgpu backend (build with `--features wgpu`).
     Wgpu,
@@ -39,16 +45,29 @@ pub enum DeviceKind {
 impl DeviceKind {
     pub fn name(self) -> &'static str {
         match self {
+            DeviceKind::Cpu => "cpu",
             DeviceKind::Flex => "flex",
             DeviceKind::Wgpu => "wgpu",
             DeviceKind::Cuda => "cuda",
         }
     }
 
+    /// The kind a ledger entry's `backend` names, if this build knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Cpu, Self::Flex, Self::Wgpu, Self::Cuda]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+
+    /// Whether MLP steps take the fused host path (`train::fused`).
+    pub fn fused(self) -> bool {
+        self == DeviceKind::Cpu
+    }
+
     /// The Burn device, or why this build has none.
     pub fn device(self) -> Result<Device, String> {
         match self {
-            DeviceKind::Flex => Ok(Device::flex()),
+            DeviceKind::Cpu | DeviceKind::Flex => Ok(Device::flex()),
             #[cfg(feature = "wgpu")]
             DeviceKind::Wgpu => Ok(Device::wgpu(Default::default())),
             #[cfg(feature = "cuda")]
@@ -74,7 +93,7 @@ pub struct RunEnv {
 impl Default for RunEnv {
     fn default() -> Self {
         Self {
-            device: DeviceKind::Flex,
+            device: DeviceKind::Cpu,
             threads: 1,
         }
     }

@@ -4,8 +4,8 @@
 //! and on probe steps the per-layer statistics too, all concatenated into one tensor.
 
 use super::events::*;
-use super::optim::{self, Optim};
 use super::probe;
+use super::step::{Stepper, TensorStep};
 use super::{Control, Outcome, RunEnv, weights_bytes};
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::{Experiment, ModelKind, ProbeSection};
@@ -137,7 +137,7 @@ pub(super) fn objective_name(obj: Objective) -> &'static str {
 pub(super) struct Batch {
     pub(super) x: Tensor<2>,
     /// One-hot labels (classification) or targets (regression), `[n, out]`.
-    y: Tensor<2>,
+    pub(super) y: Tensor<2>,
     /// Class labels for accuracy (`n · positions` of them).
     labels: Option<Tensor<1, Int>>,
     pub(super) n: usize,
@@ -423,7 +423,7 @@ impl Batches {
 
 /// Trains the network `make(seed)` builds: by gradient descent, or by a gradient-free search
 /// that may build more candidates from other seeds.
-fn fit<N: Network>(
+fn fit<N: Network + 'static>(
     make: impl Fn(u64) -> N,
     ctx: &Ctx,
     rec: &mut Record,
@@ -435,9 +435,33 @@ fn fit<N: Network>(
     }
 }
 
-/// The gradient-descent loop over any `Network`.
-pub(super) fn drive<N: Network>(
-    mut net: N,
+/// The gradient-descent loop over any `Network`: the fused host step for an MLP on the
+/// `cpu` engine, Burn's tensor ops otherwise.
+pub(super) fn drive<N: Network + 'static>(
+    net: N,
+    ctx: &Ctx,
+    rec: &mut Record,
+) -> Result<(End, Vec<u8>), String> {
+    let (t, objective) = (&ctx.exp.spec().train, ctx.ds.objective);
+    // Moved, not cloned: the fused step updates the weights in place only if it owns them.
+    let net: Box<dyn std::any::Any> = Box::new(net);
+    let net = match net.downcast::<Mlp>() {
+        Ok(mlp) if ctx.env.device.fused() && super::fused::supports(&mlp) => {
+            let step = super::fused::FusedMlp::new(*mlp, t, objective, ctx.env.threads);
+            return drive_with(step, ctx, rec);
+        }
+        Ok(mlp) => mlp as Box<dyn std::any::Any>,
+        Err(other) => other,
+    };
+    let net = *net
+        .downcast::<N>()
+        .expect("the network goes back to its own type");
+    drive_with(TensorStep::new(net, t, objective, ctx.device), ctx, rec)
+}
+
+/// The step loop: schedule, step, divergence check, probe records, test evaluation.
+fn drive_with(
+    mut stepper: impl Stepper,
     ctx: &Ctx,
     rec: &mut Record,
 ) -> Result<(End, Vec<u8>), String> {
@@ -453,23 +477,14 @@ pub(super) fn drive<N: Network>(
         rec.start(header_for(
             exp,
             env,
-            net.layer_names(),
+            stepper.layer_names(),
             objective_name(ds.objective),
         ));
     }
-
-    let t = &spec.train;
-    let mut params = net.params();
-    let mut optim = Optim::new(t, params.len());
-    let mut batches = Batches::new(ctx, t.batch_size);
+    let mut batches = Batches::new(ctx, spec.train.batch_size);
     let test_batch = (ds.test.n > 0).then(|| to_device(&ds.test, ds, device));
-    let steps = t.steps;
-    let classify = !matches!(ds.objective, Objective::Regress { .. });
+    let steps = spec.train.steps;
     let positions = ds.objective.positions();
-    // Stands in for statistics a layer lacks (no bias, no saturation notion).
-    let zero: Tensor<1> = Tensor::zeros([1], device);
-    // On the CPU backend the probes sum host memory directly (see `probe`).
-    let on_host = *device == Device::flex();
 
     for step in 0..steps {
         if ctx.stopped() {
@@ -479,126 +494,40 @@ pub(super) fn drive<N: Network>(
                 diverged_at: None,
                 error: None,
             };
-            return Ok((end, weights_bytes(&named_parameters(&net))));
+            return Ok((end, stepper.weights()));
         }
         let (probing, evaluating) = schedule(step, steps, &spec.probe);
-        let testing = evaluating && test_batch.is_some();
         let batch = batches.next(ctx);
-        let (logits, tape) = net.forward_tape(batch.x.clone());
-        let (loss, delta_out, correct) = loss_and_delta(ds.objective, logits, &batch);
-        let back = net.backward(tape, delta_out);
-        let mut grads = back.grads;
-        let sq: Vec<Tensor<1>> = grads.iter().map(|g| g.clone().square().sum()).collect();
-        let total_sq = Tensor::cat(sq.clone(), 0).sum();
-        optim::clip(&mut grads, &total_sq, t.clip, t.clip_threshold);
-        let weights_before: Vec<Tensor<2>> = if probing {
-            back.layers
-                .iter()
-                .map(|l| params[l.weight].clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let updates = optim.step(&mut params, grads, probing);
-        net.set_params(params.clone());
-
-        // One read-back: loss, Σ‖g‖², [correct], ‖∂L/∂W‖² and ‖∂L/∂b‖² per layer, the other
-        // per-layer sums when they are computed on the device, then ‖∂L/∂h_t‖².
-        let mut scalars = vec![loss, total_sq];
-        if probing {
-            scalars.extend(correct);
-            for layer in &back.layers {
-                scalars.push(sq[layer.weight].clone());
-                scalars.push(layer.bias.map_or_else(|| zero.clone(), |b| sq[b].clone()));
-                scalars.extend(layer.skip.as_ref().map(|g| g.clone().square().sum()));
-            }
-            if !on_host {
-                for (layer, w_before) in back.layers.iter().zip(&weights_before) {
-                    scalars.extend(probe::device_sums(
-                        layer,
-                        w_before,
-                        &updates[layer.weight],
-                        &zero,
-                    ));
-                }
-            }
-            scalars.extend(back.time.iter().cloned());
-        }
-        let values = Tensor::cat(scalars, 0)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))?;
-        let (loss_v, gsq) = (values[0] as f64, values[1] as f64);
-        if !loss_v.is_finite() || !gsq.is_finite() {
+        let stats = stepper.step(&batch, probing)?;
+        if !stats.loss.is_finite() || !stats.grad_sq.is_finite() {
             let end = End {
                 status: Status::Diverged,
                 steps_done: step,
                 diverged_at: Some(step),
                 error: None,
             };
-            return Ok((end, weights_bytes(&named_parameters(&net))));
+            return Ok((end, stepper.weights()));
         }
         if probing {
-            let mut rest = &values[2..];
-            let accuracy = classify.then(|| {
-                let c = rest[0] as f64;
-                rest = &rest[1..];
-                c / (batch.n * positions) as f64
-            });
-            // Per layer ‖∂L/∂W‖², ‖∂L/∂b‖² and, on a skip path, ‖∂L/∂h_skip‖².
-            let mut grads_sq = Vec::with_capacity(back.layers.len());
-            for layer in &back.layers {
-                let skip = layer.skip.is_some().then(|| rest[2] as f64);
-                grads_sq.push((rest[0] as f64, rest[1] as f64, skip));
-                rest = &rest[if skip.is_some() { 3 } else { 2 }..];
-            }
-            let (device_part, time) =
-                rest.split_at(if on_host { 0 } else { 6 * back.layers.len() });
-            // The layers are consumed here so the host path can take their buffers without
-            // a copy (flex hands over a uniquely owned buffer).
-            let mut updates: Vec<Option<Tensor<2>>> = updates.into_iter().map(Some).collect();
-            let layers = back
+            let layers = stats
                 .layers
-                .into_iter()
-                .zip(weights_before)
-                .enumerate()
-                .map(|(i, (l, w_before))| {
-                    let [rows, cols] = l.output.dims();
-                    let sums = if on_host {
-                        let update = updates[l.weight].take().expect("one update per weight");
-                        probe::host_sums(l, w_before, update)
-                    } else {
-                        let d = &device_part[6 * i..6 * i + 6];
-                        probe::LayerSums {
-                            delta_sq: d[0] as f64,
-                            weight_sq: d[1] as f64,
-                            update_sq: d[2] as f64,
-                            out_sum: d[3] as f64,
-                            out_sq: d[4] as f64,
-                            saturated: d[5] as f64,
-                        }
-                    };
-                    let (gw, gb, skip) = grads_sq[i];
-                    let mut p = layer_probe(gw, gb, &sums, (rows * cols) as f64);
-                    p.skip_delta = skip.map(f64::sqrt);
+                .iter()
+                .map(|l| {
+                    let mut p = layer_probe(l.grad_w_sq, l.grad_b_sq, &l.sums, l.numel);
+                    p.skip_delta = l.skip_sq.map(f64::sqrt);
                     p
                 })
                 .collect();
-            let time = time.iter().map(|&v| (v as f64).sqrt()).collect();
-            let test = if testing {
-                test_batch
-                    .as_ref()
-                    .map(|b| evaluate(&net, ds.objective, b))
-                    .transpose()?
-            } else {
-                None
+            let test = match (&test_batch, evaluating) {
+                (Some(b), true) => Some(stepper.evaluate(b)?),
+                _ => None,
             };
             rec.probe(Probe {
                 step,
-                loss: loss_v,
-                accuracy,
+                loss: stats.loss,
+                accuracy: stats.correct.map(|c| c / (batch.n * positions) as f64),
                 layers,
-                time,
+                time: stats.time.iter().map(|&v| v.sqrt()).collect(),
                 test,
                 fitness: None,
             });
@@ -610,7 +539,7 @@ pub(super) fn drive<N: Network>(
         diverged_at: None,
         error: None,
     };
-    Ok((end, weights_bytes(&named_parameters(&net))))
+    Ok((end, stepper.weights()))
 }
 
 /// One layer's probe record from its squared gradient norms and sums over `numel` outputs

@@ -970,3 +970,29 @@ fn every_model_kind_verifies_and_replays_exactly() {
         );
     }
 }
+
+/// The repository's own ledger was recorded on the `flex` engine before the fused `cpu`
+/// engine existed: its MLP entries must still replay bit for bit (a faster path may never
+/// change what an existing engine computes). Same CPU kind as the recording, as CI is.
+#[test]
+fn the_repository_ledgers_flex_entries_still_replay_exactly() {
+    let repo = super::common::root();
+    for seq in ["15", "17", "18"] {
+        let out = gradlab(&repo)
+            .env("GRADLAB_LEDGER", repo.join("ledger"))
+            .args(["replay", seq, "--no-ledger"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains(&format!("EXACT: entry {seq} ")),
+            "entry {seq}: {text}"
+        );
+    }
+    let (ok, report) = verify_cli(&repo, &[]);
+    assert!(ok, "{report}");
+}
