@@ -15,6 +15,8 @@ use crate::experiment::ModelSection;
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
 
+mod fused;
+
 /// Gate blocks in the columns of W_in, W_rec and b: input, forget, cell candidate, output.
 const GATES: usize = 4;
 const FORGET: usize = 1;
@@ -31,6 +33,8 @@ pub struct Lstm {
     pub readout: Readout,
     pub steps: usize,
     pub features: usize,
+    /// Take the `cpu` engine's time-major host pass (`fused`) on the flex device.
+    pub fused: bool,
 }
 
 /// One step's gate activations and states.
@@ -46,6 +50,7 @@ struct Step {
 /// per-step tensors elsewhere.
 pub enum LstmTape {
     Host(HostTape),
+    Fused(fused::FusedTape),
     Ops(OpsTape),
 }
 
@@ -96,6 +101,7 @@ impl Lstm {
             readout: Readout::new(m, h, output_dim, out_steps, &mut rng, device),
             steps,
             features,
+            fused: false,
         }
     }
 
@@ -188,7 +194,10 @@ impl Network for Lstm {
     }
 
     fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, LstmTape) {
-        if host::is_host(&x.device()) {
+        if self.fused && host::is_host(&x.device()) {
+            let tape = self.run_fused(x);
+            (tape.logits.clone(), LstmTape::Fused(tape))
+        } else if host::is_host(&x.device()) {
             let tape = self.run_host(x);
             (tape.logits.clone(), LstmTape::Host(tape))
         } else {
@@ -207,6 +216,7 @@ impl Network for Lstm {
     fn backward(&self, tape: LstmTape, delta_out: Tensor<2>) -> Backward {
         match tape {
             LstmTape::Host(tape) => self.backward_host(tape, delta_out),
+            LstmTape::Fused(tape) => self.backward_fused(tape, delta_out),
             LstmTape::Ops(tape) => self.backward_ops(tape, delta_out),
         }
     }
@@ -283,6 +293,7 @@ impl Lstm {
                     weight: 1,
                     bias: Some(2),
                     skip: None,
+                    delta_sq: None,
                 },
                 LayerSignals {
                     delta: delta_out,
@@ -291,10 +302,67 @@ impl Lstm {
                     weight: 3,
                     bias: Some(4),
                     skip: None,
+                    delta_sq: None,
                 },
             ],
             time: vec![time],
         }
+    }
+}
+
+/// c_t = f⊙c_{t−1} + i⊙g, tanh c_t and h_t = o⊙tanh c_t for one example at one step.
+/// A function of its own so its slices arrive as non-aliasing arguments (kept as scoped
+/// metadata when inlined): in the caller's own loop the compiler could not rule out overlap
+/// among a dozen streams and left the loop scalar.
+#[inline(always)]
+fn cell_forward(
+    [i, f, g, o]: [&[f32]; 4],
+    c_prev: &[f32],
+    c: &mut [f32],
+    tanh_c: &mut [f32],
+    h_t: &mut [f32],
+) {
+    let n = c.len();
+    // Equal, visible lengths let the compiler drop bounds checks and vectorise.
+    let (i, f, g, o, c_prev) = (&i[..n], &f[..n], &g[..n], &o[..n], &c_prev[..n]);
+    let (tanh_c, h_t) = (&mut tanh_c[..n], &mut h_t[..n]);
+    for j in 0..n {
+        c[j] = f[j] * c_prev[j] + i[j] * g[j];
+    }
+    for j in 0..n {
+        let tc = kernels::tanh_f32(c[j]);
+        tanh_c[j] = tc;
+        h_t[j] = o[j] * tc;
+    }
+}
+
+/// The four gate deltas and the carried ∂L/∂c for one example at one step (non-aliasing
+/// arguments for the same reason as `cell_forward`).
+#[inline(always)]
+fn cell_backward(
+    [i, f, g, o]: [&[f32]; 4],
+    c_prev: &[f32],
+    tanh_c: &[f32],
+    dh: &[f32],
+    carry: &mut [f32],
+    [dz_i, dz_f, dz_g, dz_o]: [&mut [f32]; 4],
+) {
+    let n = carry.len();
+    let (i, f, g, o, c_prev) = (&i[..n], &f[..n], &g[..n], &o[..n], &c_prev[..n]);
+    let (tc, dh) = (&tanh_c[..n], &dh[..n]);
+    let (dz_i, dz_f, dz_g, dz_o) = (
+        &mut dz_i[..n],
+        &mut dz_f[..n],
+        &mut dz_g[..n],
+        &mut dz_o[..n],
+    );
+    for j in 0..n {
+        let dc = dh[j] * o[j] * (1.0 - tc[j] * tc[j]) + carry[j];
+        dz_i[j] = dc * g[j] * (i[j] * (1.0 - i[j]));
+        dz_f[j] = dc * c_prev[j] * (f[j] * (1.0 - f[j]));
+        dz_g[j] = dc * i[j] * (1.0 - g[j] * g[j]);
+        dz_o[j] = dh[j] * tc[j] * (o[j] * (1.0 - o[j]));
+        carry[j] = dc * f[j];
     }
 }
 
@@ -363,30 +431,34 @@ impl Lstm {
                     host::View::rows(&w_rec, w4),
                 );
             }
-            for e in 0..b {
-                let z = &mut gates[e * row_g + t * w4..][..w4];
-                let (ifg, o) = z.split_at_mut(3 * h);
-                let (i_f, g) = ifg.split_at_mut(2 * h);
-                i_f.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
-                g.iter_mut().for_each(|v| *v = kernels::tanh_f32(*v));
-                o.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
-                let (i, f) = i_f.split_at(h);
-                let at = e * row_h + t * h;
-                let (before, now) = cs.split_at_mut(at);
-                let c = &mut now[..h];
-                let c_prev = if t > 0 { &before[at - h..] } else { &zeros[..] };
-                // Equal, visible lengths let the compiler drop bounds checks and vectorise.
-                let (i, f, g, o, c_prev) = (&i[..h], &f[..h], &g[..h], &o[..h], &c_prev[..h]);
-                for j in 0..h {
-                    c[j] = f[j] * c_prev[j] + i[j] * g[j];
-                }
-                let (tcs, hs_t) = (&mut tanh_cs[at..at + h], &mut hs[at..at + h]);
-                for j in 0..h {
-                    let tc = kernels::tanh_f32(c[j]);
-                    tcs[j] = tc;
-                    hs_t[j] = o[j] * tc;
-                }
-            }
+            kernels::simd(
+                #[inline(always)]
+                || {
+                    for e in 0..b {
+                        let z = &mut gates[e * row_g + t * w4..][..w4];
+                        let (ifg, o) = z.split_at_mut(3 * h);
+                        let (i_f, g) = ifg.split_at_mut(2 * h);
+                        i_f.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
+                        g.iter_mut().for_each(|v| *v = kernels::tanh_f32(*v));
+                        o.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
+                        let (i, f) = i_f.split_at(h);
+                        let at = e * row_h + t * h;
+                        let (before, now) = cs.split_at_mut(at);
+                        let c_prev = if t > 0 {
+                            &before[at - h..at]
+                        } else {
+                            &zeros[..]
+                        };
+                        cell_forward(
+                            [i, f, g, o],
+                            c_prev,
+                            &mut now[..h],
+                            &mut tanh_cs[at..at + h],
+                            &mut hs[at..at + h],
+                        );
+                    }
+                },
+            );
         }
         let k = self.readout.out_steps;
         let read: Vec<f32> = (0..b)
@@ -466,38 +538,31 @@ impl Lstm {
                 }
             }
             time[t] = dh.iter().map(|v| v * v).sum();
-            for e in 0..b {
-                let at = e * row_h + t * h;
-                let z = &gates[e * row_g + t * w4..][..w4];
-                let (i, rest) = z.split_at(h);
-                let (f, rest) = rest.split_at(h);
-                let (g, o) = rest.split_at(h);
-                let dzr = &mut dz[e * row_g + t * w4..][..w4];
-                let (dz_i, rest) = dzr.split_at_mut(h);
-                let (dz_f, rest) = rest.split_at_mut(h);
-                let (dz_g, dz_o) = rest.split_at_mut(h);
-                let tc = &tanh_cs[at..at + h];
-                let dh_e = &dh[e * h..(e + 1) * h];
-                let carry = &mut dc_carry[e * h..(e + 1) * h];
-                let c_prev = if t > 0 { &cs[at - h..at] } else { &zeros[..] };
-                // Equal, visible lengths let the compiler drop bounds checks and vectorise.
-                let (i, f, g, o, c_prev) = (&i[..h], &f[..h], &g[..h], &o[..h], &c_prev[..h]);
-                let (dz_i, dz_f, dz_g, dz_o) = (
-                    &mut dz_i[..h],
-                    &mut dz_f[..h],
-                    &mut dz_g[..h],
-                    &mut dz_o[..h],
-                );
-                for j in 0..h {
-                    let c_prev = c_prev[j];
-                    let dc = dh_e[j] * o[j] * (1.0 - tc[j] * tc[j]) + carry[j];
-                    dz_i[j] = dc * g[j] * (i[j] * (1.0 - i[j]));
-                    dz_f[j] = dc * c_prev * (f[j] * (1.0 - f[j]));
-                    dz_g[j] = dc * i[j] * (1.0 - g[j] * g[j]);
-                    dz_o[j] = dh_e[j] * tc[j] * (o[j] * (1.0 - o[j]));
-                    carry[j] = dc * f[j];
-                }
-            }
+            kernels::simd(
+                #[inline(always)]
+                || {
+                    for e in 0..b {
+                        let at = e * row_h + t * h;
+                        let z = &gates[e * row_g + t * w4..][..w4];
+                        let (i, rest) = z.split_at(h);
+                        let (f, rest) = rest.split_at(h);
+                        let (g, o) = rest.split_at(h);
+                        let dzr = &mut dz[e * row_g + t * w4..][..w4];
+                        let (dz_i, rest) = dzr.split_at_mut(h);
+                        let (dz_f, rest) = rest.split_at_mut(h);
+                        let (dz_g, dz_o) = rest.split_at_mut(h);
+                        let c_prev = if t > 0 { &cs[at - h..at] } else { &zeros[..] };
+                        cell_backward(
+                            [i, f, g, o],
+                            c_prev,
+                            &tanh_cs[at..at + h],
+                            &dh[e * h..(e + 1) * h],
+                            &mut dc_carry[e * h..(e + 1) * h],
+                            [dz_i, dz_f, dz_g, dz_o],
+                        );
+                    }
+                },
+            );
         }
 
         // ∂L/∂W_in = Σ x_tᵀ·∂L/∂z_t over all rows at once.
@@ -557,6 +622,7 @@ impl Lstm {
                     weight: 1,
                     bias: Some(2),
                     skip: None,
+                    delta_sq: None,
                 },
                 LayerSignals {
                     delta: delta_out,
@@ -565,6 +631,7 @@ impl Lstm {
                     weight: 3,
                     bias: Some(4),
                     skip: None,
+                    delta_sq: None,
                 },
             ],
             time: vec![host::tensor(time, [t_len], &device)],
@@ -711,6 +778,59 @@ mod tests {
         for (a, b) in ours.grads.iter().zip(&twice.grads) {
             assert_eq!(bytes(a.clone()), bytes(b.clone()));
         }
+    }
+
+    /// The `cpu` engine's time-major pass computes what the flex host pass does: logits,
+    /// every gradient, the through-time profile, and the probes' δ², output and saturation
+    /// sums (its rows come in another order, so those are compared as sums).
+    #[test]
+    fn time_major_path_matches_the_flex_host_path() {
+        let device = Device::flex();
+        let m = ModelSection {
+            width: 16,
+            forget_bias: 1.0,
+            ..ModelSection::default()
+        };
+        let (b, t_len, d, out_steps) = (4, 9, 3, 2);
+        let flex = Lstm::new(&m, t_len, d, 2 * out_steps, out_steps, 5, &device);
+        let cpu = Lstm {
+            fused: true,
+            ..flex.clone()
+        };
+        // Large inputs drive some forget gates into saturation.
+        let x = random(b, t_len * d, 3, &device).mul_scalar(4.0);
+        let cot = random(b, 2 * out_steps, 4, &device);
+        let pass = |lstm: &Lstm| {
+            let (logits, tape) = lstm.forward_tape(x.clone());
+            (logits, lstm.backward(tape, cot.clone()))
+        };
+        let (logits, ours) = pass(&cpu);
+        let (want_logits, want) = pass(&flex);
+        close(logits, want_logits, "logits");
+        for (i, name) in cpu.param_names().iter().enumerate() {
+            close(ours.grads[i].clone(), want.grads[i].clone(), name);
+        }
+        close(
+            ours.time[0].clone().reshape([1, t_len]),
+            want.time[0].clone().reshape([1, t_len]),
+            "time",
+        );
+        let sq = |t: &Tensor<2>| t.clone().square().sum().into_scalar::<f32>() as f64;
+        let (a, w) = (&ours.layers[0], &want.layers[0]);
+        let delta_sq = a.delta_sq.expect("the cpu pass sums δ² itself");
+        assert!((delta_sq - sq(&w.delta)).abs() <= 1e-5 * sq(&w.delta), "δ²");
+        assert!(
+            (sq(&a.output) - sq(&w.output)).abs() <= 1e-5 * sq(&w.output),
+            "h²"
+        );
+        let count = match (&a.saturated, &w.saturated) {
+            (Some(Saturation::Count(n)), Some(Saturation::Mask(m))) => {
+                assert_eq!(*n, m.clone().sum().into_scalar::<f32>() as f64);
+                *n
+            }
+            _ => panic!("cpu counts, flex masks"),
+        };
+        assert!(count > 0.0, "the test saturates some forget gates");
     }
 
     #[test]

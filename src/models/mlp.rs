@@ -202,6 +202,7 @@ impl Network for Mlp {
                 weight: 2 * l,
                 bias: Some(2 * l + 1),
                 skip: None,
+                delta_sq: None,
             });
             if let Some(d) = next {
                 delta = d;

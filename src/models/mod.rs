@@ -42,6 +42,9 @@ pub struct LayerSignals {
     /// Residual nets: ∂L/∂h on the skip path (the residual stream) where this layer's block
     /// ends; `None` for layers not on a skip path.
     pub skip: Option<Tensor<2>>,
+    /// ‖δ‖², when the network's own pass already summed it (the `cpu` engine's host paths);
+    /// the probes then skip their pass over `delta`.
+    pub delta_sq: Option<f64>,
 }
 
 /// What a layer's saturation is measured from. Lazy on purpose: the probes only need it
@@ -54,14 +57,17 @@ pub enum Saturation {
         activation: Activation,
         z: Tensor<2>,
     },
+    /// Already counted by the network's own pass (host paths).
+    Count(f64),
 }
 
 impl Saturation {
-    /// The 0/1 mask as a tensor (the device-side path).
+    /// The 0/1 mask as a tensor (the device-side path); `None` for a ready count.
     pub fn mask(&self, output: &Tensor<2>) -> Option<Tensor<2>> {
         match self {
             Saturation::Mask(m) => Some(m.clone()),
             Saturation::Of { activation: act, z } => activation::saturated(*act, z, output),
+            Saturation::Count(_) => None,
         }
     }
 }

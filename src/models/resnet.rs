@@ -248,6 +248,7 @@ impl Network for Resnet {
             weight: 2 * n_layers - 2,
             bias: Some(2 * n_layers - 1),
             skip: None,
+            delta_sq: None,
         });
         let mut g = delta_out.matmul(self.out.weight.clone().transpose());
         // Parameter index of the first layer of each block.
@@ -267,6 +268,7 @@ impl Network for Resnet {
                         weight: index + 2,
                         bias: Some(index + 3),
                         skip: Some(skip.clone()),
+                        delta_sq: None,
                     });
                     d_branch.matmul(l2.weight.clone().transpose())
                 }
@@ -297,6 +299,7 @@ impl Network for Resnet {
                 weight: index,
                 bias: Some(index + 1),
                 skip: (layers.len() == 1).then_some(skip),
+                delta_sq: None,
             });
             g = g.add(dh_branch);
         }
@@ -317,6 +320,7 @@ impl Network for Resnet {
             weight: 0,
             bias: Some(1),
             skip: Some(g),
+            delta_sq: None,
         });
         signals.reverse();
         Backward {

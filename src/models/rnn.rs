@@ -179,6 +179,7 @@ impl Network for Rnn {
                     weight: 1,
                     bias: Some(2),
                     skip: None,
+                    delta_sq: None,
                 },
                 LayerSignals {
                     delta: delta_out,
@@ -187,6 +188,7 @@ impl Network for Rnn {
                     weight: 3,
                     bias: Some(4),
                     skip: None,
+                    delta_sq: None,
                 },
             ],
             time: vec![time_profile(dhs, b, h)],

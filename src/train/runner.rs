@@ -339,7 +339,10 @@ fn run(
             rec,
         ),
         ModelKind::Lstm => fit(
-            |s| Lstm::new(m, steps, features, out, reads, s, &device),
+            |s| Lstm {
+                fused: env.device.fused(),
+                ..Lstm::new(m, steps, features, out, reads, s, &device)
+            },
             &ctx,
             rec,
         ),
@@ -456,7 +459,12 @@ pub(super) fn drive<N: Network + 'static>(
     let net = *net
         .downcast::<N>()
         .expect("the network goes back to its own type");
-    drive_with(TensorStep::new(net, t, objective, ctx.device), ctx, rec)
+    let fast = ctx.env.device.fused();
+    drive_with(
+        TensorStep::new(net, t, objective, ctx.device, fast),
+        ctx,
+        rec,
+    )
 }
 
 /// The step loop: schedule, step, divergence check, probe records, test evaluation.

@@ -48,8 +48,8 @@ pub trait Stepper {
 }
 
 /// Any `Network` stepped with Burn tensor ops (any device). On the CPU device the probe
-/// sums are taken from host memory; elsewhere they stay on the device and the whole step
-/// reads back once.
+/// sums are taken from host memory (blocked sums on the `cpu` engine, f64 ones on `flex`);
+/// elsewhere they stay on the device and the whole step reads back once.
 pub struct TensorStep<N: Network> {
     net: N,
     params: Vec<Tensor<2>>,
@@ -59,10 +59,18 @@ pub struct TensorStep<N: Network> {
     /// Stands in for statistics a layer lacks (no bias, no saturation notion).
     zero: Tensor<1>,
     on_host: bool,
+    /// The `cpu` engine: blocked probe sums (`probe::fast_host_sums`).
+    fast_sums: bool,
 }
 
 impl<N: Network> TensorStep<N> {
-    pub fn new(net: N, train: &TrainSection, objective: Objective, device: &Device) -> Self {
+    pub fn new(
+        net: N,
+        train: &TrainSection,
+        objective: Objective,
+        device: &Device,
+        fast_sums: bool,
+    ) -> Self {
         let params = net.params();
         Self {
             optim: Optim::new(train, params.len()),
@@ -72,6 +80,7 @@ impl<N: Network> TensorStep<N> {
             clip: (train.clip, train.clip_threshold),
             zero: Tensor::zeros([1], device),
             on_host: *device == Device::flex(),
+            fast_sums,
         }
     }
 }
@@ -169,7 +178,11 @@ impl<N: Network> Stepper for TensorStep<N> {
                 let [rows, cols] = l.output.dims();
                 let sums = if on_host {
                     let update = updates[l.weight].take().expect("one update per weight");
-                    probe::host_sums(l, w_before, update)
+                    if self.fast_sums {
+                        probe::fast_host_sums(l, w_before, update)
+                    } else {
+                        probe::host_sums(l, w_before, update)
+                    }
                 } else {
                     let d = &device_part[6 * i..6 * i + 6];
                     LayerSums {

@@ -977,7 +977,8 @@ fn every_model_kind_verifies_and_replays_exactly() {
 #[test]
 fn the_repository_ledgers_flex_entries_still_replay_exactly() {
     let repo = super::common::root();
-    for seq in ["15", "17", "18"] {
+    // rprop-sigmoid-10, sgd-tanh-6, shallow-baseline (MLPs) and lstm-adding-50.
+    for seq in ["15", "17", "18", "4"] {
         let out = gradlab(&repo)
             .env("GRADLAB_LEDGER", repo.join("ledger"))
             .args(["replay", seq, "--no-ledger"])

@@ -1,89 +1,10 @@
 //! The element-wise passes of the fused MLP step, written as fixed-width loops the compiler
-//! vectorises: bias + activation, activation derivative, column sums, the parameter update,
-//! and the probes' sums.
-//!
-//! Sums accumulate in 16 f32 lanes over blocks of `BLOCK` elements, and each block's lanes
-//! are added into an f64 total: one vectorised pass, with a relative error near 1e-7 (an
-//! f32 running sum over 65k squares would drift by ~1e-4; an f64 one does not vectorise on
-//! baseline x86-64). Lanes and blocks are fixed, so the bits do not depend on the CPU.
+//! vectorises: bias + activation, activation derivative, column sums, and the parameter
+//! update with the probes' sums (in `probe`'s blocked form) taken on the way.
 
 use crate::experiment::Activation;
-use crate::models::activation::{SIGMOID_SATURATED, TANH_SATURATED};
 use crate::models::kernels::{sigmoid_f32, tanh_f32};
-
-const LANES: usize = 16;
-const BLOCK: usize = 1024;
-
-/// Adds 16 lanes into f64, in lane order.
-#[inline(always)]
-fn flush(lanes: &mut [f32; LANES]) -> f64 {
-    let s = lanes.iter().map(|&x| x as f64).sum();
-    *lanes = [0.0; LANES];
-    s
-}
-
-/// Σx².
-pub fn sum_sq(v: &[f32]) -> f64 {
-    let mut total = 0.0;
-    let mut lanes = [0f32; LANES];
-    for block in v.chunks(BLOCK) {
-        let chunks = block.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for k in 0..LANES {
-                lanes[k] += c[k] * c[k];
-            }
-        }
-        for (k, &x) in rest.iter().enumerate() {
-            lanes[k] += x * x;
-        }
-        total += flush(&mut lanes);
-    }
-    total
-}
-
-/// Σh, Σh² and the number of saturated (or dead) units of a layer output.
-pub fn output_sums(h: &[f32], act: Option<Activation>) -> (f64, f64, f64) {
-    match act {
-        Some(Activation::Tanh) => sums_counting(h, |x| x.abs() > TANH_SATURATED as f32),
-        Some(Activation::Sigmoid) => sums_counting(h, |x| {
-            x < SIGMOID_SATURATED as f32 || x > 1.0 - SIGMOID_SATURATED as f32
-        }),
-        // h ≤ 0 exactly where z ≤ 0, for ReLU and for a positive leaky slope.
-        Some(Activation::Relu | Activation::LeakyRelu) => sums_counting(h, |x| x <= 0.0),
-        _ => {
-            let (s, q, _) = sums_counting(h, |_| false);
-            (s, q, 0.0)
-        }
-    }
-}
-
-#[inline(always)]
-fn sums_counting(h: &[f32], saturated: impl Fn(f32) -> bool) -> (f64, f64, f64) {
-    let (mut s, mut q, mut n) = (0.0, 0.0, 0.0);
-    let (mut ls, mut lq, mut ln) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
-    for block in h.chunks(BLOCK) {
-        let chunks = block.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for k in 0..LANES {
-                let x = c[k];
-                ls[k] += x;
-                lq[k] += x * x;
-                ln[k] += if saturated(x) { 1.0 } else { 0.0 };
-            }
-        }
-        for (k, &x) in rest.iter().enumerate() {
-            ls[k] += x;
-            lq[k] += x * x;
-            ln[k] += if saturated(x) { 1.0 } else { 0.0 };
-        }
-        s += flush(&mut ls);
-        q += flush(&mut lq);
-        n += flush(&mut ln);
-    }
-    (s, q, n)
-}
+use crate::train::probe::{BLOCK, LANES, flush};
 
 /// The activations the fused step computes itself (GELU needs erf: it takes the tensor path).
 pub fn supported(act: Activation) -> bool {
@@ -197,22 +118,6 @@ mod tests {
 
     fn exact_sq(v: &[f32]) -> f64 {
         v.iter().map(|&x| x as f64 * x as f64).sum()
-    }
-
-    #[test]
-    fn blocked_sums_match_f64_to_1e7() {
-        // 65 541 values: many blocks plus a ragged tail.
-        let v: Vec<f32> = (0..65_541)
-            .map(|i| ((i as f32) * 0.013).sin() * 3.0)
-            .collect();
-        let (a, b) = (sum_sq(&v), exact_sq(&v));
-        assert!(((a - b) / b).abs() < 1e-6, "{a} vs {b}");
-        let (s, q, n) = output_sums(&v, Some(Activation::Relu));
-        let s_exact: f64 = v.iter().map(|&x| x as f64).sum();
-        assert!((s - s_exact).abs() < 1e-5 * v.len() as f64);
-        assert!(((q - b) / b).abs() < 1e-6);
-        assert_eq!(n, v.iter().filter(|&&x| x <= 0.0).count() as f64);
-        assert_eq!(sum_sq(&[3.0, 4.0]), 25.0);
     }
 
     #[test]

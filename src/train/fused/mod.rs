@@ -15,7 +15,7 @@ mod loss;
 mod optim;
 
 use super::TestMetrics;
-use super::probe::LayerSums;
+use super::probe::{self, LayerSums};
 use super::runner::{Batch, evaluate};
 use super::step::{LayerStats, StepStats, Stepper};
 use super::weights_bytes;
@@ -174,13 +174,13 @@ impl Stepper for FusedMlp {
                 let output = if l + 1 < depth { &acts[l + 1] } else { &logits };
                 let hidden = l + 1 < depth;
                 let (out_sum, out_sq, saturated) =
-                    kernels::output_sums(output, hidden.then_some(act));
+                    probe::fast_output_sums(output, hidden.then_some(act));
                 stats[l] = Some(LayerStats {
                     grad_w_sq: 0.0,
                     grad_b_sq: 0.0,
                     skip_sq: None,
                     sums: LayerSums {
-                        delta_sq: kernels::sum_sq(&delta),
+                        delta_sq: probe::fast_sum_sq(&delta),
                         weight_sq: 0.0,
                         update_sq: 0.0,
                         out_sum,
@@ -191,7 +191,7 @@ impl Stepper for FusedMlp {
                 });
             }
             if deferred {
-                let (sw, sb) = (kernels::sum_sq(&gw), kernels::sum_sq(&gb));
+                let (sw, sb) = (probe::fast_sum_sq(&gw), probe::fast_sum_sq(&gb));
                 kept.push((gw, gb, sw, sb));
             } else {
                 let layer = &mut layers[l];
@@ -308,7 +308,7 @@ mod tests {
             )
         };
         let mut fused = FusedMlp::new(make(), &s.train, ds.objective, 1);
-        let mut tensor = TensorStep::new(make(), &s.train, ds.objective, &device);
+        let mut tensor = TensorStep::new(make(), &s.train, ds.objective, &device, false);
         let split = ds.train.gather(
             &(0..32).collect::<Vec<_>>(),
             ds.input_dim,

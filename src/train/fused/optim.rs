@@ -66,7 +66,7 @@ impl HostOptim {
                 update_sq,
             };
         }
-        let grad_sq = grad_sq.unwrap_or_else(|| kernels::sum_sq(g));
+        let grad_sq = grad_sq.unwrap_or_else(|| crate::train::probe::fast_sum_sq(g));
         match clip {
             Clip::None => {}
             Clip::Scale(s) => g.iter_mut().for_each(|x| *x *= s),
