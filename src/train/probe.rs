@@ -8,6 +8,7 @@
 
 use crate::experiment::Activation;
 use crate::models::activation::{GELU_SATURATED_Z, SIGMOID_SATURATED, TANH_SATURATED};
+use crate::models::kernels::simd;
 use crate::models::{LayerSignals, Saturation};
 use burn::tensor::Tensor;
 
@@ -115,22 +116,27 @@ pub(crate) fn flush(lanes: &mut [f32; LANES]) -> f64 {
 
 /// Σx², blocked (see `fast`).
 pub fn fast_sum_sq(v: &[f32]) -> f64 {
-    let mut total = 0.0;
-    let mut lanes = [0f32; LANES];
-    for block in v.chunks(BLOCK) {
-        let chunks = block.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for k in 0..LANES {
-                lanes[k] += c[k] * c[k];
+    simd(
+        #[inline(always)]
+        || {
+            let mut total = 0.0;
+            let mut lanes = [0f32; LANES];
+            for block in v.chunks(BLOCK) {
+                let chunks = block.chunks_exact(LANES);
+                let rest = chunks.remainder();
+                for c in chunks {
+                    for k in 0..LANES {
+                        lanes[k] += c[k] * c[k];
+                    }
+                }
+                for (k, &x) in rest.iter().enumerate() {
+                    lanes[k] += x * x;
+                }
+                total += flush(&mut lanes);
             }
-        }
-        for (k, &x) in rest.iter().enumerate() {
-            lanes[k] += x * x;
-        }
-        total += flush(&mut lanes);
-    }
-    total
+            total
+        },
+    )
 }
 
 /// Σh, Σh² and the number of saturated (or dead) units of a layer output.
@@ -151,29 +157,34 @@ pub fn fast_output_sums(h: &[f32], act: Option<Activation>) -> (f64, f64, f64) {
 
 #[inline(always)]
 fn sums_counting(h: &[f32], saturated: impl Fn(f32) -> bool) -> (f64, f64, f64) {
-    let (mut s, mut q, mut n) = (0.0, 0.0, 0.0);
-    let (mut ls, mut lq, mut ln) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
-    for block in h.chunks(BLOCK) {
-        let chunks = block.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for k in 0..LANES {
-                let x = c[k];
-                ls[k] += x;
-                lq[k] += x * x;
-                ln[k] += if saturated(x) { 1.0 } else { 0.0 };
+    simd(
+        #[inline(always)]
+        || {
+            let (mut s, mut q, mut n) = (0.0, 0.0, 0.0);
+            let (mut ls, mut lq, mut ln) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+            for block in h.chunks(BLOCK) {
+                let chunks = block.chunks_exact(LANES);
+                let rest = chunks.remainder();
+                for c in chunks {
+                    for k in 0..LANES {
+                        let x = c[k];
+                        ls[k] += x;
+                        lq[k] += x * x;
+                        ln[k] += if saturated(x) { 1.0 } else { 0.0 };
+                    }
+                }
+                for (k, &x) in rest.iter().enumerate() {
+                    ls[k] += x;
+                    lq[k] += x * x;
+                    ln[k] += if saturated(x) { 1.0 } else { 0.0 };
+                }
+                s += flush(&mut ls);
+                q += flush(&mut lq);
+                n += flush(&mut ln);
             }
-        }
-        for (k, &x) in rest.iter().enumerate() {
-            ls[k] += x;
-            lq[k] += x * x;
-            ln[k] += if saturated(x) { 1.0 } else { 0.0 };
-        }
-        s += flush(&mut ls);
-        q += flush(&mut lq);
-        n += flush(&mut ln);
-    }
-    (s, q, n)
+            (s, q, n)
+        },
+    )
 }
 
 /// `host_sums` with the blocked sums (the `cpu` engine).

@@ -3,7 +3,7 @@
 //! update with the probes' sums (in `probe`'s blocked form) taken on the way.
 
 use crate::experiment::Activation;
-use crate::models::kernels::{sigmoid_f32, tanh_f32};
+use crate::models::kernels::{sigmoid_f32, simd, tanh_f32};
 use crate::train::probe::{BLOCK, LANES, flush};
 
 /// The activations the fused step computes itself (GELU needs erf: it takes the tensor path).
@@ -13,54 +13,69 @@ pub fn supported(act: Activation) -> bool {
 
 /// z ← φ(z + b) row by row, in place (`z` is `[rows, b.len()]`).
 pub fn bias_activation(z: &mut [f32], bias: &[f32], act: Option<Activation>, slope: f32) {
-    macro_rules! rows {
-        ($f:expr) => {
-            for row in z.chunks_exact_mut(bias.len()) {
-                for (x, &b) in row.iter_mut().zip(bias) {
-                    *x = $f(*x + b);
-                }
+    simd(
+        #[inline(always)]
+        || {
+            macro_rules! rows {
+                ($f:expr) => {
+                    for row in z.chunks_exact_mut(bias.len()) {
+                        for (x, &b) in row.iter_mut().zip(bias) {
+                            *x = $f(*x + b);
+                        }
+                    }
+                };
             }
-        };
-    }
-    match act {
-        Some(Activation::Tanh) => rows!(tanh_f32),
-        Some(Activation::Sigmoid) => rows!(sigmoid_f32),
-        // Comparisons written so NaN passes through (divergence must stay visible).
-        Some(Activation::Relu) => rows!(|x: f32| if x <= 0.0 { 0.0 } else { x }),
-        Some(Activation::LeakyRelu) => rows!(|x: f32| if x <= 0.0 { slope * x } else { x }),
-        Some(Activation::Gelu) => unreachable!("GELU MLPs take the tensor path"),
-        Some(Activation::Linear) | None => rows!(|x: f32| x),
-    }
+            match act {
+                Some(Activation::Tanh) => rows!(tanh_f32),
+                Some(Activation::Sigmoid) => rows!(sigmoid_f32),
+                // Comparisons written so NaN passes through (divergence must stay visible).
+                Some(Activation::Relu) => rows!(|x: f32| if x <= 0.0 { 0.0 } else { x }),
+                Some(Activation::LeakyRelu) => rows!(|x: f32| if x <= 0.0 { slope * x } else { x }),
+                Some(Activation::Gelu) => unreachable!("GELU MLPs take the tensor path"),
+                Some(Activation::Linear) | None => rows!(|x: f32| x),
+            }
+        },
+    )
 }
 
 /// g ← g ⊙ φ′, with φ′ taken from the layer's output h = φ(z).
 pub fn mul_derivative(g: &mut [f32], h: &[f32], act: Activation, slope: f32) {
-    macro_rules! each {
-        ($f:expr) => {
-            for (x, &h) in g.iter_mut().zip(h) {
-                *x *= $f(h);
+    simd(
+        #[inline(always)]
+        || {
+            macro_rules! each {
+                ($f:expr) => {
+                    for (x, &h) in g.iter_mut().zip(h) {
+                        *x *= $f(h);
+                    }
+                };
             }
-        };
-    }
-    match act {
-        Activation::Tanh => each!(|h: f32| 1.0 - h * h),
-        Activation::Sigmoid => each!(|h: f32| h * (1.0 - h)),
-        Activation::Relu => each!(|h: f32| if h > 0.0 { 1.0 } else { 0.0 }),
-        Activation::LeakyRelu => each!(|h: f32| if h > 0.0 { 1.0 } else { slope }),
-        Activation::Gelu => unreachable!("GELU MLPs take the tensor path"),
-        Activation::Linear => {}
-    }
+            match act {
+                Activation::Tanh => each!(|h: f32| 1.0 - h * h),
+                Activation::Sigmoid => each!(|h: f32| h * (1.0 - h)),
+                Activation::Relu => each!(|h: f32| if h > 0.0 { 1.0 } else { 0.0 }),
+                Activation::LeakyRelu => each!(|h: f32| if h > 0.0 { 1.0 } else { slope }),
+                Activation::Gelu => unreachable!("GELU MLPs take the tensor path"),
+                Activation::Linear => {}
+            }
+        },
+    )
 }
 
 /// Σ over rows of a `[rows, cols]` matrix, summed in row order.
 pub fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; cols];
-    for row in m.chunks_exact(cols) {
-        for (o, &x) in out.iter_mut().zip(row) {
-            *o += x;
-        }
-    }
-    out
+    simd(
+        #[inline(always)]
+        || {
+            let mut out = vec![0f32; cols];
+            for row in m.chunks_exact(cols) {
+                for (o, &x) in out.iter_mut().zip(row) {
+                    *o += x;
+                }
+            }
+            out
+        },
+    )
 }
 
 /// w ← w − u with u = g·scale, in one pass. Returns (Σg², Σw_before², Σu²); the last two
@@ -70,46 +85,51 @@ pub fn apply<const GRAD: bool, const PROBE: bool>(
     g: &[f32],
     scale: f32,
 ) -> (f64, f64, f64) {
-    debug_assert_eq!(w.len(), g.len());
-    let (mut gs, mut ws, mut us) = (0.0, 0.0, 0.0);
-    let (mut lg, mut lw, mut lu) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
-    for (wb, gb) in w.chunks_mut(BLOCK).zip(g.chunks(BLOCK)) {
-        let mut wc = wb.chunks_exact_mut(LANES);
-        let mut gc = gb.chunks_exact(LANES);
-        for (wv, gv) in (&mut wc).zip(&mut gc) {
-            for k in 0..LANES {
-                let u = gv[k] * scale;
-                if GRAD {
-                    lg[k] += gv[k] * gv[k];
+    simd(
+        #[inline(always)]
+        || {
+            debug_assert_eq!(w.len(), g.len());
+            let (mut gs, mut ws, mut us) = (0.0, 0.0, 0.0);
+            let (mut lg, mut lw, mut lu) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+            for (wb, gb) in w.chunks_mut(BLOCK).zip(g.chunks(BLOCK)) {
+                let mut wc = wb.chunks_exact_mut(LANES);
+                let mut gc = gb.chunks_exact(LANES);
+                for (wv, gv) in (&mut wc).zip(&mut gc) {
+                    for k in 0..LANES {
+                        let u = gv[k] * scale;
+                        if GRAD {
+                            lg[k] += gv[k] * gv[k];
+                        }
+                        if PROBE {
+                            lw[k] += wv[k] * wv[k];
+                            lu[k] += u * u;
+                        }
+                        wv[k] -= u;
+                    }
                 }
-                if PROBE {
-                    lw[k] += wv[k] * wv[k];
-                    lu[k] += u * u;
+                for (k, (wv, &gv)) in wc
+                    .into_remainder()
+                    .iter_mut()
+                    .zip(gc.remainder())
+                    .enumerate()
+                {
+                    let u = gv * scale;
+                    if GRAD {
+                        lg[k] += gv * gv;
+                    }
+                    if PROBE {
+                        lw[k] += *wv * *wv;
+                        lu[k] += u * u;
+                    }
+                    *wv -= u;
                 }
-                wv[k] -= u;
+                gs += flush(&mut lg);
+                ws += flush(&mut lw);
+                us += flush(&mut lu);
             }
-        }
-        for (k, (wv, &gv)) in wc
-            .into_remainder()
-            .iter_mut()
-            .zip(gc.remainder())
-            .enumerate()
-        {
-            let u = gv * scale;
-            if GRAD {
-                lg[k] += gv * gv;
-            }
-            if PROBE {
-                lw[k] += *wv * *wv;
-                lu[k] += u * u;
-            }
-            *wv -= u;
-        }
-        gs += flush(&mut lg);
-        ws += flush(&mut lw);
-        us += flush(&mut lu);
-    }
-    (gs, ws, us)
+            (gs, ws, us)
+        },
+    )
 }
 
 #[cfg(test)]
