@@ -79,14 +79,11 @@ fn cpu_seconds() -> (f64, f64) {
 pub fn measure(
     name: &str,
     exp: &Experiment,
-    threads: usize,
+    env: RunEnv,
     reps: usize,
     target_s: f64,
 ) -> serde_json::Value {
-    let env = RunEnv {
-        threads,
-        ..RunEnv::default()
-    };
+    let threads = env.threads;
     // Calibrate n so a repetition lasts about target_s.
     let probe = exp
         .clone()
@@ -139,7 +136,7 @@ pub fn measure(
         "framework": format!("gradlab-{}", env!("CARGO_PKG_VERSION")),
         "workload": name,
         "threads": threads,
-        "mode": "flex",
+        "mode": env.device.name(),
         "probes": probes_on,
         "steps_per_rep": n,
         "reps": rates.len(),
@@ -185,9 +182,10 @@ mod tests {
             .unwrap()
             .with_settings(&[("model.depth".into(), "2".into())])
             .unwrap();
-        let rec = measure("w2", &small, 1, 3, 0.02);
+        let rec = measure("w2", &small, RunEnv::default(), 3, 0.02);
         assert_eq!(rec["reps"], 3);
         assert!(rec["steps_per_s_median"].as_f64().unwrap() > 0.0);
         assert_eq!(rec["probes"], true);
+        assert_eq!(rec["mode"], "cpu");
     }
 }

@@ -106,6 +106,9 @@ pub enum Command {
         workloads: String,
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Engine to time (`flex` is the op-by-op reference path).
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceKind,
         #[arg(long, default_value_t = 5)]
         reps: usize,
         /// Seconds per repetition.
@@ -196,9 +199,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::BenchStep {
             workloads,
             threads,
+            device,
             reps,
             rep_seconds,
         } => {
+            let env = RunEnv { device, threads };
             train::init_threads(threads);
             for name in workloads
                 .split(',')
@@ -208,7 +213,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 match crate::bench::workload(name) {
                     Some(exp) => println!(
                         "{}",
-                        crate::bench::measure(name, &exp, threads, reps, rep_seconds)
+                        crate::bench::measure(name, &exp, env, reps, rep_seconds)
                     ),
                     None => eprintln!(
                         "gradlab bench-step: workload '{name}' is not available in this build"

@@ -43,8 +43,12 @@ pin() { # pin N-thread runs to N cores, as the peer figures were measured
 
 for t in $threads_list; do
   echo "== $t thread(s)" >&2
-  RAYON_NUM_THREADS=$t $(pin "$t") "$bin" bench-step --threads "$t" --workloads "$workloads" --reps "$reps" \
-    | tee -a "$out" >/dev/null || echo "!! gradlab bench-step failed" >&2
+  # gradlab's default engine (cpu) and the op-by-op reference (flex), for the before/after.
+  for engine in ${ENGINES:-cpu flex}; do
+    RAYON_NUM_THREADS=$t $(pin "$t") "$bin" bench-step --device "$engine" --threads "$t" \
+      --workloads "$workloads" --reps "$reps" | tee -a "$out" >/dev/null \
+      || echo "!! gradlab bench-step ($engine) failed" >&2
+  done
   if [ -n "$py" ] && "$py" -c "import torch" 2>/dev/null; then
     $(pin "$t") "$py" "$here/bench_torch.py" --threads "$t" --mode eager --workloads "$workloads" --reps "$reps" >/dev/null \
       || echo "!! torch eager failed" >&2

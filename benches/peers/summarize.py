@@ -4,8 +4,8 @@ usage: python summarize.py results.jsonl [--max-foreign 0.15]
 
 For every (framework, mode, workload, threads) the last record is used; a figure measured
 while other processes used more than --max-foreign cores is marked '!'. Ratios are
-gradlab's steps/s over the peer's on the same workload and thread count (> 1: gradlab is
-faster).
+gradlab's steps/s (its default `cpu` engine) over the peer's on the same workload and thread
+count (> 1: gradlab is faster); the `flex` row is gradlab's op-by-op reference engine.
 """
 import argparse
 import json
@@ -45,18 +45,26 @@ for t in threads:
     print("|---|---|" + "---|" * len(wls))
     for fw, mode in rows:
         print(f"| {fw} | {mode} | " + " | ".join(cell(best.get((fw, mode, w, t))) for w in wls) + " |")
-    print(f"\n### gradlab / peer, {t} thread(s)\n")
+    # Ratios are taken for gradlab's default engine (cpu; older records say flex).
+    engine = "cpu" if any(k[:2] == ("gradlab", "cpu") for k in best) else "flex"
+    print(f"\n### gradlab ({engine}) / peer, {t} thread(s)\n")
     print("| peer | " + " | ".join(wls) + " |")
     print("|---|" + "---|" * len(wls))
     for fw, mode in rows:
-        if fw == "gradlab":
+        if (fw, mode) == ("gradlab", engine):
             continue
         cells = []
         for w in wls:
-            g = best.get(("gradlab", "flex", w, t))
+            g = best.get(("gradlab", engine, w, t))
             p = best.get((fw, mode, w, t))
             cells.append(f'{g["steps_per_s_median"] / p["steps_per_s_median"]:.2f}×' if g and p else "-")
         print(f"| {fw} {mode} | " + " | ".join(cells) + " |")
-    g_on, g_off = best.get(("gradlab", "flex", "w1", t)), best.get(("gradlab", "flex", "w1_noprobe", t))
-    if g_on and g_off:
-        print(f"\ngradlab W1 probe overhead: {100 * (g_on['ms_per_step'] / g_off['ms_per_step'] - 1):+.1f}% of a step")
+    print()
+    for fw, mode in rows:
+        if fw != "gradlab":
+            continue
+        for w in ["w1", "w2"]:
+            on, off = best.get((fw, mode, w, t)), best.get((fw, mode, w + "_noprobe", t))
+            if on and off:
+                print(f"gradlab ({mode}) {w.upper()} probe overhead: "
+                      f"{100 * (on['ms_per_step'] / off['ms_per_step'] - 1):+.1f}% of a step  ")
