@@ -10,7 +10,10 @@ use gradlab::bench;
 use gradlab::train::{self, DeviceKind, RunEnv};
 
 const WORKLOADS: [(&str, &str); 6] = [
-    ("w1", "W1 MLP 64→20×256 tanh→10, batch 128, probes every step"),
+    (
+        "w1",
+        "W1 MLP 64→20×256 tanh→10, batch 128, probes every step",
+    ),
     ("w1_noprobe", "W1 without probes"),
     ("w2", "W2 MLP 64→100×64 tanh→10, batch 128, probes"),
     ("w2_noprobe", "W2 without probes"),
@@ -31,7 +34,10 @@ fn main() {
     let engines = [DeviceKind::Cpu, DeviceKind::Flex];
     let mut rate = std::collections::HashMap::new();
     println!("steps/s, {threads} thread(s), median of {reps} repetitions");
-    println!("{:<58} {:>8} {:>8} {:>9}", "workload", "cpu", "flex", "cpu/flex");
+    println!(
+        "{:<58} {:>8} {:>8} {:>9}",
+        "workload", "cpu", "flex", "cpu/flex"
+    );
     for (name, label) in WORKLOADS {
         let exp = bench::workload(name).expect("every peer workload is built in");
         let r: Vec<f64> = engines

@@ -84,7 +84,8 @@ pub struct Backward {
 }
 
 /// A network the training loop can drive.
-pub trait Network {
+/// `Send`: a step may run on a worker thread (see `train::runner::drive_with`).
+pub trait Network: Send {
     /// What `forward_tape` keeps for `backward`.
     type Tape;
     /// Probed layer labels, input side first.
