@@ -35,6 +35,8 @@ pub struct Lstm {
     pub features: usize,
     /// Take the `cpu` engine's time-major host pass (`fused`) on the flex device.
     pub fused: bool,
+    /// Workers the fused pass splits each step's examples among (same bits for any count).
+    pub threads: usize,
 }
 
 /// One step's gate activations and states.
@@ -102,6 +104,7 @@ impl Lstm {
             steps,
             features,
             fused: false,
+            threads: 1,
         }
     }
 
@@ -831,6 +834,42 @@ mod tests {
             _ => panic!("cpu counts, flex masks"),
         };
         assert!(count > 0.0, "the test saturates some forget gates");
+    }
+
+    /// The time-major pass splits each step's examples among workers; the bits do not
+    /// depend on how many.
+    #[test]
+    fn time_major_path_gives_the_same_bits_on_two_threads() {
+        let device = Device::flex();
+        let m = ModelSection {
+            width: 16,
+            ..ModelSection::default()
+        };
+        let (b, t_len, d) = (5, 7, 2);
+        let one = Lstm {
+            fused: true,
+            ..Lstm::new(&m, t_len, d, 1, 1, 9, &device)
+        };
+        let two = Lstm {
+            threads: 2,
+            ..one.clone()
+        };
+        let x = random(b, t_len * d, 3, &device);
+        let cot = random(b, 1, 4, &device);
+        let bits = |lstm: &Lstm| {
+            let (logits, tape) = lstm.forward_tape(x.clone());
+            let back = lstm.backward(tape, cot.clone());
+            let bytes = |t: Tensor<2>| t.into_data().as_bytes().to_vec();
+            let mut all = bytes(logits);
+            for g in back.grads {
+                all.extend(bytes(g));
+            }
+            all.extend(bytes(back.time[0].clone().reshape([1, t_len])));
+            all.extend(back.layers[0].delta_sq.unwrap().to_le_bytes());
+            all
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        assert_eq!(bits(&one), pool.install(|| bits(&two)));
     }
 
     #[test]

@@ -341,6 +341,7 @@ fn run(
         ModelKind::Lstm => fit(
             |s| Lstm {
                 fused: env.device.fused(),
+                threads: env.threads,
                 ..Lstm::new(m, steps, features, out, reads, s, &device)
             },
             &ctx,

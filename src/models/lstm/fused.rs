@@ -69,51 +69,30 @@ impl Lstm {
         let mut tanh_cs = vec![0f32; t_len * step_h];
         let mut hs = vec![0f32; t_len * step_h];
         let zeros = vec![0f32; h];
-        let (lo, hi) = (SIGMOID_SATURATED as f32, (1.0 - SIGMOID_SATURATED) as f32);
+        let shared = FwdShared {
+            bias: &bias,
+            w_in: &w_in,
+            w_rec_p: &w_rec_p,
+            zeros: &zeros,
+            h,
+            d,
+            wp,
+        };
         let mut saturated = 0usize;
         for t in 0..t_len {
-            let z_t = &mut gates[t * step_g..(t + 1) * step_g];
             let (hs_done, hs_now) = hs.split_at_mut(t * step_h);
-            if t > 0 {
-                let h_prev = View::rows(&hs_done[(t - 1) * step_h..], h);
-                let w = View::rows(&w_rec_p, wp);
-                host::gemm((b, wp, h), &mut z_rec, wp, false, h_prev, w);
-            }
-            let z_rec = &z_rec;
             let (cs_done, cs_now) = cs.split_at_mut(t * step_h);
-            let tc_now = &mut tanh_cs[t * step_h..(t + 1) * step_h];
-            saturated += kernels::simd(
-                #[inline(always)]
-                || {
-                    let mut count = 0usize;
-                    for e in 0..b {
-                        let z = &mut z_t[e * w4..(e + 1) * w4];
-                        let rec = (t > 0).then(|| &z_rec[e * wp..e * wp + w4]);
-                        pre_activation(z, rec, &bias, &x[(t * b + e) * d..][..d], &w_in);
-                        let (ifg, o) = z.split_at_mut(3 * h);
-                        let (i_f, g) = ifg.split_at_mut(2 * h);
-                        i_f.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
-                        g.iter_mut().for_each(|v| *v = kernels::tanh_f32(*v));
-                        o.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
-                        let (i, f) = i_f.split_at(h);
-                        count += f.iter().filter(|&&v| v < lo || v > hi).count();
-                        let c_prev = if t > 0 {
-                            &cs_done[(t - 1) * step_h + e * h..][..h]
-                        } else {
-                            &zeros[..]
-                        };
-                        let at = e * h..(e + 1) * h;
-                        cell_forward(
-                            [i, f, g, o],
-                            c_prev,
-                            &mut cs_now[at.clone()],
-                            &mut tc_now[at.clone()],
-                            &mut hs_now[at],
-                        );
-                    }
-                    count
-                },
-            );
+            let block = FwdBlock {
+                h_prev: (t > 0).then(|| &hs_done[(t - 1) * step_h..]),
+                z_rec: &mut z_rec,
+                x: &x[t * b * d..(t + 1) * b * d],
+                c_prev: (t > 0).then(|| &cs_done[(t - 1) * step_h..]),
+                z: &mut gates[t * step_g..(t + 1) * step_g],
+                c: cs_now,
+                tc: &mut tanh_cs[t * step_h..(t + 1) * step_h],
+                h_out: hs_now,
+            };
+            saturated += forward_block(&shared, block, b, self.threads);
         }
         debug_assert_eq!(FORGET, 1, "the forget block is the second");
         let k = self.readout.out_steps;
@@ -167,56 +146,38 @@ impl Lstm {
         let mut g_w_in = vec![0f32; d * w4];
         let mut delta_sq = 0.0;
         let zeros = vec![0f32; h];
+        let shared = BwdShared {
+            w_rec_t: &w_rec_t,
+            zeros: &zeros,
+            h,
+            read_rs: k * h,
+        };
         for t in (0..t_len).rev() {
             let (dz_now, dz_later) = dz.split_at_mut((t + 1) * step_g);
-            if t + 1 < t_len {
-                let next = View::rows(&dz_later[..step_g], w4);
-                host::gemm((b, h, w4), &mut dh, h, false, next, View::rows(&w_rec_t, h));
-            }
-            if t + k >= t_len {
-                let slot = t + k - t_len;
-                for e in 0..b {
-                    let src = &dh_read[(e * k + slot) * h..][..h];
-                    dh[e * h..(e + 1) * h]
-                        .iter_mut()
-                        .zip(src)
-                        .for_each(|(a, r)| *a += r);
-                }
-            }
+            let block = BwdBlock {
+                dz_next: (t + 1 < t_len).then(|| &dz_later[..step_g]),
+                read: (t + k >= t_len).then(|| &dh_read[(t + k - t_len) * h..]),
+                dh: &mut dh,
+                z: &gates[t * step_g..(t + 1) * step_g],
+                c_prev: (t > 0).then(|| &cs[(t - 1) * step_h..t * step_h]),
+                tc: &tanh_cs[t * step_h..(t + 1) * step_h],
+                carry: &mut carry,
+                dz: &mut dz_now[t * step_g..],
+            };
+            backward_block(&shared, block, b, self.threads);
             time[t] = fast_sum_sq(&dh) as f32;
-            let dz_t = &mut dz_now[t * step_g..];
-            let z_t = &gates[t * step_g..(t + 1) * step_g];
+            let dz_t = &dz_now[t * step_g..];
+            // In example order, whatever the thread count: the bits do not depend on it.
             kernels::simd(
                 #[inline(always)]
                 || {
                     for e in 0..b {
-                        let z = &z_t[e * w4..(e + 1) * w4];
-                        let (i, rest) = z.split_at(h);
-                        let (f, rest) = rest.split_at(h);
-                        let (g, o) = rest.split_at(h);
-                        let row = &mut dz_t[e * w4..(e + 1) * w4];
-                        let (dz_i, rest) = row.split_at_mut(h);
-                        let (dz_f, rest) = rest.split_at_mut(h);
-                        let (dz_g, dz_o) = rest.split_at_mut(h);
-                        let at = t * step_h + e * h;
-                        let c_prev = if t > 0 {
-                            &cs[at - step_h..at - step_h + h]
-                        } else {
-                            &zeros
-                        };
-                        cell_backward(
-                            [i, f, g, o],
-                            c_prev,
-                            &tanh_cs[at..at + h],
-                            &dh[e * h..(e + 1) * h],
-                            &mut carry[e * h..(e + 1) * h],
-                            [dz_i, dz_f, dz_g, dz_o],
-                        );
+                        let row = &dz_t[e * w4..(e + 1) * w4];
                         accumulate(&mut g_bias, &mut g_w_in, row, &x[(t * b + e) * d..][..d]);
                     }
                 },
             );
-            delta_sq += fast_sum_sq(&dz_t[..step_g]);
+            delta_sq += fast_sum_sq(dz_t);
         }
         // ∂L/∂W_rec = Σ_{t≥2} h_{t−1}ᵀ·∂L/∂z_t: steps 1..T−1 of hs against 2..T of dz, one
         // product over every example and step (time-major rows line up).
@@ -297,4 +258,254 @@ fn accumulate(g_bias: &mut [f32], g_w_in: &mut [f32], dz: &[f32], x: &[f32]) {
             *a += xf * v;
         }
     }
+}
+
+/// What every block of examples shares in a forward step.
+struct FwdShared<'a> {
+    bias: &'a [f32],
+    w_in: &'a [f32],
+    /// W_rec padded to `wp` columns.
+    w_rec_p: &'a [f32],
+    zeros: &'a [f32],
+    h: usize,
+    d: usize,
+    wp: usize,
+}
+
+/// One forward step over a block of examples: the same rows of every buffer.
+struct FwdBlock<'a> {
+    /// h_{t−1}, `[rows, H]`; `None` at t = 1.
+    h_prev: Option<&'a [f32]>,
+    /// Scratch for h_{t−1}·W_rec, `[rows, wp]`.
+    z_rec: &'a mut [f32],
+    /// x_t, `[rows, features]`.
+    x: &'a [f32],
+    /// c_{t−1}, `[rows, H]`; `None` at t = 1.
+    c_prev: Option<&'a [f32]>,
+    /// Gate activations of step t, `[rows, 4H]`.
+    z: &'a mut [f32],
+    c: &'a mut [f32],
+    tc: &'a mut [f32],
+    h_out: &'a mut [f32],
+}
+
+impl<'a> FwdBlock<'a> {
+    /// The first `rows` examples and the rest.
+    fn split(self, s: &FwdShared, rows: usize) -> (Self, Self) {
+        let (h, w4) = (s.h, GATES * s.h);
+        let (z_rec_a, z_rec_b) = self.z_rec.split_at_mut(rows * s.wp);
+        let (x_a, x_b) = self.x.split_at(rows * s.d);
+        let (z_a, z_b) = self.z.split_at_mut(rows * w4);
+        let (c_a, c_b) = self.c.split_at_mut(rows * h);
+        let (tc_a, tc_b) = self.tc.split_at_mut(rows * h);
+        let (h_a, h_b) = self.h_out.split_at_mut(rows * h);
+        let hp = self.h_prev.map(|v| v.split_at(rows * h));
+        let cp = self.c_prev.map(|v| v.split_at(rows * h));
+        (
+            Self {
+                h_prev: hp.map(|p| p.0),
+                z_rec: z_rec_a,
+                x: x_a,
+                c_prev: cp.map(|p| p.0),
+                z: z_a,
+                c: c_a,
+                tc: tc_a,
+                h_out: h_a,
+            },
+            Self {
+                h_prev: hp.map(|p| p.1),
+                z_rec: z_rec_b,
+                x: x_b,
+                c_prev: cp.map(|p| p.1),
+                z: z_b,
+                c: c_b,
+                tc: tc_b,
+                h_out: h_b,
+            },
+        )
+    }
+}
+
+/// Splits a step's examples among `threads` workers (halving recursively); each block
+/// runs its own rows of the recurrent product and then its cell passes. Returns the
+/// number of saturated forget gates (an exact count, whatever the split).
+fn forward_block(s: &FwdShared, blk: FwdBlock, rows: usize, threads: usize) -> usize {
+    if threads > 1 && rows > 1 {
+        let half = rows / 2;
+        let (a, b) = blk.split(s, half);
+        let (na, nb) = rayon::join(
+            || forward_block(s, a, half, threads / 2),
+            || forward_block(s, b, rows - half, threads - threads / 2),
+        );
+        return na + nb;
+    }
+    let FwdBlock {
+        h_prev,
+        z_rec,
+        x,
+        c_prev,
+        z,
+        c,
+        tc,
+        h_out,
+    } = blk;
+    let (h, d, wp, w4) = (s.h, s.d, s.wp, GATES * s.h);
+    if let Some(hp) = h_prev {
+        let w = View::rows(s.w_rec_p, wp);
+        host::gemm((rows, wp, h), z_rec, wp, false, View::rows(hp, h), w);
+    }
+    let (lo, hi) = (SIGMOID_SATURATED as f32, (1.0 - SIGMOID_SATURATED) as f32);
+    kernels::simd(
+        #[inline(always)]
+        || {
+            let mut count = 0usize;
+            for e in 0..rows {
+                let z = &mut z[e * w4..(e + 1) * w4];
+                let rec = h_prev.is_some().then(|| &z_rec[e * wp..e * wp + w4]);
+                pre_activation(z, rec, s.bias, &x[e * d..(e + 1) * d], s.w_in);
+                let (ifg, o) = z.split_at_mut(3 * h);
+                let (i_f, g) = ifg.split_at_mut(2 * h);
+                i_f.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
+                g.iter_mut().for_each(|v| *v = kernels::tanh_f32(*v));
+                o.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
+                let (i, f) = i_f.split_at(h);
+                count += f.iter().filter(|&&v| v < lo || v > hi).count();
+                let at = e * h..(e + 1) * h;
+                cell_forward(
+                    [i, f, g, o],
+                    c_prev.map_or(s.zeros, |c| &c[at.clone()]),
+                    &mut c[at.clone()],
+                    &mut tc[at.clone()],
+                    &mut h_out[at],
+                );
+            }
+            count
+        },
+    )
+}
+
+/// What every block of examples shares in a backward step.
+struct BwdShared<'a> {
+    /// W_recᵀ, row-major `[4H, H]`.
+    w_rec_t: &'a [f32],
+    zeros: &'a [f32],
+    h: usize,
+    /// Row stride of the read-out error (`out_steps · H`).
+    read_rs: usize,
+}
+
+/// One backward step over a block of examples.
+struct BwdBlock<'a> {
+    /// ∂L/∂z_{t+1}, `[rows, 4H]`; `None` at the last step.
+    dz_next: Option<&'a [f32]>,
+    /// The read-out's error at this step, row stride `read_rs`, if it reads this step.
+    read: Option<&'a [f32]>,
+    /// ∂L/∂h_t, `[rows, H]`, written here.
+    dh: &'a mut [f32],
+    /// Gate activations of step t, `[rows, 4H]`.
+    z: &'a [f32],
+    c_prev: Option<&'a [f32]>,
+    tc: &'a [f32],
+    /// ∂L/∂c carried from step t+1 to t.
+    carry: &'a mut [f32],
+    /// ∂L/∂z_t, `[rows, 4H]`, written here.
+    dz: &'a mut [f32],
+}
+
+impl<'a> BwdBlock<'a> {
+    fn split(self, s: &BwdShared, rows: usize) -> (Self, Self) {
+        let (h, w4) = (s.h, GATES * s.h);
+        let dn = self.dz_next.map(|v| v.split_at(rows * w4));
+        let rd = self.read.map(|v| v.split_at((rows * s.read_rs).min(v.len())));
+        let (dh_a, dh_b) = self.dh.split_at_mut(rows * h);
+        let (z_a, z_b) = self.z.split_at(rows * w4);
+        let cp = self.c_prev.map(|v| v.split_at(rows * h));
+        let (tc_a, tc_b) = self.tc.split_at(rows * h);
+        let (ca_a, ca_b) = self.carry.split_at_mut(rows * h);
+        let (dz_a, dz_b) = self.dz.split_at_mut(rows * w4);
+        (
+            Self {
+                dz_next: dn.map(|p| p.0),
+                read: rd.map(|p| p.0),
+                dh: dh_a,
+                z: z_a,
+                c_prev: cp.map(|p| p.0),
+                tc: tc_a,
+                carry: ca_a,
+                dz: dz_a,
+            },
+            Self {
+                dz_next: dn.map(|p| p.1),
+                read: rd.map(|p| p.1),
+                dh: dh_b,
+                z: z_b,
+                c_prev: cp.map(|p| p.1),
+                tc: tc_b,
+                carry: ca_b,
+                dz: dz_b,
+            },
+        )
+    }
+}
+
+/// ∂L/∂h_t = ∂L/∂z_{t+1}·W_recᵀ (+ the read-out's error), then the gate deltas, for a
+/// block of examples split among `threads` workers like `forward_block`.
+fn backward_block(s: &BwdShared, blk: BwdBlock, rows: usize, threads: usize) {
+    if threads > 1 && rows > 1 {
+        let half = rows / 2;
+        let (a, b) = blk.split(s, half);
+        rayon::join(
+            || backward_block(s, a, half, threads / 2),
+            || backward_block(s, b, rows - half, threads - threads / 2),
+        );
+        return;
+    }
+    let BwdBlock {
+        dz_next,
+        read,
+        dh,
+        z,
+        c_prev,
+        tc,
+        carry,
+        dz,
+    } = blk;
+    let (h, w4) = (s.h, GATES * s.h);
+    if let Some(next) = dz_next {
+        let w = View::rows(s.w_rec_t, h);
+        host::gemm((rows, h, w4), dh, h, false, View::rows(next, w4), w);
+    }
+    if let Some(read) = read {
+        for e in 0..rows {
+            let src = &read[e * s.read_rs..][..h];
+            dh[e * h..(e + 1) * h]
+                .iter_mut()
+                .zip(src)
+                .for_each(|(a, r)| *a += r);
+        }
+    }
+    kernels::simd(
+        #[inline(always)]
+        || {
+            for e in 0..rows {
+                let zr = &z[e * w4..(e + 1) * w4];
+                let (i, rest) = zr.split_at(h);
+                let (f, rest) = rest.split_at(h);
+                let (g, o) = rest.split_at(h);
+                let row = &mut dz[e * w4..(e + 1) * w4];
+                let (dz_i, rest) = row.split_at_mut(h);
+                let (dz_f, rest) = rest.split_at_mut(h);
+                let (dz_g, dz_o) = rest.split_at_mut(h);
+                let at = e * h..(e + 1) * h;
+                cell_backward(
+                    [i, f, g, o],
+                    c_prev.map_or(s.zeros, |c| &c[at.clone()]),
+                    &tc[at.clone()],
+                    &dh[at.clone()],
+                    &mut carry[at],
+                    [dz_i, dz_f, dz_g, dz_o],
+                );
+            }
+        },
+    );
 }
