@@ -30,6 +30,38 @@ pub(crate) fn tensor<const D: usize>(
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
+/// Large host buffers kept for reuse: a step of the fused paths allocates the same
+/// multi-megabyte buffers every time, and fresh ones cost a page-clearing memset each
+/// (~6 % of an LSTM step). Bounded, so it never holds more than a few steps' worth.
+static SPARE: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+/// At most this many buffers (a deep MLP recycles one per layer)…
+const SPARE_MAX: usize = 256;
+/// …of at least 128 KiB each (smaller ones are cheap to allocate)…
+const SPARE_MIN_LEN: usize = 1 << 15;
+/// …and 256 MiB in all.
+const SPARE_MAX_VALUES: usize = 1 << 26;
+
+/// A buffer of `len` values whose contents are unspecified: the caller writes every element
+/// before reading any (a recycled buffer holds an earlier step's values).
+pub(crate) fn overwritten(len: usize) -> Vec<f32> {
+    let reused = SPARE.lock().ok().and_then(|mut spare| {
+        let i = spare.iter().position(|v| v.len() == len)?;
+        Some(spare.swap_remove(i))
+    });
+    reused.unwrap_or_else(|| vec![0.0; len])
+}
+
+/// Hands a buffer back for `overwritten` to reuse.
+pub(crate) fn recycle(v: Vec<f32>) {
+    if v.len() >= SPARE_MIN_LEN
+        && let Ok(mut spare) = SPARE.lock()
+        && spare.len() < SPARE_MAX
+        && spare.iter().map(Vec::len).sum::<usize>() + v.len() <= SPARE_MAX_VALUES
+    {
+        spare.push(v);
+    }
+}
+
 /// A strided matrix operand: element (r, c) sits at `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {

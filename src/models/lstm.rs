@@ -868,7 +868,10 @@ mod tests {
             all.extend(back.layers[0].delta_sq.unwrap().to_le_bytes());
             all
         };
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         assert_eq!(bits(&one), pool.install(|| bits(&two)));
     }
 

@@ -203,16 +203,19 @@ pub fn fast_host_sums(
         other => (None, other),
     };
     let (out_sum, out_sq, counted) = fast_output_sums(&out, from_output);
-    LayerSums {
-        delta_sq: layer
-            .delta_sq
-            .unwrap_or_else(|| fast_sum_sq(&host(layer.delta))),
+    let delta = host(layer.delta);
+    let sums = LayerSums {
+        delta_sq: layer.delta_sq.unwrap_or_else(|| fast_sum_sq(&delta)),
         weight_sq: fast_sum_sq(&host(weight_before)),
         update_sq: fast_sum_sq(&host(update)),
         out_sum,
         out_sq,
         saturated: other.map_or(counted, |s| saturated_count(s, &out)),
-    }
+    };
+    // The host paths' next step can reuse these buffers (`models::host::overwritten`).
+    crate::models::host::recycle(delta);
+    crate::models::host::recycle(out);
+    sums
 }
 
 /// The same sums as 1-element device tensors, in `LayerSums` field order (GPU backends).

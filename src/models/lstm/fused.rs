@@ -8,11 +8,14 @@
 //!   forget-gate saturation is counted in the forward one, instead of in passes of their own;
 //! - ∂L/∂W_rec is one product over all steps and examples.
 //!
+//! Every whole-sequence buffer is fully written before it is read, so they come from the
+//! recycled buffers of earlier steps (`host::overwritten`) instead of fresh zeroed memory.
+//!
 //! Summation orders differ from the flex path, so results differ in the last bits; the
 //! `cpu` engine is recorded as such. `tests::time_major_path_matches_the_flex_host_path`
 //! holds the two together.
 
-use super::{FORGET, GATES, Lstm, cell_backward, cell_forward};
+use super::{FORGET, GATES, Lstm, cell_backward};
 use crate::models::activation::SIGMOID_SATURATED;
 use crate::models::host::{self, View};
 use crate::models::{Backward, LayerSignals, Saturation, kernels};
@@ -64,10 +67,10 @@ impl Lstm {
         }
         let mut z_rec = vec![0f32; b * wp];
 
-        let mut gates = vec![0f32; t_len * step_g];
-        let mut cs = vec![0f32; t_len * step_h];
-        let mut tanh_cs = vec![0f32; t_len * step_h];
-        let mut hs = vec![0f32; t_len * step_h];
+        let mut gates = host::overwritten(t_len * step_g);
+        let mut cs = host::overwritten(t_len * step_h);
+        let mut tanh_cs = host::overwritten(t_len * step_h);
+        let mut hs = host::overwritten(t_len * step_h);
         let zeros = vec![0f32; h];
         let shared = FwdShared {
             bias: &bias,
@@ -138,7 +141,7 @@ impl Lstm {
         // W_recᵀ row-major once, so the per-step product packs contiguous rows.
         let w_rec_t = host::to_vec(self.w_rec.clone().transpose());
 
-        let mut dz = vec![0f32; t_len * step_g];
+        let mut dz = host::overwritten(t_len * step_g);
         let mut dh = vec![0f32; step_h];
         let mut carry = vec![0f32; step_h];
         let mut time = vec![0f32; t_len];
@@ -190,6 +193,9 @@ impl Lstm {
             View::transposed(&hs[..(t_len - 1) * step_h], h),
             View::rows(&dz[step_g..], w4),
         );
+        for spent in [gates, cs, tanh_cs] {
+            host::recycle(spent);
+        }
         let rows = t_len * b;
         Backward {
             grads: vec![
@@ -363,20 +369,14 @@ fn forward_block(s: &FwdShared, blk: FwdBlock, rows: usize, threads: usize) -> u
                 let z = &mut z[e * w4..(e + 1) * w4];
                 let rec = h_prev.is_some().then(|| &z_rec[e * wp..e * wp + w4]);
                 pre_activation(z, rec, s.bias, &x[e * d..(e + 1) * d], s.w_in);
-                let (ifg, o) = z.split_at_mut(3 * h);
-                let (i_f, g) = ifg.split_at_mut(2 * h);
-                i_f.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
-                g.iter_mut().for_each(|v| *v = kernels::tanh_f32(*v));
-                o.iter_mut().for_each(|v| *v = kernels::sigmoid_f32(*v));
-                let (i, f) = i_f.split_at(h);
-                count += f.iter().filter(|&&v| v < lo || v > hi).count();
                 let at = e * h..(e + 1) * h;
-                cell_forward(
-                    [i, f, g, o],
+                count += gates_and_cell(
+                    z,
                     c_prev.map_or(s.zeros, |c| &c[at.clone()]),
                     &mut c[at.clone()],
                     &mut tc[at.clone()],
                     &mut h_out[at],
+                    (lo, hi),
                 );
             }
             count
@@ -416,7 +416,9 @@ impl<'a> BwdBlock<'a> {
     fn split(self, s: &BwdShared, rows: usize) -> (Self, Self) {
         let (h, w4) = (s.h, GATES * s.h);
         let dn = self.dz_next.map(|v| v.split_at(rows * w4));
-        let rd = self.read.map(|v| v.split_at((rows * s.read_rs).min(v.len())));
+        let rd = self
+            .read
+            .map(|v| v.split_at((rows * s.read_rs).min(v.len())));
         let (dh_a, dh_b) = self.dh.split_at_mut(rows * h);
         let (z_a, z_b) = self.z.split_at(rows * w4);
         let cp = self.c_prev.map(|v| v.split_at(rows * h));
@@ -508,4 +510,40 @@ fn backward_block(s: &BwdShared, blk: BwdBlock, rows: usize, threads: usize) {
             }
         },
     );
+}
+
+/// One example at one step, in one pass: the four gate activations from their
+/// pre-activations (in place), c_t = f⊙c_{t−1} + i⊙g, tanh c_t and h_t = o⊙tanh c_t —
+/// the arithmetic of the flex path's `cell_forward`, with its passes fused. Returns how many
+/// forget gates lie outside [lo, hi].
+#[inline(always)]
+fn gates_and_cell(
+    z: &mut [f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    tanh_c: &mut [f32],
+    h_t: &mut [f32],
+    (lo, hi): (f32, f32),
+) -> usize {
+    let n = c.len();
+    let (zi, rest) = z.split_at_mut(n);
+    let (zf, rest) = rest.split_at_mut(n);
+    let (zg, zo) = rest.split_at_mut(n);
+    let (zi, zf, zg, zo) = (&mut zi[..n], &mut zf[..n], &mut zg[..n], &mut zo[..n]);
+    let (c_prev, tanh_c, h_t) = (&c_prev[..n], &mut tanh_c[..n], &mut h_t[..n]);
+    let mut count = 0u32;
+    for j in 0..n {
+        let i = kernels::sigmoid_f32(zi[j]);
+        let f = kernels::sigmoid_f32(zf[j]);
+        let g = kernels::tanh_f32(zg[j]);
+        let o = kernels::sigmoid_f32(zo[j]);
+        (zi[j], zf[j], zg[j], zo[j]) = (i, f, g, o);
+        count += u32::from(f < lo || f > hi);
+        let cj = f * c_prev[j] + i * g;
+        c[j] = cj;
+        let tc = kernels::tanh_f32(cj);
+        tanh_c[j] = tc;
+        h_t[j] = o * tc;
+    }
+    count as usize
 }

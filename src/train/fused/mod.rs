@@ -105,7 +105,7 @@ impl Stepper for FusedMlp {
         let mut logits = Vec::new();
         for (l, layer) in layers.iter().enumerate() {
             let (fi, fo) = (layer.fan_in, layer.fan_out);
-            let mut z = vec![0f32; n * fo];
+            let mut z = host::overwritten(n * fo);
             let input = View::rows(&acts[l], fi);
             gemm_threads(
                 (n, fo, fi),
@@ -143,7 +143,7 @@ impl Stepper for FusedMlp {
         let mut delta = out.delta;
         for l in (0..depth).rev() {
             let (fi, fo) = (layers[l].fan_in, layers[l].fan_out);
-            let mut gw = vec![0f32; fi * fo];
+            let mut gw = host::overwritten(fi * fo);
             let input_t = View::transposed(&acts[l], fi);
             gemm_threads(
                 (fi, fo, n),
@@ -156,7 +156,7 @@ impl Stepper for FusedMlp {
             );
             let mut gb = kernels::column_sums(&delta, fo);
             let next = (l > 0).then(|| {
-                let mut g = vec![0f32; n * fi];
+                let mut g = host::overwritten(n * fi);
                 let w_t = View::transposed(&layers[l].w, fo);
                 gemm_threads(
                     (n, fi, fo),
@@ -200,9 +200,10 @@ impl Stepper for FusedMlp {
                     o.update(2 * l, &mut layer.w, &mut gw, None, immediate, probing),
                     o.update(2 * l + 1, &mut layer.b, &mut gb, None, immediate, probing),
                 );
+                host::recycle(gw);
             }
             if let Some(g) = next {
-                delta = g;
+                host::recycle(std::mem::replace(&mut delta, g));
             }
         }
         if deferred {
@@ -222,8 +223,11 @@ impl Stepper for FusedMlp {
                     o.update(2 * l, &mut layer.w, &mut gw, Some(sw), clip, probing),
                     o.update(2 * l + 1, &mut layer.b, &mut gb, Some(sb), clip, probing),
                 );
+                host::recycle(gw);
             }
         }
+        // Every buffer of this step is spent; the next step overwrites them.
+        acts.into_iter().chain([delta]).for_each(host::recycle);
         self.put_layers(layers);
 
         let grad_sq = sums.iter().map(|(w, b)| w.grad_sq + b.grad_sq).sum();
