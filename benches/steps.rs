@@ -4,7 +4,8 @@
 //! puts PyTorch and JAX beside these numbers.
 //!
 //! Each figure is `gradlab bench-step`'s measurement (`gradlab::bench::measure`): one fixed
-//! batch, repetitions cut at probe boundaries, the median reported.
+//! batch, repetitions cut at probe boundaries; rounds interleave every workload and engine
+//! and the median round is reported (`GRADLAB_BENCH_REPS` rounds, default 5).
 
 use gradlab::bench;
 use gradlab::train::{self, DeviceKind, RunEnv};
@@ -21,47 +22,56 @@ const WORKLOADS: [(&str, &str); 6] = [
     ("rnn", "tanh RNN, same shapes, probes"),
 ];
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn main() {
-    let reps: usize = std::env::var("GRADLAB_BENCH_REPS")
+    let rounds: usize = std::env::var("GRADLAB_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     let threads: usize = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     train::init_threads(threads);
     let engines = [DeviceKind::Cpu, DeviceKind::Flex];
-    let mut rate = std::collections::HashMap::new();
-    println!("steps/s, {threads} thread(s), median of {reps} repetitions");
+    let exps: Vec<_> = WORKLOADS
+        .iter()
+        .map(|(name, _)| bench::workload(name).expect("every peer workload is built in"))
+        .collect();
+    // rate[w][e]: one figure per round. Rounds interleave every workload and engine, so a
+    // slow minute on this shared machine hits them all alike.
+    let mut rate = vec![vec![Vec::new(); engines.len()]; WORKLOADS.len()];
+    for _ in 0..rounds {
+        for (w, (name, _)) in WORKLOADS.iter().enumerate() {
+            for (e, &device) in engines.iter().enumerate() {
+                let rec = bench::measure(name, &exps[w], RunEnv { device, threads }, 1, 0.5);
+                rate[w][e].push(rec["steps_per_s_median"].as_f64().unwrap_or(f64::NAN));
+            }
+        }
+    }
+    println!("steps/s, {threads} thread(s), median of {rounds} interleaved rounds");
     println!(
         "{:<58} {:>8} {:>8} {:>9}",
         "workload", "cpu", "flex", "cpu/flex"
     );
-    for (name, label) in WORKLOADS {
-        let exp = bench::workload(name).expect("every peer workload is built in");
-        let r: Vec<f64> = engines
-            .iter()
-            .map(|&device| {
-                let rec = bench::measure(name, &exp, RunEnv { device, threads }, reps, 0.6);
-                rec["steps_per_s_median"].as_f64().unwrap_or(f64::NAN)
-            })
-            .collect();
-        println!(
-            "{label:<58} {:>8.1} {:>8.1} {:>8.2}×",
-            r[0],
-            r[1],
-            r[0] / r[1]
-        );
-        rate.insert(name, r);
+    for (w, (_, label)) in WORKLOADS.iter().enumerate() {
+        let (c, f) = (median(rate[w][0].clone()), median(rate[w][1].clone()));
+        println!("{label:<58} {c:>8.1} {f:>8.1} {:>8.2}×", c / f);
     }
-    for w in ["w1", "w2"] {
-        let (on, off) = (&rate[w], &rate[format!("{w}_noprobe").as_str()]);
+    // Overhead from the rounds' own pairs (probes on and off measured back to back).
+    for (on, off, label) in [(0, 1, "W1"), (2, 3, "W2")] {
+        let overhead = |e: usize| {
+            let pairs = rate[on][e].iter().zip(&rate[off][e]);
+            100.0 * (median(pairs.map(|(a, b)| b / a).collect()) - 1.0)
+        };
         println!(
-            "{} probe overhead: cpu {:+.1}%, flex {:+.1}% of a step",
-            w.to_uppercase(),
-            100.0 * (off[0] / on[0] - 1.0),
-            100.0 * (off[1] / on[1] - 1.0)
+            "{label} probe overhead: cpu {:+.1}%, flex {:+.1}% of a step",
+            overhead(0),
+            overhead(1)
         );
     }
 }

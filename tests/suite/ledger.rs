@@ -971,14 +971,16 @@ fn every_model_kind_verifies_and_replays_exactly() {
     }
 }
 
-/// The repository's own ledger was recorded on the `flex` engine before the fused `cpu`
-/// engine existed: its MLP entries must still replay bit for bit (a faster path may never
-/// change what an existing engine computes). Same CPU kind as the recording, as CI is.
+/// The repository's own ledger holds entries 1–21 recorded on the `flex` engine before the
+/// fused `cpu` engine existed, and 22–42 on `cpu`. Old entries must still replay bit for bit
+/// (a faster path may never change what an existing engine computes), and so must the new
+/// ones. Same CPU kind as the recording, as CI is.
 #[test]
 fn the_repository_ledgers_flex_entries_still_replay_exactly() {
     let repo = super::common::root();
-    // rprop-sigmoid-10, sgd-tanh-6, shallow-baseline (MLPs) and lstm-adding-50.
-    for seq in ["15", "17", "18", "4"] {
+    // flex: rprop-sigmoid-10, sgd-tanh-6, shallow-baseline (MLPs), lstm-adding-50;
+    // cpu: lstm-adding-50, sgd-tanh-6.
+    for seq in ["15", "17", "18", "4", "25", "38"] {
         let out = gradlab(&repo)
             .env("GRADLAB_LEDGER", repo.join("ledger"))
             .args(["replay", seq, "--no-ledger"])
