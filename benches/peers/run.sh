@@ -12,7 +12,7 @@ cd "$root"
 
 workloads="${WORKLOADS:-w1,w1_noprobe,w2,w2_noprobe,lstm,rnn}"
 threads_list="${THREADS:-1 2}"
-reps="${REPS:-5}"
+reps="${REPS:-3}"
 out="$here/results/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 mkdir -p "$here/results"
 export BENCH_JSONL="$out"
@@ -41,6 +41,11 @@ pin() { # pin N-thread runs to N cores, as the peer figures were measured
   fi
 }
 
+# Rounds repeat the whole sequence; the summary keeps each row's best round. On this shared
+# machine a slow minute can hit whichever framework happens to run then; repeating the
+# sequence gives every framework the same chances.
+for round in $(seq "${ROUNDS:-2}"); do
+echo "== round $round" >&2
 for t in $threads_list; do
   echo "== $t thread(s)" >&2
   # gradlab's default engine (cpu) and the op-by-op reference (flex), for the before/after.
@@ -63,6 +68,7 @@ for t in $threads_list; do
   else
     echo "!! JAX missing: no jax rows" >&2
   fi
+done
 done
 
 python3 "$here/summarize.py" "$out"
