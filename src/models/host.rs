@@ -32,8 +32,17 @@ pub(crate) fn tensor<const D: usize>(
 
 /// Large host buffers kept for reuse: a step of the fused paths allocates the same
 /// multi-megabyte buffers every time, and fresh ones cost a page-clearing memset each
-/// (~6 % of an LSTM step). Bounded, so it never holds more than a few steps' worth.
-static SPARE: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+/// (~6 % of an LSTM step). Only lengths some caller has asked `overwritten` for are kept
+/// (anything else would only pin memory glibc could have reused), and never more than a
+/// few steps' worth.
+struct Spare {
+    buffers: Vec<Vec<f32>>,
+    wanted: Vec<usize>,
+}
+static SPARE: std::sync::Mutex<Spare> = std::sync::Mutex::new(Spare {
+    buffers: Vec::new(),
+    wanted: Vec::new(),
+});
 /// At most this many buffers (a deep MLP recycles one per layer)…
 const SPARE_MAX: usize = 256;
 /// …of at least 128 KiB each (smaller ones are cheap to allocate)…
@@ -45,20 +54,24 @@ const SPARE_MAX_VALUES: usize = 1 << 26;
 /// before reading any (a recycled buffer holds an earlier step's values).
 pub(crate) fn overwritten(len: usize) -> Vec<f32> {
     let reused = SPARE.lock().ok().and_then(|mut spare| {
-        let i = spare.iter().position(|v| v.len() == len)?;
-        Some(spare.swap_remove(i))
+        if len >= SPARE_MIN_LEN && !spare.wanted.contains(&len) && spare.wanted.len() < 64 {
+            spare.wanted.push(len);
+        }
+        let i = spare.buffers.iter().position(|v| v.len() == len)?;
+        Some(spare.buffers.swap_remove(i))
     });
     reused.unwrap_or_else(|| vec![0.0; len])
 }
 
-/// Hands a buffer back for `overwritten` to reuse.
+/// Hands a buffer back for `overwritten` to reuse (dropped if no caller wants its length).
 pub(crate) fn recycle(v: Vec<f32>) {
     if v.len() >= SPARE_MIN_LEN
         && let Ok(mut spare) = SPARE.lock()
-        && spare.len() < SPARE_MAX
-        && spare.iter().map(Vec::len).sum::<usize>() + v.len() <= SPARE_MAX_VALUES
+        && spare.wanted.contains(&v.len())
+        && spare.buffers.len() < SPARE_MAX
+        && spare.buffers.iter().map(Vec::len).sum::<usize>() + v.len() <= SPARE_MAX_VALUES
     {
-        spare.push(v);
+        spare.buffers.push(v);
     }
 }
 
