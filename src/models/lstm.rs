@@ -9,7 +9,7 @@
 //! carousel. `tests::bptt_matches_autodiff` holds the hand-written pass to Burn's autodiff.
 
 use super::activation::SIGMOID_SATURATED;
-use super::recurrent::{Readout, as_rows, time_profile};
+use super::recurrent::{Readout, ReadoutGrads, as_rows, time_profile};
 use super::{Backward, LayerSignals, Network, Saturation, host, init, kernels, matrix};
 use crate::experiment::ModelSection;
 use crate::rng::Stream;
@@ -605,27 +605,62 @@ impl Lstm {
                     .map(|&f| f32::from(u8::from(f < lo || f > hi))),
             );
         }
+        let saturated = Saturation::Mask(host::tensor(saturated, [rows, h], &device));
+        self.host_backward(
+            HostGrads {
+                g_w_in,
+                g_w_rec,
+                g_bias,
+                read,
+                dz,
+                hs,
+                saturated,
+                delta_sq: None,
+                time,
+            },
+            delta_out,
+            logits,
+        )
+    }
+}
+
+/// What a host pass's BPTT produced, in host buffers (`dz` and `hs` as `[rows, ·]`).
+struct HostGrads {
+    g_w_in: Vec<f32>,
+    g_w_rec: Vec<f32>,
+    g_bias: Vec<f32>,
+    read: ReadoutGrads,
+    dz: Vec<f32>,
+    hs: Vec<f32>,
+    saturated: Saturation,
+    delta_sq: Option<f64>,
+    time: Vec<f32>,
+}
+
+impl Lstm {
+    /// The `Backward` of a host pass: parameter gradients in `param_names` order, the lstm
+    /// layer's and the read-out's signals, and the through-time profile.
+    fn host_backward(&self, g: HostGrads, delta_out: Tensor<2>, logits: Tensor<2>) -> Backward {
+        let device = logits.device();
+        let (h, d, w4) = (self.hidden(), self.features, GATES * self.hidden());
+        let rows = g.hs.len() / h;
         Backward {
             grads: vec![
-                host::tensor(g_w_in, [d, w4], &device),
-                host::tensor(g_w_rec, [h, w4], &device),
-                host::tensor(g_bias, [1, w4], &device),
-                read.weight,
-                read.bias,
+                host::tensor(g.g_w_in, [d, w4], &device),
+                host::tensor(g.g_w_rec, [h, w4], &device),
+                host::tensor(g.g_bias, [1, w4], &device),
+                g.read.weight,
+                g.read.bias,
             ],
             layers: vec![
                 LayerSignals {
-                    delta: host::tensor(dz, [rows, w4], &device),
-                    output: host::tensor(hs, [rows, h], &device),
-                    saturated: Some(Saturation::Mask(host::tensor(
-                        saturated,
-                        [rows, h],
-                        &device,
-                    ))),
+                    delta: host::tensor(g.dz, [rows, w4], &device),
+                    output: host::tensor(g.hs, [rows, h], &device),
+                    saturated: Some(g.saturated),
                     weight: 1,
                     bias: Some(2),
                     skip: None,
-                    delta_sq: None,
+                    delta_sq: g.delta_sq,
                 },
                 LayerSignals {
                     delta: delta_out,
@@ -637,7 +672,7 @@ impl Lstm {
                     delta_sq: None,
                 },
             ],
-            time: vec![host::tensor(time, [t_len], &device)],
+            time: vec![host::tensor(g.time, [self.steps], &device)],
         }
     }
 }

@@ -15,10 +15,10 @@
 //! `cpu` engine is recorded as such. `tests::time_major_path_matches_the_flex_host_path`
 //! holds the two together.
 
-use super::{FORGET, GATES, Lstm, cell_backward};
+use super::{FORGET, GATES, HostGrads, Lstm, cell_backward};
 use crate::models::activation::SIGMOID_SATURATED;
 use crate::models::host::{self, View};
-use crate::models::{Backward, LayerSignals, Saturation, kernels};
+use crate::models::{Backward, Saturation, kernels};
 use crate::train::probe::fast_sum_sq;
 use burn::tensor::Tensor;
 
@@ -130,7 +130,6 @@ impl Lstm {
             read_rows,
             logits,
         } = tape;
-        let device = logits.device();
         let (t_len, h, d) = (self.steps, self.hidden(), self.features);
         let w4 = GATES * h;
         let b = hs.len() / (t_len * h);
@@ -196,37 +195,21 @@ impl Lstm {
         for spent in [gates, cs, tanh_cs] {
             host::recycle(spent);
         }
-        let rows = t_len * b;
-        Backward {
-            grads: vec![
-                host::tensor(g_w_in, [d, w4], &device),
-                host::tensor(g_w_rec, [h, w4], &device),
-                host::tensor(g_bias, [1, w4], &device),
-                read.weight,
-                read.bias,
-            ],
-            layers: vec![
-                LayerSignals {
-                    delta: host::tensor(dz, [rows, w4], &device),
-                    output: host::tensor(hs, [rows, h], &device),
-                    saturated: Some(Saturation::Count(saturated)),
-                    weight: 1,
-                    bias: Some(2),
-                    skip: None,
-                    delta_sq: Some(delta_sq),
-                },
-                LayerSignals {
-                    delta: delta_out,
-                    output: logits,
-                    saturated: None,
-                    weight: 3,
-                    bias: Some(4),
-                    skip: None,
-                    delta_sq: None,
-                },
-            ],
-            time: vec![host::tensor(time, [t_len], &device)],
-        }
+        self.host_backward(
+            HostGrads {
+                g_w_in,
+                g_w_rec,
+                g_bias,
+                read,
+                dz,
+                hs,
+                saturated: Saturation::Count(saturated),
+                delta_sq: Some(delta_sq),
+                time,
+            },
+            delta_out,
+            logits,
+        )
     }
 }
 
