@@ -8,7 +8,7 @@ ifdef CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/gradlab
 endif
 
-.PHONY: run build test bench bench-peers check fmt clippy clean seed-ledger
+.PHONY: run build test test-cpus bench bench-peers check fmt clippy clean seed-ledger
 
 ## The main job: the terminal UI on the default experiment (headless without a terminal).
 run: build
@@ -20,6 +20,24 @@ build:
 ## Every test: unit, integration through the real binary, TUI snapshots, the PTY test.
 test:
 	$(CARGO) test --release --locked
+
+## The integration tests again with every gradlab they start (and the test binary itself)
+## under emulated CPUs (qemu-user): the suite, the replays and the snapshots must hold on
+## another CPU kind. `CPUS="Nehalem"` or `TESTS=ledger` to narrow it; slow (emulation).
+## The real-terminal tests are left out: Debian 12's qemu-user (7.2) has no TCGETS2, so the
+## UI cannot read the terminal's mode under it ("Function not implemented"); they test the
+## terminal, not arithmetic, and run natively in `make test`.
+CPUS ?= Nehalem Haswell
+TESTS ?=
+QEMU ?= qemu-x86_64
+test-cpus:
+	@command -v $(QEMU) >/dev/null || { echo "$(QEMU) is missing: apt-get install qemu-user" >&2; exit 1; }
+	for cpu in $(CPUS); do \
+	  echo "== under $(QEMU) -cpu $$cpu"; \
+	  GRADLAB_TEST_RUNNER="$(QEMU) -cpu $$cpu" \
+	  CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(QEMU) -cpu $$cpu" \
+	    $(CARGO) test --release --locked --test tests -- --skip suite::pty $(TESTS) || exit 1; \
+	done
 
 ## Benchmarks (never part of `make test`).
 bench:

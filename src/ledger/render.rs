@@ -183,6 +183,7 @@ pub fn show(e: &Entry, all: &[Entry]) -> String {
             e.host.cpu
         ),
     );
+    row("cpu features", e.host.features_text());
     let m = &e.metrics;
     row(
         "metrics",
@@ -325,6 +326,11 @@ pub fn diff(a: &Entry, b: &Entry) -> String {
         ("host.os", a.host.os.clone(), b.host.os.clone()),
         ("host.arch", a.host.arch.clone(), b.host.arch.clone()),
         ("host.cpu", a.host.cpu.clone(), b.host.cpu.clone()),
+        (
+            "host.cpu_features",
+            a.host.features_text(),
+            b.host.features_text(),
+        ),
     ] {
         if x != y {
             env.push((f.to_string(), x, y));
@@ -447,6 +453,21 @@ pub fn replay(r: &ReplayReport) -> String {
         ),
     };
     let first = r.verdict.first.as_ref();
+    if let (Some(d), Some(why)) = (first, &r.machine) {
+        let size = match (d.original.parse::<f64>(), d.replayed.parse::<f64>()) {
+            (Ok(a), Ok(b)) if a.is_finite() && b.is_finite() && a != b => format!(
+                " The first difference is {:.1e} relative.",
+                (a - b).abs() / a.abs().max(b.abs())
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  the recording machine was different: {why}.{size} Another CPU kind rounds \
+             differently (a relative difference near 1e-7 at the first step is rounding); it \
+             does not by itself say the record is wrong"
+        );
+    }
     if first.is_some_and(|d| d.quantity.starts_with("header.")) {
         s.push_str("  every probe record, the end record and the weights are identical: only the trace header differs\n");
     }

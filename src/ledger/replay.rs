@@ -29,6 +29,9 @@ pub struct Plan {
     /// Differences in code identity, backend, threads or host: reasons a replay may not be
     /// exact that have nothing to do with the record being wrong.
     pub warnings: Vec<String>,
+    /// Why this machine may take other kernel paths than the recording one (another CPU
+    /// feature set, OS or architecture); None when they agree.
+    pub machine: Option<String>,
 }
 
 /// The result of a replay.
@@ -44,6 +47,8 @@ pub struct ReplayReport {
     /// Every differing trace-header field (the config hash, thread count, …).
     pub header_differences: Vec<Difference>,
     pub warnings: Vec<String>,
+    /// As [`Plan::machine`].
+    pub machine: Option<String>,
 }
 
 /// Finds the entry, rebuilds its experiment and environment, and lists the warnings.
@@ -98,10 +103,17 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
         ));
     }
     let host = environment::host();
-    if host != original.host {
+    let machine = original.host.kernel_difference(&host);
+    if let Some(why) = &machine {
         warnings.push(format!(
-            "host differs: the entry ran on {} {} ({}), this is {} {} ({})",
-            original.host.os, original.host.arch, original.host.cpu, host.os, host.arch, host.cpu
+            "machine differs: {why}. The '{}' engine picks kernels by instruction set, so its \
+             rounding may differ here",
+            env.device.name()
+        ));
+    } else if original.host.cpu != host.cpu {
+        warnings.push(format!(
+            "host differs: the entry ran on '{}', this is '{}' (same CPU features)",
+            original.host.cpu, host.cpu
         ));
     }
     Ok(Plan {
@@ -109,6 +121,7 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
         experiment,
         env,
         warnings,
+        machine,
     })
 }
 
@@ -150,6 +163,7 @@ pub fn run_plan(
         verdict,
         header_differences,
         warnings: plan.warnings,
+        machine: plan.machine,
     })
 }
 

@@ -264,6 +264,9 @@ pub fn ledger_entries() -> Vec<crate::ledger::Entry> {
                 e.host.os = "linux".into();
                 e.host.arch = "x86_64".into();
                 e.host.cpu = "Fixture CPU @ 3.0GHz".into();
+                // Not this machine's: snapshots must not depend on the CPU drawing them.
+                e.host.cpu_features =
+                    Some(["sse4.2", "avx", "avx2", "fma"].map(String::from).into());
                 e.hash = renamed[&e.hash].clone();
                 e.prev = renamed
                     .get(&e.prev)

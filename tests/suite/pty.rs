@@ -37,7 +37,9 @@ impl Session {
                 pixel_height: 0,
             })
             .expect("the OS can open a pseudo-terminal");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_gradlab"));
+        let argv = common::gradlab_argv();
+        let mut cmd = CommandBuilder::new(&argv[0]);
+        cmd.args(&argv[1..]);
         // Far more steps than it can do before we quit, so the run is live whenever we look.
         cmd.args(["run", file.to_str().unwrap(), "--steps", "5000000"]);
         cmd.cwd(dir.path());

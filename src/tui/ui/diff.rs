@@ -78,9 +78,11 @@ fn differences(a: &Entry, b: &Entry) -> Vec<(String, String, String)> {
     for (f, x, y) in a.code.differences(&b.code) {
         out.push((format!("code.{f}"), x, y));
     }
+    let (fa, fb) = (a.host.features_text(), b.host.features_text());
     let env = [
         ("backend", &a.execution.backend, &b.execution.backend),
         ("host.cpu", &a.host.cpu, &b.host.cpu),
+        ("host.cpu_features", &fa, &fb),
         ("host.os", &a.host.os, &b.host.os),
     ];
     for (k, x, y) in env {
