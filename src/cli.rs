@@ -1,8 +1,11 @@
 //! The command line: clap definitions and the dispatch from each subcommand to the library.
 
 pub mod ledger;
+pub mod out;
 pub mod plot;
 pub mod sweep;
+
+use out::{out, outln};
 
 use crate::experiment::{Experiment, Overrides};
 use crate::headless;
@@ -136,10 +139,26 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes joined by `: ` (anyhow's `{:#}`), leaving out a cause whose text
+/// the message before it already holds: many of our errors quote their source in their
+/// own message, and the user should read "No such file or directory" once.
+pub fn chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+    }
+    text
 }
 
 /// Loads a file, applies `--set` settings, then `--steps`/`--seed`: the order sweeps use, so
@@ -187,11 +206,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Check { files, canonical } => check(&files, canonical),
         Command::Theory { file, seeds } => {
-            print!(
+            out!(
                 "{}",
                 crate::theory::report(&Experiment::load(&file)?, seeds)
                     .map_err(anyhow::Error::msg)?
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger { command } => ledger::dispatch(&cli.ledger, command),
@@ -211,10 +230,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .filter(|w| !w.is_empty())
             {
                 match crate::bench::workload(name) {
-                    Some(exp) => println!(
+                    Some(exp) => outln!(
                         "{}",
                         crate::bench::measure(name, &exp, env, reps, rep_seconds)
-                    ),
+                    )?,
                     None => eprintln!(
                         "gradlab bench-step: workload '{name}' is not available in this build"
                     ),
@@ -261,13 +280,13 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
 fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
     if canonical {
         anyhow::ensure!(files.len() == 1, "--canonical takes exactly one file");
-        print!("{}", Experiment::load(&files[0])?.canonical());
+        out!("{}", Experiment::load(&files[0])?.canonical())?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut bad = 0;
     for f in files {
         match Experiment::load(f) {
-            Ok(exp) => println!("{}  {}", exp.hash(), f.display()),
+            Ok(exp) => outln!("{}  {}", exp.hash(), f.display())?,
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;
@@ -306,20 +325,36 @@ fn run_headless(
     train::init_threads(env.threads);
     let control = Control::new();
     stop_on_signals(&control)?;
-    // Open the ledger first, so a damaged one is reported before the run rather than after.
-    let mut book = ledger.map(ledger::open).transpose()?;
+    // Open the ledger first, so a damaged or read-only one is reported before the run
+    // rather than after.
+    let mut book = ledger.map(ledger::open_for_run).transpose()?;
     let started = std::time::SystemTime::now();
     let outcome = headless::run(exp, env, control);
-    if let Some(path) = trace {
-        std::fs::write(path, &outcome.trace)
-            .with_context(|| format!("writing the trace to {}", path.display()))?;
+    // The record comes first: nothing that follows (a bad trace path, a closed pipe, a full
+    // disk) may cost it.
+    let recorded = match &mut book {
+        Some(book) => {
+            let entry = ledger::record(book, exp, env, &outcome, started, tags)?;
+            Some(ledger::recorded_line(&entry, book.dir()))
+        }
+        None => None,
+    };
+    let report = || -> Result<()> {
+        if let Some(path) = trace {
+            std::fs::write(path, &outcome.trace)
+                .with_context(|| format!("writing the trace to {}", path.display()))?;
+        }
+        out!("{}", headless::summary(&outcome))?;
+        if let Some(line) = &recorded {
+            outln!("{line}")?;
+        }
+        Ok(())
+    };
+    match (report(), &recorded) {
+        (Ok(()), _) => Ok(exit_code(outcome.end.status)),
+        (Err(e), Some(line)) => Err(e.context(format!("the run is safe ({line})"))),
+        (Err(e), None) => Err(e),
     }
-    print!("{}", headless::summary(&outcome));
-    if let Some(book) = &mut book {
-        let entry = ledger::record(book, exp, env, &outcome, started, tags)?;
-        println!("{}", ledger::recorded_line(&entry, book.dir()));
-    }
-    Ok(exit_code(outcome.end.status))
 }
 
 /// The terminal UI; every run it starts is recorded through `record` when it ends. Prints
@@ -334,8 +369,9 @@ fn run_tui(
     env.device.device().map_err(anyhow::Error::msg)?;
     train::init_threads(env.threads);
     let browsing = matches!(start, tui::Start::Browse(_));
-    // Opened before the UI starts, so a damaged ledger is reported on the normal screen.
-    let mut book = ledger.map(ledger::open).transpose()?;
+    // Opened and checked before the UI starts, so a damaged or read-only ledger is reported
+    // on the normal screen before any run.
+    let mut book = ledger.map(ledger::open_for_run).transpose()?;
     let mut record = |exp: &Experiment, outcome: &Outcome| -> Result<String> {
         let mut note = match &mut book {
             Some(book) => {
@@ -356,11 +392,13 @@ fn run_tui(
     let at = ledger
         .map(|dir| ledger::options().map(|o| tui::LedgerAt::new(dir, o)))
         .transpose()?;
-    let last = tui::run(start, env, at, &mut record)?;
-    if let Some(f) = &last {
-        println!("{}", f.summary);
+    let ended = tui::run(start, env, at, &mut record)?;
+    if let Some(f) = &ended.last {
+        outln!("{}", f.summary)?;
     }
-    Ok(match last {
+    Ok(match ended.last {
+        // A signal ends the session as it ends a headless run, whatever was on screen.
+        _ if ended.signalled => exit_code(Status::Interrupted),
         Some(f) if !browsing => exit_code(f.status),
         _ => ExitCode::SUCCESS,
     })

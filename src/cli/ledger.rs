@@ -1,5 +1,6 @@
 //! The ledger's command line: `gradlab ledger …`, `gradlab replay`, and recording a run.
 
+use super::out::{out, outln};
 use crate::experiment::Experiment;
 use crate::ledger::export::{self, Format};
 use crate::ledger::{
@@ -8,7 +9,7 @@ use crate::ledger::{
 use crate::train::{Control, DeviceKind, Outcome, RunEnv, Status};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -125,6 +126,21 @@ pub fn open(dir: &Path) -> Result<Ledger> {
     Ok(Ledger::open_with(dir, options()?)?)
 }
 
+/// Opens the ledger a run will be recorded in and checks that it can take the entry, so a
+/// ledger that cannot be written to stops the command before the first step, not after
+/// the last.
+pub fn open_for_run(dir: &Path) -> Result<Ledger> {
+    let ledger = open(dir)?;
+    store::check_appendable(dir).with_context(|| {
+        format!(
+            "the ledger {} cannot be written to, so the run would not be recorded \
+             (use --no-ledger to run without recording)",
+            dir.display()
+        )
+    })?;
+    Ok(ledger)
+}
+
 /// Records a finished run with its tags and returns its entry, durable on disk.
 pub fn record(
     ledger: &mut Ledger,
@@ -140,7 +156,36 @@ pub fn record(
     };
     ledger
         .record(exp, env, outcome, started, extra)
-        .context("the run finished but cannot be recorded")
+        .map_err(|e| {
+            let kept = keep_unrecorded(exp, outcome);
+            anyhow::Error::new(e)
+                .context(format!("the run finished but cannot be recorded; {kept}"))
+        })
+}
+
+/// Saves the trace and weights of a run the ledger would not take, in the system's temp
+/// folder, so the finished work survives; says where (or why not).
+fn keep_unrecorded(exp: &Experiment, outcome: &Outcome) -> String {
+    let stamp = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = std::env::temp_dir().join(format!(
+        "gradlab-unrecorded-{}-{stamp}-{}",
+        exp.hash().short(),
+        std::process::id()
+    ));
+    let trace = base.with_extension("trace.jsonl");
+    let weights = base.with_extension("weights.bin");
+    match std::fs::write(&trace, &outcome.trace)
+        .and_then(|()| std::fs::write(&weights, &outcome.weights))
+    {
+        Ok(()) => format!(
+            "its trace is kept in {} and its weights in {}",
+            trace.display(),
+            weights.display()
+        ),
+        Err(e) => format!("keeping its trace in {} failed too: {e}", trace.display()),
+    }
 }
 
 /// The line `gradlab run` prints once its entry is durable.
@@ -153,7 +198,24 @@ pub fn recorded_line(entry: &Entry, dir: &Path) -> String {
     )
 }
 
+/// A ledger that is read must exist: a mistyped `--ledger` would otherwise read as an empty,
+/// valid ledger ("ok: 0 entries"). A folder without `entries.jsonl` is an empty ledger.
+fn existing(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!(
+            "no ledger at {}: the folder does not exist (check --ledger or GRADLAB_LEDGER; \
+             the first recorded run creates it)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
+    // Merging into a new folder makes it; every other command reads what is there.
+    if !matches!(command, LedgerCommand::Merge { .. }) {
+        existing(dir)?;
+    }
     match command {
         LedgerCommand::List {
             experiment,
@@ -173,27 +235,27 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
                 .filter(|e| filter.matches(e))
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&rows)?)?;
             } else {
-                print!("{}", render::list(&rows, ledger.entries()));
+                out!("{}", render::list(&rows, ledger.entries()))?;
             }
         }
         LedgerCommand::Show { id, json } => {
             let ledger = open(dir)?;
             let e = ledger.find(&id)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(e)?);
+                outln!("{}", serde_json::to_string_pretty(e)?)?;
             } else {
-                print!("{}", render::show(e, ledger.entries()));
+                out!("{}", render::show(e, ledger.entries()))?;
             }
         }
         LedgerCommand::Diff { a, b } => {
             let ledger = open(dir)?;
-            print!("{}", render::diff(ledger.find(&a)?, ledger.find(&b)?));
+            out!("{}", render::diff(ledger.find(&a)?, ledger.find(&b)?))?;
         }
         LedgerCommand::Verify { head } => {
             let report = ledger::verify::verify_dir(dir, head.as_deref());
-            print!("{}", render::verify(&report, head.as_deref()));
+            out!("{}", render::verify(&report, head.as_deref()))?;
             return Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {
@@ -205,7 +267,7 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
             let Some(head) = ledger.head() else {
                 bail!("the ledger {} has no entries yet", dir.display());
             };
-            println!("{}", head.hash);
+            outln!("{}", head.hash)?;
         }
         LedgerCommand::Export { id, format, out } => {
             let ledger = open(dir)?;
@@ -215,42 +277,42 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
             match out {
                 Some(path) => std::fs::write(&path, bytes)
                     .with_context(|| format!("writing {}", path.display()))?,
-                None => std::io::stdout().write_all(&bytes)?,
+                None => super::out::print_bytes(&bytes).map_err(super::out::OutputError)?,
             }
         }
         LedgerCommand::Repair => {
             let r = ledger::repair(dir)?;
             match &r.saved_to {
-                Some(side) => println!(
+                Some(side) => outln!(
                     "removed a torn tail of {} bytes (saved in {}); {} entries remain",
                     r.removed,
                     side.display(),
                     r.lines
-                ),
-                None => println!("nothing to repair: {} entries, no torn tail", r.lines),
+                )?,
+                None => outln!("nothing to repair: {} entries, no torn tail", r.lines)?,
             }
         }
         LedgerCommand::Merge { dirs } => {
             let mut ledger = open(dir)?;
             let report = ledger::merge(&mut ledger, &dirs)?;
             for s in &report.sources {
-                println!(
+                outln!(
                     "{}: {} entries verified (head {}), {} added, {} already here",
                     s.dir.display(),
                     s.entries,
                     s.head.as_deref().map_or("none", |h| &h[..12.min(h.len())]),
                     s.added,
                     s.present
-                );
+                )?;
             }
             let head = ledger
                 .head()
                 .map_or(String::new(), |h| format!("; head {}", h.hash));
-            println!(
+            outln!(
                 "merged {} entries into {}{head}",
                 report.added.len(),
                 dir.join(store::ENTRIES).display()
-            );
+            )?;
         }
         LedgerCommand::Audit {
             sample,
@@ -263,7 +325,7 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
                     eprintln!("warning: entry {}: {w}", item.seq);
                 }
             })?;
-            print!("{}", render::audit(&report));
+            out!("{}", render::audit(&report))?;
             return Ok(if report.all_exact() {
                 ExitCode::SUCCESS
             } else {
@@ -277,6 +339,7 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
 /// `gradlab replay ID`: warnings first, then the rerun, the verdict, and the replay entry.
 /// Exit 0 for EXACT, 1 for DIVERGED.
 pub fn replay(dir: &Path, args: ReplayArgs) -> Result<ExitCode> {
+    existing(dir)?;
     let mut ledger = open(dir)?;
     let env = match (args.device, args.threads) {
         (None, None) => None,
@@ -314,12 +377,12 @@ pub fn replay(dir: &Path, args: ReplayArgs) -> Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print!("{}", render::replay(&report));
+    out!("{}", render::replay(&report))?;
     if !args.no_ledger {
         let entry = ledger
             .record_replay(&report, Vec::new())
             .context("the replay finished but cannot be recorded")?;
-        println!("{}", recorded_line(&entry, dir));
+        outln!("{}", recorded_line(&entry, dir))?;
     }
     Ok(if report.verdict.result == VerdictKind::Exact {
         ExitCode::SUCCESS

@@ -1,5 +1,6 @@
 //! `gradlab plot`: publication figures from ledger entries and sweeps, as SVG or PNG.
 
+use super::out::outln;
 use crate::figures::{self, At, Kind, Quantity, Request};
 use crate::plot::{self, PlotError};
 use crate::sweep::Metric;
@@ -62,6 +63,6 @@ pub fn plot(ledger_dir: &Path, args: PlotArgs) -> Result<ExitCode> {
     };
     let figure = figures::build(&ledger, &request)?;
     plot::write(&figure, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {} ({} figure)", args.out.display(), kind.name());
+    outln!("wrote {} ({} figure)", args.out.display(), kind.name())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! `gradlab sweep`: run a grid of configs (or write one job line per point), then print the
 //! per-point table.
 
+use super::out::{out, outln};
 use crate::experiment::Experiment;
 use crate::sweep::{self, Options, Plan, Progress, jobs, parse_axis, summary};
 use crate::train::{Control, Status};
@@ -61,7 +62,7 @@ pub fn sweep(ledger_dir: &Path, args: SweepArgs) -> Result<ExitCode> {
 
     let control = Control::new();
     super::stop_on_signals(&control)?;
-    let mut ledger = super::ledger::open(ledger_dir)?;
+    let mut ledger = super::ledger::open_for_run(ledger_dir)?;
     let total = plan.points.len();
     let cells = total / plan.seeds as usize;
     eprintln!(
@@ -116,7 +117,7 @@ pub fn sweep(ledger_dir: &Path, args: SweepArgs) -> Result<ExitCode> {
         },
     )?;
     let rows = summary::rows(ledger.entries(), &plan);
-    print!("{}", summary::table(&rows, &plan.axes));
+    out!("{}", summary::table(&rows, &plan.axes))?;
     let mut tail = format!(
         "sweep {}: {} run, {} already in the ledger",
         plan.id, report.ran, report.skipped
@@ -124,15 +125,17 @@ pub fn sweep(ledger_dir: &Path, args: SweepArgs) -> Result<ExitCode> {
     if report.not_started > 0 {
         tail += &format!(", {} not started (stopped)", report.not_started);
     }
-    println!(
+    outln!(
         "{tail}, {:.1} s; entries tagged sweep:{}",
-        report.wall_s, plan.id
-    );
+        report.wall_s,
+        plan.id
+    )?;
     if plan.axes.len() == 2 {
-        println!(
+        outln!(
             "heatmap: gradlab plot --sweep {} --out sweep-{}.png",
-            plan.id, plan.id
-        );
+            plan.id,
+            plan.id
+        )?;
     }
     Ok(if control.stop_requested() {
         ExitCode::from(130)
@@ -162,17 +165,17 @@ fn emit(plan: &Plan, file: &Path, out: &Path, jobs_dir: Option<&Path>) -> Result
     let mut text = lines.join("\n");
     text.push('\n');
     std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
-    println!(
+    outln!(
         "wrote {} job line(s) to {} (sweep {}); each writes its ledger to {}/point-<i>",
         lines.len(),
         out.display(),
         plan.id,
         dir.display()
-    );
-    println!(
+    )?;
+    outln!(
         "run them:   parallel --jobs 8 < {}   (or a Slurm array: see the README)",
         out.display()
-    );
-    println!("then merge: gradlab ledger merge {}/point-*", dir.display());
+    )?;
+    outln!("then merge: gradlab ledger merge {}/point-*", dir.display())?;
     Ok(ExitCode::SUCCESS)
 }

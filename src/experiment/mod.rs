@@ -22,6 +22,16 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// Larger than any experiment file (`/dev/zero`, a log given by mistake).
+    #[error("{path}: larger than {limit} bytes, the most an experiment file may hold")]
+    TooLarge { path: PathBuf, limit: u64 },
+    /// Not UTF-8 text.
+    #[error("{path}:{line}:{column}: not UTF-8 text (an experiment file is TOML, UTF-8)")]
+    Encoding {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
     /// TOML syntax, an unknown key, a wrong type or an unknown variant.
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
@@ -31,7 +41,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value out of its range.
-    #[error("{path}:{line}: {field} = {value}: {allowed}")]
+    #[error("{}{field} = {}: {allowed}", at(path, *line), cut(value))]
     Invalid {
         path: PathBuf,
         line: usize,
@@ -39,6 +49,43 @@ pub enum ConfigError {
         value: String,
         allowed: String,
     },
+}
+
+/// The most an experiment file may hold: canonical files are a few kilobytes.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A value as echoed in a message: whole when short, else its start and its length, so a
+/// megabyte-long name or a 309-digit number does not flood the terminal.
+fn cut(value: &str) -> String {
+    const KEEP: usize = 60;
+    let n = value.chars().count();
+    if n <= KEEP + 20 {
+        value.to_string()
+    } else {
+        let head: String = value.chars().take(KEEP).collect();
+        format!("{head}… ({n} characters)")
+    }
+}
+
+/// What kind of TOML value a field holds, for messages.
+fn slot_kind(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "a whole number",
+        toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list, e.g. [1, 2]",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// `file:line: `, or `file: ` for a value that has no line (one from the command line).
+fn at(path: &std::path::Path, line: usize) -> String {
+    match line {
+        0 => format!("{}: ", path.display()),
+        _ => format!("{}:{line}: ", path.display()),
+    }
 }
 
 /// The blake3 hash of a canonical config, as 64 lowercase hex digits.
@@ -77,9 +124,30 @@ pub struct Overrides {
 impl Experiment {
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        use std::io::Read;
+        let io = |source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        let source = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+            let start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            ConfigError::Encoding {
+                path: path.to_path_buf(),
+                line,
+                column: 1 + String::from_utf8_lossy(&valid[start..]).chars().count(),
+            }
         })?;
         Self::parse(&source, path)
     }
@@ -136,7 +204,7 @@ impl Experiment {
             spec.experiment.seed = seed;
         }
         validate::check(&spec).map_err(|v| ConfigError::Invalid {
-            path: PathBuf::from("<command line>"),
+            path: PathBuf::from("the command line (--steps, --seed)"),
             line: 0,
             field: v.field,
             value: v.value,
@@ -156,7 +224,7 @@ impl Experiment {
             toml::from_str(&self.canonical).expect("the canonical form parses");
         for (path, raw) in settings {
             let bad = |allowed: String| ConfigError::Invalid {
-                path: PathBuf::from("<--set>"),
+                path: PathBuf::from("--set"),
                 line: 0,
                 field: path.clone(),
                 value: format!("'{raw}'"),
@@ -168,14 +236,14 @@ impl Experiment {
                     "is not a field: write it as section.key, e.g. model.depth".into(),
                 ));
             };
+            let sections = doc
+                .as_table()
+                .map(|t| t.keys().cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
             let table = doc
                 .get_mut(section)
                 .and_then(|t| t.as_table_mut())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "'{section}' is not a section (experiment, data, model, train, probe)"
-                    ))
-                })?;
+                .ok_or_else(|| bad(format!("'{section}' is not a section ({sections})")))?;
             let slot = table
                 .get_mut(key)
                 .ok_or_else(|| bad(format!("'{key}' is not a field of [{section}]")))?;
@@ -184,10 +252,21 @@ impl Experiment {
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or_else(|| toml::Value::String(raw.clone()));
             // Integers are accepted where the file has floats (`sigma_w=2`).
-            *slot = match (&*slot, value) {
+            let value = match (&*slot, value) {
                 (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
                 (_, v) => v,
             };
+            // A word where the field holds a number or a flag is named here, with the field,
+            // rather than by the parser at a line of the rewritten text the user never saw.
+            // (Fields of mixed kinds, like `residual_scale`, hold strings or floats.)
+            if (slot.is_integer() || slot.is_bool()) && value.is_str() {
+                let mut allowed = format!("must be {}", slot_kind(slot));
+                if slot.is_integer() && raw.chars().all(|c| c.is_ascii_digit()) {
+                    allowed += &format!(" from 0 to {} (TOML's largest integer)", i64::MAX);
+                }
+                return Err(bad(allowed));
+            }
+            *slot = value;
         }
         let text = toml::to_string(&doc).expect("a toml value always prints");
         Self::parse(&text, Path::new("<--set>"))

@@ -2,6 +2,9 @@
 
 use super::spec::{Activation, ModelKind, Optimizer, ResidualScale, Spec, Task};
 
+/// The largest seed: TOML's largest integer, `i64::MAX`.
+pub const MAX_SEED: u64 = i64::MAX as u64;
+
 /// One value outside what is allowed.
 #[derive(Debug)]
 pub struct Violation {
@@ -62,6 +65,15 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
             field: "experiment.name".into(),
             value: format!("'{}'", e.name),
             allowed: "must be 1 to 64 characters of letters, digits, '_', '-' and '.'".into(),
+        });
+    }
+    // TOML integers are signed 64-bit, and the canonical config embeds the seed as one: a
+    // seed above that could be run but never written down, so it is refused everywhere.
+    if e.seed > MAX_SEED {
+        return Err(Violation {
+            field: "experiment.seed".into(),
+            value: e.seed.to_string(),
+            allowed: format!("must be between 0 and {MAX_SEED} (2^63 − 1, TOML's largest integer)"),
         });
     }
     if e.description.contains('\n') {

@@ -116,6 +116,22 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Checks, before any work, that an entry could be appended here: the folder exists or can
+/// be made, `entries.jsonl` opens for appending, and a file can be created (then removed)
+/// in `objects/`. Writes no entry.
+pub fn check_appendable(dir: &Path) -> io::Result<()> {
+    ensure_dir(dir)?;
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join(ENTRIES))?;
+    let objects = dir.join(OBJECTS);
+    fs::create_dir_all(&objects)?;
+    let probe = objects.join(format!(".probe-{}.tmp", std::process::id()));
+    fs::File::create(&probe)?;
+    fs::remove_file(&probe)
+}
+
 /// Appends one line and its newline, then fsyncs the file (and the folder when the file
 /// was just created). The caller holds the exclusive lock and has checked the tail.
 pub fn append_line(dir: &Path, line: &[u8]) -> io::Result<()> {

@@ -15,7 +15,7 @@ mod search;
 mod step;
 
 pub use events::*;
-pub use runner::train;
+pub use runner::{panics_are_caught, train};
 
 use crate::experiment::Experiment;
 use burn::tensor::Device;

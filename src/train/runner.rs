@@ -35,6 +35,35 @@ fn keep_freed_memory() {
     }
 }
 
+thread_local! {
+    /// How many [`train`] calls on this thread are inside their `catch_unwind`.
+    static CATCHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether a panic raised on the calling thread now will be caught and reported as a failed
+/// run instead of ending the program: inside [`train`] on any thread (a UI run, a replay, a
+/// sweep point), or on a rayon worker, whose panics rayon hands to the caller that waits on
+/// it. A panic hook uses this to leave such panics alone.
+pub fn panics_are_caught() -> bool {
+    CATCHING.with(|c| c.get() > 0) || rayon::current_thread_index().is_some()
+}
+
+/// Marks the calling thread as catching for as long as it lives (also when unwinding).
+struct Catching;
+
+impl Catching {
+    fn enter() -> Catching {
+        CATCHING.with(|c| c.set(c.get() + 1));
+        Catching
+    }
+}
+
+impl Drop for Catching {
+    fn drop(&mut self) {
+        CATCHING.with(|c| c.set(c.get() - 1));
+    }
+}
+
 pub fn train(
     exp: &Experiment,
     env: RunEnv,
@@ -46,6 +75,7 @@ pub fn train(
     let mut trace = Vec::new();
     let mut probes = Vec::new();
     let mut header = None;
+    let catching = Catching::enter();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut rec = Record {
             sink: &mut *sink,
@@ -56,6 +86,7 @@ pub fn train(
         };
         run(exp, env, control, &mut rec)
     }));
+    drop(catching);
     let (end, weights) = match result {
         Ok(Ok(done)) => done,
         Ok(Err(message)) => (failed(message), Vec::new()),
@@ -604,4 +635,53 @@ pub(super) fn evaluate<N: Network>(
         loss: v[0] as f64,
         accuracy: v.get(1).map(|&c| c as f64 / (b.n * obj.positions()) as f64),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The TUI's panic hook leaves alone exactly the panics that training catches: on the
+    /// thread inside `train` (whatever its name) and on pool workers, not elsewhere.
+    #[test]
+    fn panics_inside_training_and_on_workers_are_known_to_be_caught() {
+        assert!(
+            !panics_are_caught(),
+            "a plain thread's panics end the program"
+        );
+        let exp = Experiment::parse(
+            "[experiment]\nname = \"t\"\nseed = 1\n[data]\ntask = \"spirals\"\ntrain_size = 32\n\
+             test_size = 0\n[model]\ndepth = 2\nwidth = 4\n[train]\nsteps = 2\nbatch_size = 8\n",
+            Path::new("t.toml"),
+        )
+        .expect("valid test config");
+        let mut seen = Vec::new();
+        let thread = std::thread::Builder::new()
+            .name("not-the-train-thread".into())
+            .spawn(move || {
+                train(&exp, RunEnv::default(), &Control::new(), &mut |_| {
+                    seen.push(panics_are_caught())
+                });
+                (seen, panics_are_caught())
+            })
+            .unwrap();
+        let (seen, after) = thread.join().unwrap();
+        // Every event sent while stepping; `Finished` follows once the catch is over.
+        let (last, stepping) = seen.split_last().expect("events were sent");
+        assert!(
+            !stepping.is_empty() && stepping.iter().all(|&c| c),
+            "{seen:?}"
+        );
+        assert!(!last, "{seen:?}");
+        assert!(!after, "only while training");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert!(
+            pool.install(panics_are_caught),
+            "rayon hands worker panics on"
+        );
+    }
 }

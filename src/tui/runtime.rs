@@ -45,6 +45,15 @@ pub struct Finished {
     pub summary: String,
 }
 
+/// How the session ended.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// The last run's ending, if a run was started.
+    pub last: Option<Finished>,
+    /// SIGINT, SIGTERM or SIGHUP ended the session (the process exits 130, as headless).
+    pub signalled: bool,
+}
+
 /// A run in progress: how to steer it and where its outcome will come from.
 struct Active {
     experiment: Experiment,
@@ -70,7 +79,7 @@ pub fn run(
     env: RunEnv,
     ledger: Option<LedgerAt>,
     recorder: Recorder,
-) -> Result<Option<Finished>> {
+) -> Result<Ended> {
     let mut session = Session::start().context("starting the terminal UI")?;
     let size = session
         .terminal
@@ -103,10 +112,14 @@ pub fn run(
 
     let mut last_draw: Option<Instant> = None;
     let mut dirty = true;
+    let mut signalled = false;
     loop {
         if session.hung_up.load(Ordering::SeqCst) {
             input.abandon();
-            return Ok(hang_up(&mut jobs, recorder));
+            return Ok(Ended {
+                last: hang_up(&mut jobs, recorder),
+                signalled: true,
+            });
         }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
             let drawn = session.terminal.draw(|f| f.render_widget(&app, f.area()));
@@ -148,6 +161,7 @@ pub fn run(
             }
         }
         if session.signalled.swap(false, Ordering::SeqCst) {
+            signalled = true;
             dirty = true;
             if let Some(effect) = app.interrupt() {
                 apply(
@@ -172,7 +186,10 @@ pub fn run(
         let _ = handle.join();
     }
     drop(session);
-    Ok(jobs.last)
+    Ok(Ended {
+        last: jobs.last,
+        signalled,
+    })
 }
 
 /// The terminal is gone: stop the run and the replay, record the run, show nothing.

@@ -20,10 +20,6 @@ pub type Term = Terminal<CrosstermBackend<Stdout>>;
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
 
-/// Name of the training thread (see `train::spawn`): it catches its own panics and reports
-/// them as a failed run on screen, so they must neither tear the UI down nor print over it.
-const TRAIN_THREAD: &str = "gradlab-train";
-
 fn enter() -> io::Result<()> {
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
@@ -46,7 +42,10 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name() == Some(TRAIN_THREAD) {
+            // Training catches its own panics (on whatever thread it runs: a run, a replay
+            // job, a pool worker) and reports them as a failed run on screen, so they must
+            // neither tear the UI down nor print over it.
+            if crate::train::panics_are_caught() {
                 return;
             }
             let _ = restore();

@@ -5,6 +5,7 @@ mod config;
 mod ledger;
 mod plot;
 mod pty;
+mod robust;
 mod sweep;
 mod theory;
 mod training;

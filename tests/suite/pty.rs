@@ -27,8 +27,22 @@ struct Session {
 
 impl Session {
     fn start(name: &str) -> Self {
+        Self::start_in(name, false)
+    }
+
+    /// `browse`: a bare `gradlab` on the Experiments screen over `experiments/`, which
+    /// holds the one experiment; else `gradlab run` of it.
+    fn start_in(name: &str, browse: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let file = common::write_experiment(dir.path(), name, &common::small_experiment(name, ""));
+        let folder = if browse {
+            dir.path().join("experiments")
+        } else {
+            dir.path().to_path_buf()
+        };
+        std::fs::create_dir_all(&folder).unwrap();
+        // Far more steps than it can do before we quit, so the run is live whenever we look.
+        let body = common::small_experiment(name, "").replace("steps = 30", "steps = 5000000");
+        let file = common::write_experiment(&folder, name, &body);
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: ROWS,
@@ -40,8 +54,9 @@ impl Session {
         let argv = common::gradlab_argv();
         let mut cmd = CommandBuilder::new(&argv[0]);
         cmd.args(&argv[1..]);
-        // Far more steps than it can do before we quit, so the run is live whenever we look.
-        cmd.args(["run", file.to_str().unwrap(), "--steps", "5000000"]);
+        if !browse {
+            cmd.args(["run", file.to_str().unwrap()]);
+        }
         cmd.cwd(dir.path());
         cmd.env("GRADLAB_LEDGER", dir.path().join("ledger"));
         cmd.env("TERM", "xterm-256color");
@@ -233,4 +248,21 @@ fn sighup_stops_the_run_and_records_it() {
     // SAFETY: plain kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
     assert_restored(s.exit(), "pty-sighup");
+}
+
+/// A session opened on the Experiments screen ends by a signal as a headless run does:
+/// exit 130, the run it started recorded as interrupted.
+#[test]
+fn sigterm_in_a_browsing_session_exits_130_and_records_the_run() {
+    let mut s = Session::start_in("pty-browse", true);
+    s.wait_for("the experiments screen", |t| t.contains("pty-browse"));
+    s.press(b"\r");
+    s.wait_running();
+    let pid = s.child.process_id().expect("the child has a pid") as libc::pid_t;
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (code, screen, entries) = s.exit();
+    assert!(!screen.alternate_screen(), "{}", screen.contents());
+    assert!(entries.contains("\"status\":\"interrupted\""), "{entries}");
+    assert_eq!(code, 130, "{}", screen.contents());
 }

@@ -1,0 +1,239 @@
+//! What trying to break the lab found: output errors, odd seeds, unwritable and missing
+//! ledgers, oversized and mis-encoded files — each through the real binary.
+
+use super::common::{gradlab, gradlab_std, small_experiment, write_experiment};
+use gradlab::ledger::Ledger;
+use std::path::Path;
+use std::process::Stdio;
+
+fn entries(dir: &Path) -> usize {
+    Ledger::open(dir.join("ledger"))
+        .map(|l| l.entries().len())
+        .unwrap_or(0)
+}
+
+/// `gradlab run … | true`: the reader is gone before the summary is printed.
+#[test]
+fn a_closed_stdout_costs_neither_the_record_nor_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    write_experiment(dir.path(), "small", &small_experiment("small", ""));
+    let mut child = gradlab_std()
+        .current_dir(dir.path())
+        .env("GRADLAB_LEDGER", dir.path().join("ledger"))
+        .args(["run", "small.toml", "--headless"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(entries(dir.path()), 1, "the run is recorded");
+
+    // The same for the ledger's own listings.
+    for args in [
+        &["ledger", "list"][..],
+        &["ledger", "list", "--json"],
+        &["ledger", "show", "1", "--json"],
+        &["ledger", "export", "1", "--format", "csv"],
+    ] {
+        let mut child = gradlab_std()
+            .current_dir(dir.path())
+            .env("GRADLAB_LEDGER", dir.path().join("ledger"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+/// `gradlab run … >/dev/full`: the run is recorded first, then the write error is reported.
+#[test]
+fn a_full_disk_on_stdout_is_an_error_after_the_run_is_recorded() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        return; // not Linux
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_experiment(dir.path(), "small", &small_experiment("small", ""));
+    let out = gradlab_std()
+        .current_dir(dir.path())
+        .env("GRADLAB_LEDGER", dir.path().join("ledger"))
+        .args(["run", "small.toml", "--headless"])
+        .stdout(std::fs::OpenOptions::new().write(true).open(full).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to standard output")
+            && stderr.contains("No space left on device")
+            && stderr.contains("the run is safe (recorded entry 1 "),
+        "{stderr}"
+    );
+    assert_eq!(entries(dir.path()), 1);
+}
+
+#[test]
+fn seeds_beyond_tomls_integers_are_refused_with_the_range_and_the_largest_works() {
+    let dir = tempfile::tempdir().unwrap();
+    write_experiment(dir.path(), "small", &small_experiment("small", ""));
+    for (args, what) in [
+        (&["--seed", "9223372036854775808"][..], "--seed"),
+        (&["--set", "experiment.seed=9223372036854775808"], "--set"),
+    ] {
+        let out = gradlab(dir.path())
+            .args([
+                "run",
+                "small.toml",
+                "--headless",
+                "--no-ledger",
+                "--steps",
+                "2",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains("experiment.seed") && stderr.contains("9223372036854775807"),
+            "{what}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    }
+    let file = write_experiment(
+        dir.path(),
+        "huge",
+        &small_experiment("huge", "").replace("seed = 3", "seed = 18446744073709551615"),
+    );
+    let out = gradlab(dir.path())
+        .arg("check")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("huge.toml:"), "{stderr}");
+    gradlab(dir.path())
+        .args(["run", "small.toml", "--headless", "--steps", "2"])
+        .args(["--seed", "9223372036854775807"])
+        .assert()
+        .success();
+    let ledger = Ledger::open(dir.path().join("ledger")).unwrap();
+    assert_eq!(ledger.entries()[0].seeds.experiment, 9223372036854775807);
+    gradlab(dir.path()).args(["replay", "1"]).assert().success();
+}
+
+/// An unwritable ledger stops the run before its first step, with one clear message.
+#[test]
+fn an_unwritable_ledger_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    // Many more steps than could finish in the test's time: refusing must come first.
+    let body = small_experiment("small", "").replace("steps = 30", "steps = 10000000");
+    write_experiment(dir.path(), "small", &body);
+    let started = std::time::Instant::now();
+    let out = gradlab(dir.path())
+        .args(["run", "small.toml", "--headless", "--ledger", "/proc/nope"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/proc/nope") && stderr.contains("cannot be written to"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("(os error").count(),
+        1,
+        "the OS error once: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no summary: nothing ran");
+    assert!(
+        started.elapsed().as_secs() < 600,
+        "it did not train 1e8 steps"
+    );
+}
+
+#[test]
+fn reading_a_missing_ledger_is_an_error_not_an_empty_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexist");
+    for args in [
+        &["ledger", "verify"][..],
+        &["ledger", "list"],
+        &["ledger", "head"],
+        &["replay", "1"],
+    ] {
+        let out = gradlab(dir.path())
+            .args(args)
+            .arg("--ledger")
+            .arg(&missing)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("no ledger at"), "{args:?}: {stderr}");
+    }
+    assert!(!missing.exists(), "reading made nothing");
+    // An existing folder without entries is an empty ledger.
+    std::fs::create_dir(&missing).unwrap();
+    let out = gradlab(dir.path())
+        .args(["ledger", "verify", "--ledger"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn oversized_and_mis_encoded_files_are_refused_with_a_position_and_a_cut_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    if Path::new("/dev/zero").exists() {
+        let out = gradlab(dir.path())
+            .args(["check", "/dev/zero"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("larger than 1048576 bytes"), "{stderr}");
+    }
+    let long = "n".repeat(1 << 19);
+    let file = write_experiment(dir.path(), "long", &small_experiment(&long, ""));
+    let out = gradlab(dir.path())
+        .arg("check")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.len() < 1000
+            && stderr.contains("experiment.name")
+            && stderr.contains("524290 characters"),
+        "{} bytes: {}",
+        stderr.len(),
+        &stderr[..stderr.len().min(400)]
+    );
+    let bad = dir.path().join("bad.toml");
+    let mut bytes = small_experiment("bad", "").into_bytes();
+    let at = bytes.windows(9).position(|w| w == b"depth = 4").unwrap(); // line 11
+    bytes[at + 8] = 0xff;
+    std::fs::write(&bad, bytes).unwrap();
+    let out = gradlab(dir.path()).arg("check").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("bad.toml:11:9: not UTF-8"), "{stderr}");
+}
