@@ -21,7 +21,7 @@ build:
 test:
 	$(CARGO) test --release --locked
 
-## The integration tests again with every gradlab they start (and the test binary itself)
+## The unit and integration tests again with every gradlab they start (and the test binaries)
 ## under emulated CPUs (qemu-user): the suite, the replays and the snapshots must hold on
 ## another CPU kind. `CPUS="Nehalem"` or `TESTS=ledger` to narrow it; slow (emulation).
 ## The real-terminal tests are left out: Debian 12's qemu-user (7.2) has no TCGETS2, so the
@@ -36,7 +36,7 @@ test-cpus:
 	  echo "== under $(QEMU) -cpu $$cpu"; \
 	  GRADLAB_TEST_RUNNER="$(QEMU) -cpu $$cpu" \
 	  CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(QEMU) -cpu $$cpu" \
-	    $(CARGO) test --release --locked --test tests -- --skip suite::pty $(TESTS) || exit 1; \
+	    $(CARGO) test --release --locked --lib --test tests -- --skip suite::pty $(TESTS) || exit 1; \
 	done
 
 ## Benchmarks (never part of `make test`).

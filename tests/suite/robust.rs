@@ -12,21 +12,26 @@ fn entries(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// `gradlab run … | true`: the reader is gone before the summary is printed.
-#[test]
-fn a_closed_stdout_costs_neither_the_record_nor_the_exit_code() {
-    let dir = tempfile::tempdir().unwrap();
-    write_experiment(dir.path(), "small", &small_experiment("small", ""));
+/// Runs gradlab in `dir` with a stdout pipe whose reader is gone at once (`… | true`).
+fn with_stdout_closed(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut child = gradlab_std()
-        .current_dir(dir.path())
-        .env("GRADLAB_LEDGER", dir.path().join("ledger"))
-        .args(["run", "small.toml", "--headless"])
+        .current_dir(dir)
+        .env("GRADLAB_LEDGER", dir.join("ledger"))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `gradlab run … | true`: the reader is gone before the summary is printed.
+#[test]
+fn a_closed_stdout_costs_neither_the_record_nor_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    write_experiment(dir.path(), "small", &small_experiment("small", ""));
+    let out = with_stdout_closed(dir.path(), &["run", "small.toml", "--headless"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -39,16 +44,7 @@ fn a_closed_stdout_costs_neither_the_record_nor_the_exit_code() {
         &["ledger", "show", "1", "--json"],
         &["ledger", "export", "1", "--format", "csv"],
     ] {
-        let mut child = gradlab_std()
-            .current_dir(dir.path())
-            .env("GRADLAB_LEDGER", dir.path().join("ledger"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = with_stdout_closed(dir.path(), args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
