@@ -18,8 +18,11 @@ build:
 	$(CARGO) build --release --locked
 
 ## Every test: unit, integration through the real binary, TUI snapshots, the PTY test.
+## `fault-injection` lets the crash tests stop an append half way; only test builds have it.
+## Cargo keeps both builds of the crate side by side, so `make run` after it rebuilds nothing.
+TEST_FEATURES := --features fault-injection
 test:
-	$(CARGO) test --release --locked
+	$(CARGO) test --release --locked $(TEST_FEATURES)
 
 ## The unit and integration tests again with every gradlab they start (and the test binaries)
 ## under emulated CPUs (qemu-user): the suite, the replays and the snapshots must hold on
@@ -36,7 +39,7 @@ test-cpus:
 	  echo "== under $(QEMU) -cpu $$cpu"; \
 	  GRADLAB_TEST_RUNNER="$(QEMU) -cpu $$cpu" \
 	  CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(QEMU) -cpu $$cpu" \
-	    $(CARGO) test --release --locked --lib --test tests -- --skip suite::pty $(TESTS) || exit 1; \
+	    $(CARGO) test --release --locked $(TEST_FEATURES) --lib --test tests -- --skip suite::pty $(TESTS) || exit 1; \
 	done
 
 ## Benchmarks (never part of `make test`).

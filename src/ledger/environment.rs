@@ -144,6 +144,10 @@ pub fn code_identity() -> CodeIdentity {
     if cfg!(feature = "cuda") {
         features.push("cuda");
     }
+    // Not arithmetic, but an entry should say it was made by a test build.
+    if cfg!(feature = "fault-injection") {
+        features.push("fault-injection");
+    }
     CodeIdentity {
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: non_empty(env!("GRADLAB_GIT_COMMIT")),

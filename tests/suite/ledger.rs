@@ -3,10 +3,13 @@
 
 use super::common::{gradlab, gradlab_std, small_experiment, write_experiment};
 use gradlab::experiment::{Experiment, Overrides};
-use gradlab::ledger::store::{self, ENTRIES, FAULT_ENV, FAULT_MARKER};
+use gradlab::ledger::store::{self, ENTRIES};
+#[cfg(feature = "fault-injection")]
+use gradlab::ledger::store::{FAULT_ENV, FAULT_MARKER};
 use gradlab::ledger::verify::verify_dir;
 use gradlab::ledger::{self, Entry, Ledger, LedgerOptions, VerdictKind};
 use gradlab::train::{self, Control, DeviceKind, Outcome, RunEnv, Status};
+#[cfg(feature = "fault-injection")]
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
@@ -558,6 +561,8 @@ fn a_torn_tail_is_reported_blocks_appends_and_only_repair_removes_it() {
     assert_eq!(run_ok(dir.path(), &file, &["--steps", "5"]).0, 3);
 }
 
+/// Needs the `fault-injection` build (`make test`); the other build has the test below.
+#[cfg(feature = "fault-injection")]
 #[test]
 fn sigkill_mid_append_loses_no_acknowledged_entry() {
     let dir = tempfile::tempdir().unwrap();

@@ -233,3 +233,28 @@ fn oversized_and_mis_encoded_files_are_refused_with_a_position_and_a_cut_echo() 
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("bad.toml:11:9: not UTF-8"), "{stderr}");
 }
+
+/// Fault injection is a feature of the test build alone (`make test` enables it): every
+/// other build ignores `GRADLAB_FAULT`, and an entry says which build made it.
+#[test]
+fn fault_injection_exists_only_in_the_test_build_and_entries_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    write_experiment(dir.path(), "small", &small_experiment("small", ""));
+    let mut cmd = gradlab(dir.path());
+    cmd.args(["run", "small.toml", "--headless", "--steps", "3"]);
+    if !cfg!(feature = "fault-injection") {
+        // Without the feature the variable does nothing: the append completes.
+        cmd.env(gradlab::ledger::store::FAULT_ENV, "torn-append");
+    }
+    cmd.timeout(std::time::Duration::from_secs(600))
+        .assert()
+        .success();
+    let ledger = Ledger::open(dir.path().join("ledger")).unwrap();
+    let marked = ledger.entries()[0]
+        .code
+        .features
+        .iter()
+        .any(|f| f == "fault-injection");
+    assert_eq!(marked, cfg!(feature = "fault-injection"));
+    assert!(ledger.verify().ok());
+}
