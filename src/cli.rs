@@ -83,6 +83,9 @@ pub enum Command {
         /// Do not record the run in the ledger.
         #[arg(long)]
         no_ledger: bool,
+        /// Run even if the config's least memory need exceeds this machine's memory.
+        #[arg(long)]
+        ignore_memory: bool,
         #[command(flatten)]
         env: EnvArgs,
     },
@@ -129,6 +132,9 @@ pub enum Command {
         /// Print the canonical form instead of the hash (one file).
         #[arg(long)]
         canonical: bool,
+        /// Accept configs whose least memory need exceeds this machine's memory.
+        #[arg(long)]
+        ignore_memory: bool,
     },
 }
 
@@ -198,13 +204,18 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         set: Vec::new(),
         tag: Vec::new(),
         no_ledger: false,
+        ignore_memory: false,
         env: EnvArgs {
             device: DeviceKind::Cpu,
             threads: 1,
         },
     });
     match command {
-        Command::Check { files, canonical } => check(&files, canonical),
+        Command::Check {
+            files,
+            canonical,
+            ignore_memory,
+        } => check(&files, canonical, ignore_memory),
         Command::Theory { file, seeds } => {
             out!(
                 "{}",
@@ -252,9 +263,13 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             set,
             tag,
             no_ledger,
+            ignore_memory,
             env,
         } => {
             let exp = load(&file, &set, Overrides { steps, seed })?;
+            if !ignore_memory {
+                fits(&exp, &file)?;
+            }
             if let Some(bad) = tag
                 .iter()
                 .find(|t| t.is_empty() || t.chars().any(char::is_control))
@@ -277,7 +292,27 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
+/// Refuses a config whose least memory need (see `experiment::memory`) exceeds this
+/// machine's memory: it could only abort part way, unrecorded.
+fn fits(exp: &Experiment, file: &Path) -> Result<()> {
+    use crate::experiment::memory;
+    let need = memory::estimate(exp.spec());
+    match memory::machine_memory() {
+        Some(have) if need.total() > have => anyhow::bail!(
+            "{}: needs at least {} of memory ({} for the parameters, their gradients and \
+             optimiser state, {} for one batch's activations), and this machine has {}: make \
+             the model, batch or sequence smaller, or pass --ignore-memory",
+            file.display(),
+            memory::gib(need.total()),
+            memory::gib(need.parameters),
+            memory::gib(need.activations),
+            memory::gib(have)
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn check(files: &[PathBuf], canonical: bool, ignore_memory: bool) -> Result<ExitCode> {
     if canonical {
         anyhow::ensure!(files.len() == 1, "--canonical takes exactly one file");
         out!("{}", Experiment::load(&files[0])?.canonical())?;
@@ -285,10 +320,18 @@ fn check(files: &[PathBuf], canonical: bool) -> Result<ExitCode> {
     }
     let mut bad = 0;
     for f in files {
-        match Experiment::load(f) {
+        let checked = Experiment::load(f)
+            .map_err(anyhow::Error::from)
+            .and_then(|exp| {
+                if !ignore_memory {
+                    fits(&exp, f)?;
+                }
+                Ok(exp)
+            });
+        match checked {
             Ok(exp) => outln!("{}  {}", exp.hash(), f.display())?,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", chain(&e));
                 bad += 1;
             }
         }

@@ -5,6 +5,7 @@
 //! spelling, so comments, whitespace, key order and spelled-out defaults never change the
 //! hash while any change of value does.
 
+pub mod memory;
 mod spec;
 mod validate;
 

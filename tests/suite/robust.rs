@@ -258,3 +258,34 @@ fn fault_injection_exists_only_in_the_test_build_and_entries_say_so() {
     assert_eq!(marked, cfg!(feature = "fault-injection"));
     assert!(ledger.verify().ok());
 }
+
+/// depth 500 × width 4096 needs over 60 GiB: refused by `check` and `run` before any step,
+/// with the estimate; `--ignore-memory` lets `check` pass it.
+#[test]
+fn a_config_that_cannot_fit_in_memory_is_refused_with_its_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = small_experiment("huge", "")
+        .replace("depth = 4", "depth = 500")
+        .replace("width = 16", "width = 4096");
+    let file = write_experiment(dir.path(), "huge", &body);
+    if gradlab::experiment::memory::machine_memory().is_none_or(|m| m > 1 << 40) {
+        return; // a machine with a terabyte fits it
+    }
+    for args in [&["check"][..], &["run", "--headless"]] {
+        let out = gradlab(dir.path()).args(args).arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("huge.toml: needs at least")
+                && stderr.contains("GiB")
+                && stderr.contains("--ignore-memory"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(entries(dir.path()), 0);
+    gradlab(dir.path())
+        .args(["check", "--ignore-memory"])
+        .arg(&file)
+        .assert()
+        .success();
+}
