@@ -4,7 +4,7 @@ use super::out::outln;
 use crate::figures::{self, At, Kind, Quantity, Request};
 use crate::plot::{self, PlotError};
 use crate::sweep::Metric;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -45,6 +45,18 @@ pub fn plot(ledger_dir: &Path, args: PlotArgs) -> Result<ExitCode> {
     // Checked first, so a typo costs nothing.
     if !matches!(ext.as_deref(), Some("svg" | "png")) {
         return Err(PlotError::Format(args.out.display().to_string()).into());
+    }
+    // A folder that is not there is named now, not as the drawing library's error later.
+    let folder = match args.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !folder.is_dir() {
+        bail!(
+            "cannot write {}: the folder {} does not exist",
+            args.out.display(),
+            folder.display()
+        );
     }
     let kind = args.kind.unwrap_or(if args.sweep.is_some() {
         Kind::Sweep

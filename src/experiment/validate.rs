@@ -25,6 +25,15 @@ fn int_range(field: &str, v: usize, lo: usize, hi: usize) -> Result<(), Violatio
     }
 }
 
+/// A float as the user would write it: `1e308`, not its 309 digits.
+fn show(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-6..1e16).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// `lo < v <= hi` when `open_low`, else `lo <= v <= hi`; NaN and infinities never pass.
 fn float_range(field: &str, v: f64, lo: f64, hi: f64, open_low: bool) -> Result<(), Violation> {
     let ok = v.is_finite() && if open_low { v > lo } else { v >= lo } && v <= hi;
@@ -34,7 +43,7 @@ fn float_range(field: &str, v: f64, lo: f64, hi: f64, open_low: bool) -> Result<
         let low = if open_low { "greater than" } else { "at least" };
         Err(Violation {
             field: field.into(),
-            value: format!("{v}"),
+            value: show(v),
             allowed: format!("must be {low} {lo} and at most {hi}"),
         })
     }
@@ -46,7 +55,7 @@ fn below_one(field: &str, v: f64) -> Result<(), Violation> {
     } else {
         Err(Violation {
             field: field.into(),
-            value: format!("{v}"),
+            value: show(v),
             allowed: "must be at least 0 and below 1".into(),
         })
     }

@@ -289,3 +289,41 @@ fn a_config_that_cannot_fit_in_memory_is_refused_with_its_estimate() {
         .assert()
         .success();
 }
+
+#[test]
+fn huge_numbers_and_missing_output_folders_are_named_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_experiment(
+        dir.path(),
+        "big",
+        &small_experiment("big", "").replace("learning_rate = 0.1", "learning_rate = 1e308"),
+    );
+    let out = gradlab(dir.path())
+        .arg("check")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("train.learning_rate = 1e308") && stderr.len() < 300,
+        "{stderr}"
+    );
+
+    write_experiment(dir.path(), "small", &small_experiment("small", ""));
+    gradlab(dir.path())
+        .args(["run", "small.toml", "--headless", "--steps", "3"])
+        .assert()
+        .success();
+    let out = gradlab(dir.path())
+        .args(["plot", "1", "--out", "/proc/nope/p.svg"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write /proc/nope/p.svg: the folder /proc/nope does not exist")
+            && !stderr.contains("BackendError"),
+        "{stderr}"
+    );
+}
