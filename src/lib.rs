@@ -22,6 +22,7 @@
 //! - [`cli`]: the command line.
 
 pub mod bench;
+pub mod cancel;
 pub mod cli;
 pub mod data;
 pub mod experiment;

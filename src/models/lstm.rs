@@ -125,6 +125,7 @@ impl Lstm {
         let (mut hs, mut cs) = (vec![zero.clone()], vec![zero]);
         let mut steps = Vec::with_capacity(t_len);
         for t in 0..t_len {
+            crate::cancel::checkpoint();
             let mut z = xw.clone().narrow(1, t * GATES * h, GATES * h);
             if t > 0 {
                 z = z.add(hs[t].clone().matmul(self.w_rec.clone()));
@@ -245,6 +246,7 @@ impl Lstm {
         let mut dhs: Vec<Tensor<2>> = Vec::with_capacity(t_len);
         let mut dc_carry: Option<Tensor<2>> = None;
         for t in (1..=t_len).rev() {
+            crate::cancel::checkpoint();
             let s = &steps[t - 1];
             let through_time = dzs
                 .last()
@@ -420,6 +422,7 @@ impl Lstm {
         let (row_g, row_h) = (t_len * w4, t_len * h);
         let zeros = vec![0f32; h];
         for t in 0..t_len {
+            crate::cancel::checkpoint();
             if t > 0 {
                 host::gemm(
                     (b, w4, h),
@@ -515,6 +518,7 @@ impl Lstm {
         let mut time = vec![0f32; t_len];
         let zeros = vec![0f32; h];
         for t in (0..t_len).rev() {
+            crate::cancel::checkpoint();
             if t + 1 < t_len {
                 let (_, later) = dz.split_at((t + 1) * w4);
                 host::gemm(
@@ -869,6 +873,43 @@ mod tests {
             _ => panic!("cpu counts, flex masks"),
         };
         assert!(count > 0.0, "the test saturates some forget gates");
+    }
+
+    /// Every pass through time stops at its next time step once the run's stop flag is set
+    /// (`crate::cancel`): both LSTM paths and the RNN, forward and backward.
+    #[test]
+    fn passes_through_time_stop_at_a_set_flag() {
+        use crate::cancel::within;
+        use crate::models::Rnn;
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let device = Device::flex();
+        let m = ModelSection {
+            width: 8,
+            ..ModelSection::default()
+        };
+        let (b, t_len, d) = (3, 12, 2);
+        let flex = Lstm::new(&m, t_len, d, 2, 1, 5, &device);
+        let cpu = Lstm {
+            fused: true,
+            ..flex.clone()
+        };
+        let rnn = Rnn::new(&m, t_len, d, 2, 1, 5, &device);
+        let x = random(b, t_len * d, 3, &device);
+        let cot = random(b, 2, 4, &device);
+        let (go, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(true)),
+        );
+        for lstm in [&flex, &cpu] {
+            assert!(within(&stop, || lstm.forward_tape(x.clone())).is_none());
+            let (_, tape) = within(&go, || lstm.forward_tape(x.clone())).unwrap();
+            assert!(within(&stop, || lstm.backward(tape, cot.clone())).is_none());
+        }
+        assert!(within(&stop, || rnn.forward_tape(x.clone())).is_none());
+        let (_, tape) = within(&go, || rnn.forward_tape(x.clone())).unwrap();
+        assert!(within(&stop, || rnn.backward(tape, cot.clone())).is_none());
+        assert!(within(&go, || rnn.forward_tape(x.clone())).is_some());
     }
 
     /// The time-major pass splits each step's examples among workers; the bits do not

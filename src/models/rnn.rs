@@ -81,6 +81,7 @@ impl Rnn {
         let mut hs = Vec::with_capacity(t_len + 1);
         hs.push(Tensor::zeros([b, h], &x.device()));
         for t in 0..t_len {
+            crate::cancel::checkpoint();
             let mut a = xw.clone().narrow(1, t * h, h);
             if t > 0 {
                 a = a.add(hs[t].clone().matmul(self.w_rec.clone()));
@@ -150,6 +151,7 @@ impl Network for Rnn {
         let mut das: Vec<Tensor<2>> = Vec::with_capacity(t_len);
         let mut dhs: Vec<Tensor<2>> = Vec::with_capacity(t_len);
         for t in (1..=t_len).rev() {
+            crate::cancel::checkpoint();
             let through_time = das
                 .last()
                 .map(|da: &Tensor<2>| da.clone().matmul(w_rec_t.clone()));

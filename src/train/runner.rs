@@ -7,6 +7,7 @@ use super::events::*;
 use super::probe;
 use super::step::{Stepper, TensorStep};
 use super::{Control, Outcome, RunEnv, weights_bytes};
+use crate::cancel;
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::{Experiment, ModelKind, ProbeSection};
 use crate::models::{Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
@@ -538,22 +539,29 @@ fn drive_with(
         })
         .flatten();
 
+    let interrupted = |steps_done| End {
+        status: Status::Interrupted,
+        steps_done,
+        diverged_at: None,
+        error: None,
+    };
     for step in 0..steps {
         if ctx.stopped() {
-            let end = End {
-                status: Status::Interrupted,
-                steps_done: step,
-                diverged_at: None,
-                error: None,
-            };
-            return Ok((end, stepper.weights()));
+            return Ok((interrupted(step), stepper.weights()));
         }
         let (probing, evaluating) = schedule(step, steps, &spec.probe);
         let batch = batches.next(ctx);
-        let stats = match &pool {
-            Some(pool) => pool.install(|| stepper.step(&batch, probing))?,
-            None => stepper.step(&batch, probing)?,
+        // Within the stop flag: a long recurrent step is abandoned at its next time step
+        // (see `crate::cancel`) and the network is as the last finished step left it.
+        let flag = ctx.control.stop_flag();
+        let stepped = match &pool {
+            Some(pool) => pool.install(|| cancel::within(&flag, || stepper.step(&batch, probing))),
+            None => cancel::within(&flag, || stepper.step(&batch, probing)),
         };
+        let Some(stats) = stepped else {
+            return Ok((interrupted(step), stepper.weights()));
+        };
+        let stats = stats?;
         if !stats.loss.is_finite() || !stats.grad_sq.is_finite() {
             let end = End {
                 status: Status::Diverged,

@@ -83,6 +83,7 @@ impl Lstm {
         };
         let mut saturated = 0usize;
         for t in 0..t_len {
+            crate::cancel::checkpoint();
             let (hs_done, hs_now) = hs.split_at_mut(t * step_h);
             let (cs_done, cs_now) = cs.split_at_mut(t * step_h);
             let block = FwdBlock {
@@ -155,6 +156,7 @@ impl Lstm {
             read_rs: k * h,
         };
         for t in (0..t_len).rev() {
+            crate::cancel::checkpoint();
             let (dz_now, dz_later) = dz.split_at_mut((t + 1) * step_g);
             let block = BwdBlock {
                 dz_next: (t + 1 < t_len).then(|| &dz_later[..step_g]),
