@@ -12,6 +12,14 @@ fn entries(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// `gradlab check` of `file`, which must fail as bad input (exit 2); its stderr.
+fn check_fails(dir: &Path, file: &Path) -> String {
+    let out = gradlab(dir).arg("check").arg(file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 /// Runs gradlab in `dir` with a stdout pipe whose reader is gone at once (`… | true`).
 fn with_stdout_closed(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut child = gradlab_std()
@@ -111,13 +119,7 @@ fn seeds_beyond_tomls_integers_are_refused_with_the_range_and_the_largest_works(
         "huge",
         &small_experiment("huge", "").replace("seed = 3", "seed = 18446744073709551615"),
     );
-    let out = gradlab(dir.path())
-        .arg("check")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = check_fails(dir.path(), &file);
     assert!(stderr.contains("huge.toml:"), "{stderr}");
     gradlab(dir.path())
         .args(["run", "small.toml", "--headless", "--steps", "2"])
@@ -198,23 +200,12 @@ fn reading_a_missing_ledger_is_an_error_not_an_empty_ledger() {
 fn oversized_and_mis_encoded_files_are_refused_with_a_position_and_a_cut_echo() {
     let dir = tempfile::tempdir().unwrap();
     if Path::new("/dev/zero").exists() {
-        let out = gradlab(dir.path())
-            .args(["check", "/dev/zero"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let stderr = check_fails(dir.path(), Path::new("/dev/zero"));
         assert!(stderr.contains("larger than 1048576 bytes"), "{stderr}");
     }
     let long = "n".repeat(1 << 19);
     let file = write_experiment(dir.path(), "long", &small_experiment(&long, ""));
-    let out = gradlab(dir.path())
-        .arg("check")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let stderr = check_fails(dir.path(), &file);
     assert!(
         stderr.len() < 1000
             && stderr.contains("experiment.name")
@@ -228,9 +219,7 @@ fn oversized_and_mis_encoded_files_are_refused_with_a_position_and_a_cut_echo() 
     let at = bytes.windows(9).position(|w| w == b"depth = 4").unwrap(); // line 11
     bytes[at + 8] = 0xff;
     std::fs::write(&bad, bytes).unwrap();
-    let out = gradlab(dir.path()).arg("check").arg(&bad).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let stderr = check_fails(dir.path(), &bad);
     assert!(stderr.contains("bad.toml:11:9: not UTF-8"), "{stderr}");
 }
 
@@ -298,13 +287,7 @@ fn huge_numbers_and_missing_output_folders_are_named_plainly() {
         "big",
         &small_experiment("big", "").replace("learning_rate = 0.1", "learning_rate = 1e308"),
     );
-    let out = gradlab(dir.path())
-        .arg("check")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let stderr = check_fails(dir.path(), &file);
     assert!(
         stderr.contains("train.learning_rate = 1e308") && stderr.len() < 300,
         "{stderr}"
