@@ -160,11 +160,16 @@ impl Experiment {
                 .span()
                 .map(|span| line_col(source, span.start))
                 .unwrap_or((1, 1));
+            let message = plain_types(e.message().trim());
             ConfigError::Syntax {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: plain_types(e.message().trim()),
+                // "wanted string or table" alone does not say which setting is meant.
+                message: match key_on_line(source, line) {
+                    Some(field) => format!("{field}: {message}"),
+                    None => message,
+                },
             }
         })?;
         validate::check(&spec).map_err(|v| ConfigError::Invalid {
@@ -328,6 +333,31 @@ fn plain_types(message: &str) -> String {
 }
 
 /// 1-based line and column of a byte offset.
+/// `section.key` when line `line` (1-based) of `source` is a `key = value` line, found by
+/// the nearest `[section]` header above it; None for headers, blank lines and the like.
+fn key_on_line(source: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = source.lines().collect();
+    let text = lines.get(line.checked_sub(1)?)?.trim_start();
+    let (key, _) = text.split_once('=')?;
+    let key = key.trim();
+    let plain = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    };
+    if !plain(key) {
+        return None;
+    }
+    let section = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix('[')?.strip_suffix(']').map(str::trim)
+    });
+    Some(match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count() + 1;
@@ -406,7 +436,7 @@ mod tests {
         let err = parse("[experiment]\nname = \"x\"\n[train]\nlerning_rate = 0.1\n").unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.starts_with("t.toml:4:1: unknown field `lerning_rate`"),
+            msg.starts_with("t.toml:4:1: train.lerning_rate: unknown field `lerning_rate`"),
             "{msg}"
         );
     }
