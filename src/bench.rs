@@ -186,6 +186,6 @@ mod tests {
         assert_eq!(rec["reps"], 3);
         assert!(rec["steps_per_s_median"].as_f64().unwrap() > 0.0);
         assert_eq!(rec["probes"], true);
-        assert_eq!(rec["mode"], "cpu");
+        assert_eq!(rec["mode"], "portable");
     }
 }

@@ -39,8 +39,8 @@ pub struct Cli {
 /// Options shared by everything that trains.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EnvArgs {
-    /// Backend device.
-    #[arg(long, value_enum, default_value = "cpu")]
+    /// Engine: `portable` (the same bits on every CPU) where it covers the run, else `cpu`.
+    #[arg(long, value_enum, default_value = "portable")]
     pub device: DeviceKind,
     /// CPU worker threads (1 is the exact, recorded default).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -52,6 +52,7 @@ impl EnvArgs {
         RunEnv {
             device: self.device,
             threads: self.threads as usize,
+            ..RunEnv::default()
         }
     }
 }
@@ -113,7 +114,7 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
         /// Engine to time (`flex` is the op-by-op reference path).
-        #[arg(long, value_enum, default_value = "cpu")]
+        #[arg(long, value_enum, default_value = "portable")]
         device: DeviceKind,
         #[arg(long, default_value_t = 5)]
         reps: usize,
@@ -206,7 +207,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         no_ledger: false,
         ignore_memory: false,
         env: EnvArgs {
-            device: DeviceKind::Cpu,
+            device: DeviceKind::Portable,
             threads: 1,
         },
     });
@@ -233,7 +234,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             reps,
             rep_seconds,
         } => {
-            let env = RunEnv { device, threads };
+            let env = RunEnv {
+                device,
+                threads,
+                ..RunEnv::default()
+            };
             train::init_threads(threads);
             for name in workloads
                 .split(',')

@@ -7,6 +7,8 @@
 //! - [`experiment`]: TOML spec, validation, canonical form and blake3 hash.
 //! - [`data`]: spirals, parity, teacher–student, the shipped 8×8 digits, MNIST IDX files,
 //!   bars and stripes, and the long-time-lag sequence tasks (adding, temporal order, copy memory).
+//! - [`engine`]: the portable engine's arithmetic (products, element-wise math, sums), the
+//!   same bits on every CPU; a leaf that knows nothing of the lab.
 //! - [`models`]: the deep MLP, residual MLP, tanh RNN and LSTM with hand-derived backward
 //!   passes; RBMs and deep belief nets; activations; init schemes.
 //! - [`train`]: the training loop, optimisers (incl. iRprop−, RMSProp) and clipping, DBN
@@ -25,6 +27,7 @@ pub mod bench;
 pub mod cancel;
 pub mod cli;
 pub mod data;
+pub mod engine;
 pub mod experiment;
 pub mod figures;
 pub mod headless;

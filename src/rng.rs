@@ -4,14 +4,88 @@
 //! after dependency upgrades; each consumer (data, init, batches) gets its own named stream
 //! so adding draws to one never shifts another. Normals use Box–Muller, written here for the
 //! same reason: `rand_distr`'s samplers are free to change between releases.
+//!
+//! The f64 functions of the path (Box–Muller's ln, sin and cos; the spirals' angles) are
+//! versioned: [`Version::V1`] calls the system's libm, whose last bit varies by CPU (glibc
+//! picks FMA or non-FMA code at load time), and is what every entry before the portable engine
+//! used; [`Version::V2`], the default, uses `engine::math` (the `libm` crate), the same bits
+//! on every machine. A run sets its version once, on its own thread ([`with_version`]); the
+//! ledger records it (`seeds.version`), so an old entry rebuilds its old data and weights.
 
+use crate::engine::math;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::cell::Cell;
+
+/// Which f64 functions the data and init path computes with (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Version {
+    /// The system's libm (entries recorded before `seeds.version` existed).
+    V1,
+    /// `engine::math`: the same bits on every machine.
+    #[default]
+    V2,
+}
+
+impl Version {
+    /// The number the ledger records (`seeds.version`; absent means 1).
+    pub fn number(self) -> u32 {
+        match self {
+            Version::V1 => 1,
+            Version::V2 => 2,
+        }
+    }
+
+    /// The version a recorded number names, if this build knows it.
+    pub fn from_number(n: u32) -> Option<Self> {
+        [Version::V1, Version::V2]
+            .into_iter()
+            .find(|v| v.number() == n)
+    }
+
+    pub fn ln(self, x: f64) -> f64 {
+        match self {
+            Version::V1 => x.ln(),
+            Version::V2 => math::ln(x),
+        }
+    }
+
+    pub fn sin(self, x: f64) -> f64 {
+        match self {
+            Version::V1 => x.sin(),
+            Version::V2 => math::sin(x),
+        }
+    }
+
+    pub fn cos(self, x: f64) -> f64 {
+        match self {
+            Version::V1 => x.cos(),
+            Version::V2 => math::cos(x),
+        }
+    }
+}
+
+thread_local! {
+    static VERSION: Cell<Version> = const { Cell::new(Version::V2) };
+}
+
+/// Runs `f` with streams created on this thread using `version` (restored afterwards).
+pub fn with_version<R>(version: Version, f: impl FnOnce() -> R) -> R {
+    struct Restore(Version);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            VERSION.with(|v| v.set(self.0));
+        }
+    }
+    let _restore = Restore(VERSION.with(|v| v.replace(version)));
+    f()
+}
 
 /// A random stream derived from the experiment seed and a stream name.
 pub struct Stream {
     rng: ChaCha8Rng,
     spare: Option<f64>,
+    version: Version,
 }
 
 impl Stream {
@@ -23,7 +97,13 @@ impl Stream {
         Self {
             rng: ChaCha8Rng::from_seed(*hasher.finalize().as_bytes()),
             spare: None,
+            version: VERSION.with(Cell::get),
         }
+    }
+
+    /// The f64 functions this stream's draws (and their consumers) compute with.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     /// 64 random bits (seeds for derived streams).
@@ -48,10 +128,11 @@ impl Stream {
         }
         let u1 = 1.0 - self.uniform(); // (0, 1]: ln never sees 0
         let u2 = self.uniform();
-        let r = (-2.0 * u1.ln()).sqrt();
+        let v = self.version;
+        let r = (-2.0 * v.ln(u1)).sqrt();
         let theta = std::f64::consts::TAU * u2;
-        self.spare = Some(r * theta.sin());
-        r * theta.cos()
+        self.spare = Some(r * v.sin(theta));
+        r * v.cos(theta)
     }
 
     /// Uniform integer in [0, n) without modulo bias.

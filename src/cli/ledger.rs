@@ -350,6 +350,7 @@ pub fn replay(dir: &Path, args: ReplayArgs) -> Result<ExitCode> {
                     DeviceKind::from_name(&e.execution.backend).unwrap_or(DeviceKind::Flex),
                 ),
                 threads: threads.map_or(e.execution.threads, usize::from),
+                ..RunEnv::default()
             })
         }
     };

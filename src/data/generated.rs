@@ -13,8 +13,9 @@ pub fn spirals(s: &DataSection, rng: &mut Stream) -> Dataset {
             let class = (i % 2) as u32;
             let t = rng.uniform().sqrt(); // even density along the arm
             let angle = s.turns * std::f64::consts::TAU * t + class as f64 * std::f64::consts::PI;
-            let x = t * angle.cos() + s.noise * rng.normal();
-            let y = t * angle.sin() + s.noise * rng.normal();
+            let v = rng.version();
+            let x = t * v.cos(angle) + s.noise * rng.normal();
+            let y = t * v.sin(angle) + s.noise * rng.normal();
             (vec![x as f32, y as f32], class)
         })
         .collect();

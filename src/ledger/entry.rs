@@ -70,6 +70,17 @@ pub struct Seeds {
     pub backend: u64,
     /// Names of the derived streams.
     pub streams: Vec<String>,
+    /// How the data and init path computes its f64 functions (`rng::Version`): 2 is the
+    /// `libm` crate, the same on every machine; absent (entries before it) is the system's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<u32>,
+}
+
+impl Seeds {
+    /// The recorded stream version, if this build knows it.
+    pub fn streams_version(&self) -> Option<crate::rng::Version> {
+        crate::rng::Version::from_number(self.version.unwrap_or(1))
+    }
 }
 
 /// Where a run executed (from the trace header).

@@ -95,6 +95,11 @@ pub enum LedgerError {
     },
     #[error("entry {seq}: backend '{backend}' is unknown to this build")]
     Backend { seq: u64, backend: String },
+    #[error(
+        "entry {seq}: seeds.version {version} is unknown to this build (it knows 1 and 2): \
+         replay it with a newer gradlab"
+    )]
+    Streams { seq: u64, version: u32 },
 }
 
 /// Settings of a ledger writer.
@@ -393,12 +398,14 @@ impl Ledger {
                 experiment: exp.seed(),
                 backend: exp.seed(),
                 streams: ["data", "init", "batches"].map(String::from).to_vec(),
+                version: (env.streams != crate::rng::Version::V1).then(|| env.streams.number()),
             },
             code: environment::code_identity(),
+            // What ran, as the trace header says (`portable` may have handed a run to `cpu`).
             execution: Execution {
-                backend: env.device.name().to_string(),
-                device: env.device.name().to_string(),
-                threads: env.threads,
+                backend: outcome.header.backend.clone(),
+                device: outcome.header.device.clone(),
+                threads: outcome.header.threads,
             },
             host: environment::host(),
             status: end.status,

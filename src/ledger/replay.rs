@@ -73,7 +73,16 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
     let mut env = options.env.unwrap_or(RunEnv {
         device: recorded,
         threads: original.execution.threads,
+        ..RunEnv::default()
     });
+    // The data and init path is the entry's own, whatever engine the replay runs on.
+    env.streams = original
+        .seeds
+        .streams_version()
+        .ok_or_else(|| LedgerError::Streams {
+            seq,
+            version: original.seeds.version.unwrap_or(1),
+        })?;
     if env.device != recorded {
         warnings.push(format!(
             "backend differs: the entry ran on '{}', this replay runs on '{}'",

@@ -75,40 +75,51 @@ pub(crate) fn recycle(v: Vec<f32>) {
     }
 }
 
-/// A strided matrix operand: element (r, c) sits at `data[r·rs + c·cs]`.
-#[derive(Clone, Copy)]
-pub(crate) struct View<'a> {
-    pub data: &'a [f32],
-    pub rs: usize,
-    pub cs: usize,
+pub(crate) use crate::engine::View;
+use crate::engine::product::extent;
+
+/// The arithmetic a fused host path runs on: which products and which f64 functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Engine {
+    /// The portable engine (`crate::engine`): the same bits on every CPU. Otherwise the `cpu`
+    /// engine: the `gemm` crate's kernels (chosen by CPU) and the system's libm.
+    pub portable: bool,
+    /// Threads a product may split among (same bits for any count, on either engine).
+    pub threads: usize,
 }
 
-impl<'a> View<'a> {
-    /// Row-major with `cols` columns, starting at `data[0]`.
-    pub fn rows(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            rs: cols,
-            cs: 1,
+impl Engine {
+    /// dst = (accumulate ? dst : 0) + lhs·rhs on this engine (see [`gemm`]).
+    pub(crate) fn product(
+        self,
+        mnk: (usize, usize, usize),
+        dst: &mut [f32],
+        dst_rs: usize,
+        accumulate: bool,
+        lhs: View<'_>,
+        rhs: View<'_>,
+    ) {
+        if self.portable {
+            crate::engine::product(mnk, dst, dst_rs, accumulate, lhs, rhs, self.threads)
+        } else {
+            gemm_threads(mnk, dst, dst_rs, accumulate, lhs, rhs, self.threads)
         }
     }
 
-    /// The transpose of a row-major matrix with `cols` columns.
-    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            rs: 1,
-            cs: cols,
+    pub(crate) fn exp(self, x: f64) -> f64 {
+        if self.portable {
+            crate::engine::math::exp(x)
+        } else {
+            x.exp()
         }
     }
-}
 
-/// Largest index a `rows × cols` matrix with strides (rs, cs) touches, plus one.
-fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (cols - 1) * cs + 1
+    pub(crate) fn ln(self, x: f64) -> f64 {
+        if self.portable {
+            crate::engine::math::ln(x)
+        } else {
+            x.ln()
+        }
     }
 }
 

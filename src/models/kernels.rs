@@ -10,63 +10,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
-const CLAMP: f32 = 7.905_311;
-// Eigen's published coefficients, kept digit for digit so they can be checked against it.
-#[allow(clippy::excessive_precision)]
-const ALPHA: [f32; 7] = [
-    4.893_524_6e-3,
-    6.372_619_3e-4,
-    1.485_722_4e-5,
-    5.122_297e-8,
-    -8.604_671_5e-11,
-    2.000_187_9e-13,
-    -2.760_768_5e-16,
-];
-#[allow(clippy::excessive_precision)]
-const BETA: [f32; 4] = [
-    4.893_525_2e-3,
-    2.268_434_6e-3,
-    1.185_347_1e-4,
-    1.198_258_4e-6,
-];
-
-/// tanh(x) to within 3.5e-7 absolute (≈3 ulp of 1; see the test).
-#[inline(always)]
-pub fn tanh_f32(x: f32) -> f32 {
-    let x = x.clamp(-CLAMP, CLAMP);
-    let x2 = x * x;
-    let mut p = ALPHA[6];
-    for &a in ALPHA[..6].iter().rev() {
-        p = p * x2 + a;
-    }
-    let p = p * x;
-    let q = ((BETA[3] * x2 + BETA[2]) * x2 + BETA[1]) * x2 + BETA[0];
-    p / q
-}
-
-/// Runs `f` compiled for AVX2 where the CPU has it: twice the lanes of baseline x86-64
-/// (SSE2) for the element-wise loops inlined into it. FMA is not enabled and nothing is
-/// reordered, so every lane rounds exactly as the scalar code would: same bits either way.
-#[inline(always)]
-pub fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
-}
-
-#[inline(always)]
-pub fn sigmoid_f32(x: f32) -> f32 {
-    0.5 + 0.5 * tanh_f32(0.5 * x)
-}
+pub use crate::engine::lanes::simd;
+pub use crate::engine::math::{sigmoid_f32, tanh_f32};
 
 fn on_host(t: &Tensor<2>) -> bool {
     t.device() == Device::flex()

@@ -30,8 +30,12 @@ use std::thread::JoinHandle;
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceKind {
-    /// The CPU with the lab's fused kernels for the MLP step (default; fastest; bit-exact
-    /// reruns). Other models run as on `flex`.
+    /// The CPU with the lab's own arithmetic (`crate::engine`): the same bits on every CPU
+    /// and thread count (default). Covers what `portable_covers` accepts; other runs take
+    /// `cpu` and are recorded so.
+    Portable,
+    /// The CPU with the lab's fused kernels over the `gemm` crate's products (bit-exact
+    /// reruns on the same CPU kind). Models without a fused step run as on `flex`.
     Cpu,
     /// Burn's pure-Rust CPU backend, op by op: the reference path (bit-exact reruns; what
     /// every ledger entry before the `cpu` engine recorded).
@@ -45,6 +49,7 @@ pub enum DeviceKind {
 impl DeviceKind {
     pub fn name(self) -> &'static str {
         match self {
+            DeviceKind::Portable => "portable",
             DeviceKind::Cpu => "cpu",
             DeviceKind::Flex => "flex",
             DeviceKind::Wgpu => "wgpu",
@@ -54,20 +59,34 @@ impl DeviceKind {
 
     /// The kind a ledger entry's `backend` names, if this build knows it.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Cpu, Self::Flex, Self::Wgpu, Self::Cuda]
-            .into_iter()
-            .find(|k| k.name() == name)
+        [
+            Self::Portable,
+            Self::Cpu,
+            Self::Flex,
+            Self::Wgpu,
+            Self::Cuda,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
     }
 
     /// Whether MLP steps take the fused host path (`train::fused`).
     pub fn fused(self) -> bool {
-        self == DeviceKind::Cpu
+        matches!(self, DeviceKind::Cpu | DeviceKind::Portable)
+    }
+
+    /// The host arithmetic of a fused path on this kind, with `threads`.
+    pub fn host_engine(self, threads: usize) -> crate::models::host::Engine {
+        crate::models::host::Engine {
+            portable: self == DeviceKind::Portable,
+            threads,
+        }
     }
 
     /// The Burn device, or why this build has none.
     pub fn device(self) -> Result<Device, String> {
         match self {
-            DeviceKind::Cpu | DeviceKind::Flex => Ok(Device::flex()),
+            DeviceKind::Portable | DeviceKind::Cpu | DeviceKind::Flex => Ok(Device::flex()),
             #[cfg(feature = "wgpu")]
             DeviceKind::Wgpu => Ok(Device::wgpu(Default::default())),
             #[cfg(feature = "cuda")]
@@ -88,15 +107,61 @@ pub struct RunEnv {
     pub device: DeviceKind,
     /// Worker threads of the CPU backend's pool.
     pub threads: usize,
+    /// The f64 functions of the data and init path (recorded as `seeds.version`).
+    pub streams: crate::rng::Version,
 }
 
 impl Default for RunEnv {
     fn default() -> Self {
         Self {
-            device: DeviceKind::Cpu,
+            device: DeviceKind::Portable,
             threads: 1,
+            streams: crate::rng::Version::default(),
         }
     }
+}
+
+impl RunEnv {
+    /// This environment for `exp`: the portable engine where it covers the run, `cpu` (and
+    /// why) where it does not yet. Every other kind is kept as asked.
+    pub fn resolve(self, exp: &Experiment) -> (RunEnv, Option<String>) {
+        if self.device != DeviceKind::Portable {
+            return (self, None);
+        }
+        match portable_covers(exp) {
+            Ok(()) => (self, None),
+            Err(why) => (
+                RunEnv {
+                    device: DeviceKind::Cpu,
+                    ..self
+                },
+                Some(format!(
+                    "the portable engine does not cover {why} yet: running on 'cpu' (recorded so; \
+                     its reruns are exact on this CPU kind only)"
+                )),
+            ),
+        }
+    }
+}
+
+/// Whether the portable engine computes every number of `exp`'s run, or what it lacks.
+pub fn portable_covers(exp: &Experiment) -> Result<(), String> {
+    use crate::experiment::{Activation, ModelKind};
+    let spec = exp.spec();
+    let model = &spec.model;
+    if model.kind != ModelKind::Mlp {
+        return Err(format!("the '{}' model", model.kind.name()));
+    }
+    if spec.train.optimizer.gradient_free() {
+        return Err(format!(
+            "gradient-free search ('{}')",
+            spec.train.optimizer.name()
+        ));
+    }
+    if model.activation == Activation::Gelu {
+        return Err("GELU MLPs".into());
+    }
+    Ok(())
 }
 
 /// Cooperative control of a running training thread, checked every step.

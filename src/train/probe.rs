@@ -103,41 +103,7 @@ pub fn host_sums(layer: LayerSignals, weight_before: Tensor<2>, update: Tensor<2
 // above do not vectorise on baseline x86-64). Lanes and blocks are fixed, so the bits do not
 // depend on the CPU. The `flex` engine keeps the f64 sums above, so its traces never change.
 
-pub(crate) const LANES: usize = 16;
-pub(crate) const BLOCK: usize = 1024;
-
-/// Adds 16 lanes into f64, in lane order.
-#[inline(always)]
-pub(crate) fn flush(lanes: &mut [f32; LANES]) -> f64 {
-    let s = lanes.iter().map(|&x| x as f64).sum();
-    *lanes = [0.0; LANES];
-    s
-}
-
-/// Σx², blocked (see `fast`).
-pub fn fast_sum_sq(v: &[f32]) -> f64 {
-    simd(
-        #[inline(always)]
-        || {
-            let mut total = 0.0;
-            let mut lanes = [0f32; LANES];
-            for block in v.chunks(BLOCK) {
-                let chunks = block.chunks_exact(LANES);
-                let rest = chunks.remainder();
-                for c in chunks {
-                    for k in 0..LANES {
-                        lanes[k] += c[k] * c[k];
-                    }
-                }
-                for (k, &x) in rest.iter().enumerate() {
-                    lanes[k] += x * x;
-                }
-                total += flush(&mut lanes);
-            }
-            total
-        },
-    )
-}
+pub(crate) use crate::engine::sum::{BLOCK, LANES, flush, sum_sq as fast_sum_sq};
 
 /// Σh, Σh² and the number of saturated (or dead) units of a layer output.
 pub fn fast_output_sums(h: &[f32], act: Option<Activation>) -> (f64, f64, f64) {

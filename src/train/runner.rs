@@ -71,6 +71,17 @@ pub fn train(
     control: &Control,
     sink: &mut dyn FnMut(Event),
 ) -> Outcome {
+    // What runs is what the header (and so the ledger) names.
+    let (env, _) = env.resolve(exp);
+    crate::rng::with_version(env.streams, || train_in(exp, env, control, sink))
+}
+
+fn train_in(
+    exp: &Experiment,
+    env: RunEnv,
+    control: &Control,
+    sink: &mut dyn FnMut(Event),
+) -> Outcome {
     keep_freed_memory();
     let start = Instant::now();
     let mut trace = Vec::new();
@@ -483,7 +494,8 @@ pub(super) fn drive<N: Network + 'static>(
     let net: Box<dyn std::any::Any> = Box::new(net);
     let net = match net.downcast::<Mlp>() {
         Ok(mlp) if ctx.env.device.fused() && super::fused::supports(&mlp) => {
-            let step = super::fused::FusedMlp::new(*mlp, t, objective, ctx.env.threads);
+            let engine = ctx.env.device.host_engine(ctx.env.threads);
+            let step = super::fused::FusedMlp::new(*mlp, t, objective, engine);
             return drive_with(step, ctx, rec);
         }
         Ok(mlp) => mlp as Box<dyn std::any::Any>,

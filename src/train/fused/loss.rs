@@ -2,6 +2,7 @@
 //! the logits (the same formulas as `runner::loss_and_delta`).
 
 use crate::data::Objective;
+use crate::models::host::Engine;
 
 /// What the loss pass returns.
 pub struct LossOut {
@@ -13,12 +14,18 @@ pub struct LossOut {
 }
 
 /// Loss of `logits` (`[n, out]`) against `y` (one-hot labels or regression targets).
-pub fn loss_and_delta(obj: Objective, logits: &[f32], y: &[f32], n: usize) -> LossOut {
+pub fn loss_and_delta(
+    engine: Engine,
+    obj: Objective,
+    logits: &[f32],
+    y: &[f32],
+    n: usize,
+) -> LossOut {
     debug_assert_eq!(logits.len(), y.len());
     match obj {
-        Objective::Classify { classes } => softmax_ce(logits, y, classes, n),
+        Objective::Classify { classes } => softmax_ce(engine, logits, y, classes, n),
         Objective::ClassifyEach { positions, classes } => {
-            softmax_ce(logits, y, classes, n * positions)
+            softmax_ce(engine, logits, y, classes, n * positions)
         }
         Objective::Regress { dim } => {
             let m = (n * dim) as f64;
@@ -44,7 +51,7 @@ pub fn loss_and_delta(obj: Objective, logits: &[f32], y: &[f32], n: usize) -> Lo
 
 /// Mean softmax cross-entropy over `rows` independent choices of `classes`, with log-sum-exp
 /// taken in f64 after subtracting each row's maximum.
-fn softmax_ce(logits: &[f32], y: &[f32], classes: usize, rows: usize) -> LossOut {
+fn softmax_ce(engine: Engine, logits: &[f32], y: &[f32], classes: usize, rows: usize) -> LossOut {
     let m = rows as f64;
     let mut loss = 0.0;
     let mut correct = 0.0;
@@ -62,14 +69,14 @@ fn softmax_ce(logits: &[f32], y: &[f32], classes: usize, rows: usize) -> LossOut
                 if v > am { (i, v) } else { (ai, am) }
             });
         let lse = max as f64
-            + z.iter()
-                .map(|&v| (v as f64 - max as f64).exp())
-                .sum::<f64>()
-                .ln();
+            + engine.ln(z
+                .iter()
+                .map(|&v| engine.exp(v as f64 - max as f64))
+                .sum::<f64>());
         for k in 0..classes {
             let logp = z[k] as f64 - lse;
             loss -= t[k] as f64 * logp;
-            d[k] = ((logp.exp() - t[k] as f64) / m) as f32;
+            d[k] = ((engine.exp(logp) - t[k] as f64) / m) as f32;
         }
         if t[arg] > 0.5 {
             correct += 1.0;
@@ -86,12 +93,17 @@ fn softmax_ce(logits: &[f32], y: &[f32], classes: usize, rows: usize) -> LossOut
 mod tests {
     use super::*;
 
+    const E: Engine = Engine {
+        portable: true,
+        threads: 1,
+    };
+
     #[test]
     fn cross_entropy_by_hand() {
         // Two rows of two classes: logits (0, ln 3) with label 1, (0, 0) with label 0.
         let z = [0.0, 3f32.ln(), 0.0, 0.0];
         let y = [0.0, 1.0, 1.0, 0.0];
-        let out = loss_and_delta(Objective::Classify { classes: 2 }, &z, &y, 2);
+        let out = loss_and_delta(E, Objective::Classify { classes: 2 }, &z, &y, 2);
         let want = (-(0.75f64).ln() - (0.5f64).ln()) / 2.0;
         assert!((out.loss - want).abs() < 1e-7, "{} vs {want}", out.loss);
         let want_d = [0.125, -0.125, -0.25, 0.25];
@@ -104,10 +116,17 @@ mod tests {
 
     #[test]
     fn mse_and_nan() {
-        let out = loss_and_delta(Objective::Regress { dim: 1 }, &[1.0, 3.0], &[0.0, 1.0], 2);
+        let out = loss_and_delta(
+            E,
+            Objective::Regress { dim: 1 },
+            &[1.0, 3.0],
+            &[0.0, 1.0],
+            2,
+        );
         assert_eq!(out.loss, 2.5);
         assert_eq!(out.delta, vec![1.0, 2.0]);
         let bad = loss_and_delta(
+            E,
             Objective::Classify { classes: 2 },
             &[f32::NAN, 0.0],
             &[1.0, 0.0],

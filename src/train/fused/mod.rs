@@ -21,7 +21,7 @@ use super::step::{LayerStats, StepStats, Stepper};
 use super::weights_bytes;
 use crate::data::Objective;
 use crate::experiment::TrainSection;
-use crate::models::host::{self, View, gemm_threads};
+use crate::models::host::{self, Engine, View};
 use crate::models::mlp::Dense;
 use crate::models::{Mlp, Network, named_parameters};
 use optim::{Clip, HostOptim, UpdateSums};
@@ -37,7 +37,7 @@ pub struct FusedMlp {
     optim: HostOptim,
     objective: Objective,
     clip: (crate::experiment::Clip, f64),
-    threads: usize,
+    engine: Engine,
 }
 
 /// One layer's parameters as host buffers during a step.
@@ -49,13 +49,13 @@ struct HostDense {
 }
 
 impl FusedMlp {
-    pub fn new(net: Mlp, train: &TrainSection, objective: Objective, threads: usize) -> Self {
+    pub fn new(net: Mlp, train: &TrainSection, objective: Objective, engine: Engine) -> Self {
         Self {
             optim: HostOptim::new(train, 2 * net.layers.len()),
             net,
             objective,
             clip: (train.clip, train.clip_threshold),
-            threads,
+            engine,
         }
     }
 
@@ -87,6 +87,29 @@ impl FusedMlp {
     }
 }
 
+/// φ(input·W + b) for `n` rows (no activation on the output layer: `act` is `None`).
+fn layer_forward(
+    engine: Engine,
+    layer: &HostDense,
+    input: &[f32],
+    n: usize,
+    act: Option<crate::experiment::Activation>,
+    slope: f32,
+) -> Vec<f32> {
+    let (fi, fo) = (layer.fan_in, layer.fan_out);
+    let mut z = host::overwritten(n * fo);
+    engine.product(
+        (n, fo, fi),
+        &mut z,
+        fo,
+        false,
+        View::rows(input, fi),
+        View::rows(&layer.w, fo),
+    );
+    kernels::bias_activation(&mut z, &layer.b, act, slope);
+    z
+}
+
 impl Stepper for FusedMlp {
     fn layer_names(&self) -> Vec<String> {
         self.net.layer_names()
@@ -95,7 +118,7 @@ impl Stepper for FusedMlp {
     fn step(&mut self, batch: &Batch, probing: bool) -> Result<StepStats, String> {
         let n = batch.n;
         let (act, slope) = (self.net.activation, self.net.slope as f32);
-        let threads = self.threads;
+        let engine = self.engine;
         let mut layers = self.take_layers();
         let depth = layers.len();
 
@@ -104,21 +127,15 @@ impl Stepper for FusedMlp {
         acts.push(host::to_vec(batch.x.clone()));
         let mut logits = Vec::new();
         for (l, layer) in layers.iter().enumerate() {
-            let (fi, fo) = (layer.fan_in, layer.fan_out);
-            let mut z = host::overwritten(n * fo);
-            let input = View::rows(&acts[l], fi);
-            gemm_threads(
-                (n, fo, fi),
-                &mut z,
-                fo,
-                false,
-                input,
-                View::rows(&layer.w, fo),
-                threads,
+            let z = layer_forward(
+                engine,
+                layer,
+                &acts[l],
+                n,
+                (l + 1 < depth).then_some(act),
+                slope,
             );
-            let hidden = l + 1 < depth;
-            kernels::bias_activation(&mut z, &layer.b, hidden.then_some(act), slope);
-            if hidden {
+            if l + 1 < depth {
                 acts.push(z);
             } else {
                 logits = z;
@@ -126,7 +143,7 @@ impl Stepper for FusedMlp {
         }
 
         let y = host::to_vec(batch.y.clone());
-        let out = loss::loss_and_delta(self.objective, &logits, &y, n);
+        let out = loss::loss_and_delta(engine, self.objective, &logits, &y, n);
 
         // Backward, updating each layer as soon as its gradients exist — unless global-norm
         // clipping needs every gradient's norm first.
@@ -145,28 +162,19 @@ impl Stepper for FusedMlp {
             let (fi, fo) = (layers[l].fan_in, layers[l].fan_out);
             let mut gw = host::overwritten(fi * fo);
             let input_t = View::transposed(&acts[l], fi);
-            gemm_threads(
+            engine.product(
                 (fi, fo, n),
                 &mut gw,
                 fo,
                 false,
                 input_t,
                 View::rows(&delta, fo),
-                threads,
             );
             let mut gb = kernels::column_sums(&delta, fo);
             let next = (l > 0).then(|| {
                 let mut g = host::overwritten(n * fi);
                 let w_t = View::transposed(&layers[l].w, fo);
-                gemm_threads(
-                    (n, fi, fo),
-                    &mut g,
-                    fi,
-                    false,
-                    View::rows(&delta, fo),
-                    w_t,
-                    threads,
-                );
+                engine.product((n, fi, fo), &mut g, fi, false, View::rows(&delta, fo), w_t);
                 kernels::mul_derivative(&mut g, &acts[l], act, slope);
                 g
             });
@@ -257,7 +265,35 @@ impl Stepper for FusedMlp {
     }
 
     fn evaluate(&self, batch: &Batch) -> Result<TestMetrics, String> {
-        evaluate(&self.net, self.objective, batch)
+        if !self.engine.portable {
+            // The `cpu` engine evaluates with Burn's ops, as it always has (its traces keep
+            // their bits); the portable engine never leaves its own arithmetic.
+            return evaluate(&self.net, self.objective, batch);
+        }
+        let (act, slope) = (self.net.activation, self.net.slope as f32);
+        let depth = self.net.layers.len();
+        let mut h = host::to_vec(batch.x.clone());
+        for (l, d) in self.net.layers.iter().enumerate() {
+            let [fan_in, fan_out] = d.weight.dims();
+            let layer = HostDense {
+                w: host::to_vec(d.weight.clone()),
+                b: host::to_vec(d.bias.clone()),
+                fan_in,
+                fan_out,
+            };
+            let hidden = (l + 1 < depth).then_some(act);
+            let z = layer_forward(self.engine, &layer, &h, batch.n, hidden, slope);
+            host::recycle(std::mem::replace(&mut h, z));
+        }
+        let y = host::to_vec(batch.y.clone());
+        let out = loss::loss_and_delta(self.engine, self.objective, &h, &y, batch.n);
+        host::recycle(h);
+        Ok(TestMetrics {
+            loss: out.loss,
+            accuracy: out
+                .correct
+                .map(|c| c / (batch.n * self.objective.positions()) as f64),
+        })
     }
 
     fn weights(&self) -> Vec<u8> {
@@ -296,9 +332,21 @@ mod tests {
         );
     }
 
-    /// Steps the same network both ways on the same batches; every reported statistic and
-    /// every final weight must agree to float rounding.
+    /// Steps the same network both ways on the same batches, on both engines; every reported
+    /// statistic and every final weight must agree to float rounding.
     fn agree(e: &Experiment) {
+        for portable in [false, true] {
+            agree_on(
+                e,
+                Engine {
+                    portable,
+                    threads: 1,
+                },
+            );
+        }
+    }
+
+    fn agree_on(e: &Experiment, engine: Engine) {
         let s = e.spec();
         let device = Device::flex();
         let ds = data::build(&s.data, e.seed()).unwrap();
@@ -311,7 +359,7 @@ mod tests {
                 &device,
             )
         };
-        let mut fused = FusedMlp::new(make(), &s.train, ds.objective, 1);
+        let mut fused = FusedMlp::new(make(), &s.train, ds.objective, engine);
         let mut tensor = TensorStep::new(make(), &s.train, ds.objective, &device, false);
         let split = ds.train.gather(
             &(0..32).collect::<Vec<_>>(),
@@ -418,7 +466,7 @@ mod tests {
         let device = Device::flex();
         let ds = data::build(&s.data, e.seed()).unwrap();
         let batch = to_device(&ds.train, &ds, &device);
-        let run = |threads| {
+        let run = |portable, threads| {
             let net = Mlp::new(
                 &s.model,
                 ds.input_dim,
@@ -426,19 +474,21 @@ mod tests {
                 1,
                 &device,
             );
-            let mut f = FusedMlp::new(net, &s.train, ds.objective, threads);
+            let mut f = FusedMlp::new(net, &s.train, ds.objective, Engine { portable, threads });
             let losses: Vec<u64> = (0..3)
                 .map(|_| f.step(&batch, true).unwrap().loss.to_bits())
                 .collect();
             (losses, f.weights())
         };
-        let one = run(1);
-        assert_eq!(one, run(1));
-        // A pool of its own: the global one is sized once per process (replay tests check it).
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        assert_eq!(one, pool.install(|| run(2)));
+        for portable in [false, true] {
+            let one = run(portable, 1);
+            assert_eq!(one, run(portable, 1));
+            // A pool of its own: the global one is sized once per process (replay tests check it).
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            assert_eq!(one, pool.install(|| run(portable, 2)));
+        }
     }
 }
