@@ -20,8 +20,10 @@ build:
 ## Every test: unit, integration through the real binary, TUI snapshots, the PTY test.
 ## `fault-injection` lets the crash tests stop an append half way; only test builds have it.
 ## Cargo keeps both builds of the crate side by side, so `make run` after it rebuilds nothing.
+## The cross-CPU tests replay under qemu-user: `.ci/ensure-qemu` installs it if missing.
 TEST_FEATURES := --features fault-injection
 test:
+	bash .ci/ensure-qemu
 	$(CARGO) test --release --locked $(TEST_FEATURES)
 
 ## The unit and integration tests again with every gradlab they start (and the test binaries)

@@ -1,6 +1,6 @@
 //! `make bench`: steps per second of the lab's real training loop on the peer workloads, for
-//! both engines (`cpu`, the default fused path, and `flex`, the op-by-op reference), with
-//! the probe overhead of each, all measured in one process. Python-free; `make bench-peers`
+//! every CPU engine (`portable`, the default; `cpu`, the fused path over the `gemm` crate;
+//! `flex`, the op-by-op reference), with the probe overhead of each, all measured in one process. Python-free; `make bench-peers`
 //! puts PyTorch and JAX beside these numbers.
 //!
 //! Each figure is `gradlab bench-step`'s measurement (`gradlab::bench::measure`): one fixed
@@ -37,7 +37,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     train::init_threads(threads);
-    let engines = [DeviceKind::Cpu, DeviceKind::Flex];
+    let engines = [DeviceKind::Portable, DeviceKind::Cpu, DeviceKind::Flex];
     let exps: Vec<_> = WORKLOADS
         .iter()
         .map(|(name, _)| bench::workload(name).expect("every peer workload is built in"))
@@ -48,19 +48,19 @@ fn main() {
     for _ in 0..rounds {
         for (w, (name, _)) in WORKLOADS.iter().enumerate() {
             for (e, &device) in engines.iter().enumerate() {
-                let rec = bench::measure(name, &exps[w], RunEnv { device, threads }, 1, 0.5);
+                let rec = bench::measure(name, &exps[w], RunEnv { device, threads, ..RunEnv::default() }, 1, 0.5);
                 rate[w][e].push(rec["steps_per_s_median"].as_f64().unwrap_or(f64::NAN));
             }
         }
     }
     println!("steps/s, {threads} thread(s), median of {rounds} interleaved rounds");
     println!(
-        "{:<58} {:>8} {:>8} {:>9}",
-        "workload", "cpu", "flex", "cpu/flex"
+        "{:<58} {:>8} {:>8} {:>8} {:>13}",
+        "workload", "portable", "cpu", "flex", "portable/cpu"
     );
     for (w, (_, label)) in WORKLOADS.iter().enumerate() {
-        let (c, f) = (median(rate[w][0].clone()), median(rate[w][1].clone()));
-        println!("{label:<58} {c:>8.1} {f:>8.1} {:>8.2}×", c / f);
+        let [p, c, f] = [0, 1, 2].map(|e| median(rate[w][e].clone()));
+        println!("{label:<58} {p:>8.1} {c:>8.1} {f:>8.1} {:>12.2}×", p / c);
     }
     // Overhead from the rounds' own pairs (probes on and off measured back to back).
     for (on, off, label) in [(0, 1, "W1"), (2, 3, "W2")] {
@@ -69,9 +69,10 @@ fn main() {
             100.0 * (median(pairs.map(|(a, b)| b / a).collect()) - 1.0)
         };
         println!(
-            "{label} probe overhead: cpu {:+.1}%, flex {:+.1}% of a step",
+            "{label} probe overhead: portable {:+.1}%, cpu {:+.1}%, flex {:+.1}% of a step",
             overhead(0),
-            overhead(1)
+            overhead(1),
+            overhead(2)
         );
     }
 }

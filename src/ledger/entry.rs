@@ -304,6 +304,9 @@ pub struct TraceSummary {
     pub config_hash: String,
     pub seed: Option<u64>,
     pub execution: Execution,
+    /// Whether the header records the thread count (the portable engine's does not: its
+    /// numbers do not depend on it); when not, `execution.threads` is 0.
+    pub threads_traced: bool,
     pub steps_planned: usize,
     pub status: Option<Status>,
     pub steps_done: usize,
@@ -401,6 +404,7 @@ impl TraceSummary {
                 device: text(header, "device"),
                 threads: header.get("threads").and_then(as_usize).unwrap_or_default(),
             },
+            threads_traced: header.get("threads").is_some(),
             steps_planned: header.get("steps").and_then(as_usize).unwrap_or_default(),
             status,
             steps_done: end.get("steps_done").and_then(as_usize).unwrap_or_default(),

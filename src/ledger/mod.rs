@@ -405,7 +405,7 @@ impl Ledger {
             execution: Execution {
                 backend: outcome.header.backend.clone(),
                 device: outcome.header.device.clone(),
-                threads: outcome.header.threads,
+                threads: outcome.header.threads.unwrap_or(env.threads),
             },
             host: environment::host(),
             status: end.status,

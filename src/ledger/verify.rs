@@ -252,7 +252,11 @@ fn claims(entry: &Entry, trace: &[u8]) -> Vec<String> {
         j(&Some(entry.seeds.experiment)),
         j(&s.seed),
     );
-    eq("execution", j(&entry.execution), j(&s.execution));
+    let mut traced = s.execution.clone();
+    if !s.threads_traced {
+        traced.threads = entry.execution.threads;
+    }
+    eq("execution", j(&entry.execution), j(&traced));
     eq("status", j(&Some(entry.status)), j(&s.status));
     eq("diverged_at", j(&entry.diverged_at), j(&s.diverged_at));
     eq("error", j(&entry.error), j(&s.error));

@@ -21,7 +21,11 @@ pub struct Header {
     pub steps: usize,
     pub backend: String,
     pub device: String,
-    pub threads: usize,
+    /// Worker threads, on engines whose trace records them; absent on `portable`, whose
+    /// numbers do not depend on the count (the ledger entry's `execution.threads` keeps it),
+    /// so a rerun on any count gives the same trace bytes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub threads: Option<usize>,
     /// Layer labels, input side first (empty for gradient-free trainers: nothing to probe).
     pub layers: Vec<String>,
     /// Gradient-free trainer (`genetic`, `random-search`): probes carry `fitness`, no layers.

@@ -161,7 +161,7 @@ pub(super) fn header_for(
         steps: exp.spec().train.steps,
         backend: env.device.name().into(),
         device: env.device.name().into(),
-        threads: env.threads,
+        threads: (env.device != super::DeviceKind::Portable).then_some(env.threads),
         layers,
         search: None,
     }

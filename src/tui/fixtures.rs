@@ -39,7 +39,7 @@ pub fn header(exp: &Experiment) -> Header {
         steps: exp.spec().train.steps,
         backend: "flex".into(),
         device: "flex".into(),
-        threads: 1,
+        threads: Some(1),
         layers,
         search: None,
     }

@@ -22,6 +22,7 @@ fn env() -> RunEnv {
     RunEnv {
         device: DeviceKind::Flex,
         threads: rayon::current_num_threads(),
+        ..RunEnv::default()
     }
 }
 

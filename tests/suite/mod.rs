@@ -4,6 +4,7 @@ pub mod common;
 mod config;
 mod ledger;
 mod plot;
+mod portable;
 mod pty;
 mod robust;
 mod sweep;

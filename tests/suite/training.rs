@@ -159,15 +159,11 @@ fn real_binary_writes_byte_identical_traces() {
         assert!(lines[1]["layers"][0][key].is_number(), "{key}");
     }
     assert_eq!(lines.last().unwrap()["status"], "completed");
-    // Two threads: the header records it; the numbers are the same (measured: flex's
-    // parallel paths do not reorder these reductions at these sizes).
-    let c = std::fs::read_to_string(dir.path().join("c.jsonl")).unwrap();
-    let c_lines: Vec<&str> = c.lines().collect();
-    assert!(c_lines[0].contains("\"threads\":2"));
-    assert_eq!(
-        &c_lines[1..],
-        &String::from_utf8(a).unwrap().lines().collect::<Vec<_>>()[1..]
-    );
+    // Two threads on the portable engine: the same trace, byte for byte (the header leaves
+    // the count out: the numbers do not depend on it).
+    let c = std::fs::read(dir.path().join("c.jsonl")).unwrap();
+    assert!(!String::from_utf8_lossy(&c).contains("\"threads\""));
+    assert_eq!(c, a);
 }
 
 #[test]

@@ -1,0 +1,166 @@
+//! The portable engine's promise through the real binary: runs recorded here replay EXACT
+//! under emulated CPUs of other kinds — qemu-user's Nehalem (SSE4.2 only: no AVX, no FMA),
+//! Haswell (AVX2 + FMA) and `max` — and with another thread count.
+//!
+//! The cases cover every activation and optimiser the engine runs, each clipping mode, the
+//! three objectives (softmax, MSE), probes and test-split evaluation, shapes with ragged edges
+//! in every tile dimension, and products large enough to be split among threads. qemu-user is
+//! required on x86-64 (`.ci/run` installs it; `apt-get install qemu-user`).
+
+use super::common::{gradlab, write_experiment};
+use std::path::Path;
+use std::process::Command;
+
+/// (name, [data], [model], [train]) of each case; 12–20 steps, probes every 3, test every 4.
+const CASES: &[(&str, &str, &str, &str)] = &[
+    (
+        "tanh-sgd",
+        "task = \"spirals\"\ntrain_size = 96\ntest_size = 40",
+        "depth = 5\nwidth = 37\nactivation = \"tanh\"",
+        "optimizer = \"sgd\"\nlearning_rate = 0.2\nbatch_size = 48",
+    ),
+    (
+        "sigmoid-momentum-norm-clip",
+        "task = \"digits\"\ntrain_size = 140\ntest_size = 30",
+        "depth = 4\nwidth = 33\nactivation = \"sigmoid\"",
+        "optimizer = \"momentum\"\nlearning_rate = 0.5\nbatch_size = 70\nclip = \"global-norm\"\nclip_threshold = 0.05",
+    ),
+    (
+        "relu-adam-value-clip",
+        "task = \"parity\"\ntrain_size = 64\ntest_size = 32",
+        "depth = 6\nwidth = 19\nactivation = \"relu\"\ninit = \"he\"",
+        "optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 32\nclip = \"value\"\nclip_threshold = 0.01",
+    ),
+    (
+        "leaky-rmsprop-regression",
+        "task = \"teacher\"\ntrain_size = 80\ntest_size = 20",
+        "depth = 3\nwidth = 41\nactivation = \"leaky-relu\"",
+        "optimizer = \"rmsprop\"\nlearning_rate = 0.003\nbatch_size = 40",
+    ),
+    (
+        "linear-rprop",
+        "task = \"spirals\"\ntrain_size = 64\ntest_size = 16",
+        "depth = 4\nwidth = 9\nactivation = \"linear\"",
+        "optimizer = \"rprop\"\nbatch_size = 64",
+    ),
+    (
+        "wide-tanh-threaded",
+        "task = \"digits\"\ntrain_size = 128\ntest_size = 16",
+        "depth = 3\nwidth = 100\nactivation = \"tanh\"",
+        "optimizer = \"sgd\"\nlearning_rate = 0.1\nbatch_size = 128",
+    ),
+];
+
+/// Records every case natively (on `threads`) in `dir/ledger`; returns (seq, name) of each.
+fn record(dir: &Path, threads: u16) -> Vec<(u64, &'static str)> {
+    CASES
+        .iter()
+        .enumerate()
+        .map(|(i, (name, data, model, train))| {
+            let body = format!(
+                "[experiment]\nname = \"{name}\"\nseed = {}\n[data]\n{data}\n[model]\n{model}\n\
+                 [train]\nsteps = 16\n{train}\n[probe]\nevery = 3\ntest_every = 4\n",
+                11 + i
+            );
+            let file = write_experiment(dir, name, &body);
+            gradlab(dir)
+                .args(["run", file.to_str().unwrap(), "--headless"])
+                .args(["--threads", &threads.to_string()])
+                .assert()
+                .success();
+            let entries = std::fs::read_to_string(dir.join("ledger/entries.jsonl")).unwrap();
+            let last: serde_json::Value =
+                serde_json::from_str(entries.lines().last().unwrap()).unwrap();
+            assert_eq!(
+                last["execution"]["backend"], "portable",
+                "{name} ran on the portable engine (no fallback)"
+            );
+            assert_eq!(last["seeds"]["version"], 2, "{name}: the libm data path");
+            (last["seq"].as_u64().unwrap(), *name)
+        })
+        .collect()
+}
+
+/// Replays `seq` with `prefix` (an emulator command line, or nothing) and `extra` arguments;
+/// it must be EXACT and see no reason to differ.
+fn replays_exact(dir: &Path, prefix: &[String], seq: u64, name: &str, extra: &[&str]) {
+    let bin = env!("CARGO_BIN_EXE_gradlab");
+    let mut cmd = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let out = cmd
+        .current_dir(dir)
+        .args(["replay", &seq.to_string(), "--ledger", "ledger"])
+        .args(extra)
+        .output()
+        .expect("the replay starts");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains(&format!("EXACT: entry {seq} ")),
+        "{name} under {prefix:?} {extra:?}: {text}"
+    );
+    assert!(!text.contains("machine differs"), "{text}");
+}
+
+/// The qemu-user command for `cpu`, or a failure that says how to get it.
+#[cfg(target_arch = "x86_64")]
+fn qemu(cpu: &str) -> Vec<String> {
+    let program = std::env::var("QEMU").unwrap_or_else(|_| "qemu-x86_64".into());
+    let found = Command::new(&program).arg("-version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "'{program}' is missing: the cross-CPU tests need qemu-user (apt-get install qemu-user; \
+         .ci/run installs it)"
+    );
+    vec![program, "-cpu".into(), cpu.into()]
+}
+
+#[cfg(target_arch = "x86_64")]
+fn under(cpu: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = record(dir.path(), 1);
+    let prefix = qemu(cpu);
+    for (seq, name) in runs {
+        replays_exact(dir.path(), &prefix, seq, name, &[]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn portable_runs_replay_exact_on_an_sse_only_cpu() {
+    under("Nehalem");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn portable_runs_replay_exact_on_an_avx2_fma_cpu() {
+    // Without the system features qemu's TCG cannot emulate (it would warn about each).
+    under("Haswell,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn portable_runs_replay_exact_on_qemus_max_cpu() {
+    under("max");
+}
+
+/// Recorded on two threads, replayed on one and on three (the widest case splits its
+/// products among them), natively.
+#[test]
+fn portable_runs_replay_exact_with_other_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (seq, name) in record(dir.path(), 2) {
+        for threads in ["1", "3"] {
+            replays_exact(dir.path(), &[], seq, name, &["--threads", threads]);
+        }
+    }
+}
