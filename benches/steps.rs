@@ -48,7 +48,17 @@ fn main() {
     for _ in 0..rounds {
         for (w, (name, _)) in WORKLOADS.iter().enumerate() {
             for (e, &device) in engines.iter().enumerate() {
-                let rec = bench::measure(name, &exps[w], RunEnv { device, threads, ..RunEnv::default() }, 1, 0.5);
+                let rec = bench::measure(
+                    name,
+                    &exps[w],
+                    RunEnv {
+                        device,
+                        threads,
+                        ..RunEnv::default()
+                    },
+                    1,
+                    0.5,
+                );
                 rate[w][e].push(rec["steps_per_s_median"].as_f64().unwrap_or(f64::NAN));
             }
         }

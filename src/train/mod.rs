@@ -146,7 +146,7 @@ impl RunEnv {
 
 /// Whether the portable engine computes every number of `exp`'s run, or what it lacks.
 pub fn portable_covers(exp: &Experiment) -> Result<(), String> {
-    use crate::experiment::{Activation, ModelKind};
+    use crate::experiment::ModelKind;
     let spec = exp.spec();
     let model = &spec.model;
     if model.kind != ModelKind::Mlp {
@@ -157,9 +157,6 @@ pub fn portable_covers(exp: &Experiment) -> Result<(), String> {
             "gradient-free search ('{}')",
             spec.train.optimizer.name()
         ));
-    }
-    if model.activation == Activation::Gelu {
-        return Err("GELU MLPs".into());
     }
     Ok(())
 }

@@ -493,7 +493,10 @@ pub(super) fn drive<N: Network + 'static>(
     // Moved, not cloned: the fused step updates the weights in place only if it owns them.
     let net: Box<dyn std::any::Any> = Box::new(net);
     let net = match net.downcast::<Mlp>() {
-        Ok(mlp) if ctx.env.device.fused() && super::fused::supports(&mlp) => {
+        Ok(mlp)
+            if ctx.env.device.fused()
+                && super::fused::supports(&mlp, ctx.env.device.host_engine(ctx.env.threads)) =>
+        {
             let engine = ctx.env.device.host_engine(ctx.env.threads);
             let step = super::fused::FusedMlp::new(*mlp, t, objective, engine);
             return drive_with(step, ctx, rec);

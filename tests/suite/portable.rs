@@ -38,6 +38,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "optimizer = \"rmsprop\"\nlearning_rate = 0.003\nbatch_size = 40",
     ),
     (
+        "gelu-adam",
+        "task = \"digits\"\ntrain_size = 50\ntest_size = 25",
+        "depth = 4\nwidth = 27\nactivation = \"gelu\"",
+        "optimizer = \"adam\"\nlearning_rate = 0.003\nbatch_size = 25",
+    ),
+    (
         "linear-rprop",
         "task = \"spirals\"\ntrain_size = 64\ntest_size = 16",
         "depth = 4\nwidth = 9\nactivation = \"linear\"",

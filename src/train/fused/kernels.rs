@@ -2,13 +2,40 @@
 //! vectorises: bias + activation, activation derivative, column sums, and the parameter
 //! update with the probes' sums (in `probe`'s blocked form) taken on the way.
 
+use crate::engine::math::{gelu_derivative_f32, gelu_f32};
 use crate::experiment::Activation;
 use crate::models::kernels::{sigmoid_f32, simd, tanh_f32};
 use crate::train::probe::{BLOCK, LANES, flush};
 
-/// The activations the fused step computes itself (GELU needs erf: it takes the tensor path).
+/// The activations every engine's fused step computes (GELU, through the portable engine's
+/// erf, only on that engine).
 pub fn supported(act: Activation) -> bool {
     !matches!(act, Activation::Gelu)
+}
+
+/// h ← GELU(h), in place.
+pub fn gelu(h: &mut [f32]) {
+    simd(
+        #[inline(always)]
+        || h.iter_mut().for_each(|x| *x = gelu_f32(*x)),
+    )
+}
+
+/// g ← g ⊙ GELU′(z).
+pub fn mul_gelu_derivative(g: &mut [f32], z: &[f32]) {
+    simd(
+        #[inline(always)]
+        || {
+            for (x, &z) in g.iter_mut().zip(z) {
+                *x *= gelu_derivative_f32(z);
+            }
+        },
+    )
+}
+
+/// How many values are below `limit` (as an f64 count).
+pub fn count_below(v: &[f32], limit: f32) -> f64 {
+    v.iter().filter(|&&x| x < limit).count() as f64
 }
 
 /// z ← φ(z + b) row by row, in place (`z` is `[rows, b.len()]`).

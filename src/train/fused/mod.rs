@@ -20,15 +20,18 @@ use super::runner::{Batch, evaluate};
 use super::step::{LayerStats, StepStats, Stepper};
 use super::weights_bytes;
 use crate::data::Objective;
-use crate::experiment::TrainSection;
+use crate::experiment::{Activation, TrainSection};
+use crate::models::activation::GELU_SATURATED_Z;
 use crate::models::host::{self, Engine, View};
 use crate::models::mlp::Dense;
 use crate::models::{Mlp, Network, named_parameters};
 use optim::{Clip, HostOptim, UpdateSums};
 
-/// Whether `mlp` can take the fused step (every activation but GELU).
-pub fn supports(mlp: &Mlp) -> bool {
-    kernels::supported(mlp.activation)
+/// Whether `mlp` can take the fused step on `engine`: every activation on the portable
+/// engine; all but GELU on `cpu` (whose GELU entries were made by the tensor step and must
+/// keep replaying there).
+pub fn supports(mlp: &Mlp, engine: Engine) -> bool {
+    kernels::supported(mlp.activation) || engine.portable
 }
 
 /// An MLP trained by the fused host step.
@@ -87,15 +90,16 @@ impl FusedMlp {
     }
 }
 
-/// φ(input·W + b) for `n` rows (no activation on the output layer: `act` is `None`).
+/// φ(input·W + b) for `n` rows (no activation on the output layer: `act` is `None`), and
+/// for GELU the pre-activation too (its derivative and saturation are read from z, not h).
 fn layer_forward(
     engine: Engine,
     layer: &HostDense,
     input: &[f32],
     n: usize,
-    act: Option<crate::experiment::Activation>,
+    act: Option<Activation>,
     slope: f32,
-) -> Vec<f32> {
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let (fi, fo) = (layer.fan_in, layer.fan_out);
     let mut z = host::overwritten(n * fo);
     engine.product(
@@ -106,8 +110,15 @@ fn layer_forward(
         View::rows(input, fi),
         View::rows(&layer.w, fo),
     );
+    if act == Some(Activation::Gelu) {
+        kernels::bias_activation(&mut z, &layer.b, None, slope);
+        let mut pre = host::overwritten(z.len());
+        pre.copy_from_slice(&z);
+        kernels::gelu(&mut z);
+        return (z, Some(pre));
+    }
     kernels::bias_activation(&mut z, &layer.b, act, slope);
-    z
+    (z, None)
 }
 
 impl Stepper for FusedMlp {
@@ -123,11 +134,13 @@ impl Stepper for FusedMlp {
         let depth = layers.len();
 
         // Forward: acts[l] is the input of layer l (the batch, then each hidden output).
+        // pres[l]: layer l's pre-activation, kept for GELU only.
         let mut acts: Vec<Vec<f32>> = Vec::with_capacity(depth);
+        let mut pres: Vec<Option<Vec<f32>>> = Vec::with_capacity(depth);
         acts.push(host::to_vec(batch.x.clone()));
         let mut logits = Vec::new();
         for (l, layer) in layers.iter().enumerate() {
-            let z = layer_forward(
+            let (z, pre) = layer_forward(
                 engine,
                 layer,
                 &acts[l],
@@ -135,6 +148,7 @@ impl Stepper for FusedMlp {
                 (l + 1 < depth).then_some(act),
                 slope,
             );
+            pres.push(pre);
             if l + 1 < depth {
                 acts.push(z);
             } else {
@@ -175,14 +189,20 @@ impl Stepper for FusedMlp {
                 let mut g = host::overwritten(n * fi);
                 let w_t = View::transposed(&layers[l].w, fo);
                 engine.product((n, fi, fo), &mut g, fi, false, View::rows(&delta, fo), w_t);
-                kernels::mul_derivative(&mut g, &acts[l], act, slope);
+                match &pres[l - 1] {
+                    Some(z) => kernels::mul_gelu_derivative(&mut g, z),
+                    None => kernels::mul_derivative(&mut g, &acts[l], act, slope),
+                }
                 g
             });
             if probing {
                 let output = if l + 1 < depth { &acts[l + 1] } else { &logits };
                 let hidden = l + 1 < depth;
-                let (out_sum, out_sq, saturated) =
+                let (out_sum, out_sq, mut saturated) =
                     probe::fast_output_sums(output, hidden.then_some(act));
+                if let Some(z) = &pres[l] {
+                    saturated = kernels::count_below(z, GELU_SATURATED_Z as f32);
+                }
                 stats[l] = Some(LayerStats {
                     grad_w_sq: 0.0,
                     grad_b_sq: 0.0,
@@ -235,7 +255,10 @@ impl Stepper for FusedMlp {
             }
         }
         // Every buffer of this step is spent; the next step overwrites them.
-        acts.into_iter().chain([delta]).for_each(host::recycle);
+        acts.into_iter()
+            .chain(pres.into_iter().flatten())
+            .chain([delta])
+            .for_each(host::recycle);
         self.put_layers(layers);
 
         let grad_sq = sums.iter().map(|(w, b)| w.grad_sq + b.grad_sq).sum();
@@ -282,7 +305,8 @@ impl Stepper for FusedMlp {
                 fan_out,
             };
             let hidden = (l + 1 < depth).then_some(act);
-            let z = layer_forward(self.engine, &layer, &h, batch.n, hidden, slope);
+            let (z, pre) = layer_forward(self.engine, &layer, &h, batch.n, hidden, slope);
+            pre.into_iter().for_each(host::recycle);
             host::recycle(std::mem::replace(&mut h, z));
         }
         let y = host::to_vec(batch.y.clone());
@@ -448,6 +472,19 @@ mod tests {
             "activation = \"tanh\"",
             "optimizer = \"sgd\"",
         ));
+        // GELU is fused on the portable engine only (`cpu` keeps the tensor step for it).
+        let gelu = exp(
+            "digits",
+            "activation = \"gelu\"",
+            "optimizer = \"adam\"\nlearning_rate = 0.003",
+        );
+        agree_on(
+            &gelu,
+            Engine {
+                portable: true,
+                threads: 1,
+            },
+        );
     }
 
     /// The same run twice, and on two threads, gives the same bits (products large enough
