@@ -152,12 +152,6 @@ pub fn portable_covers(exp: &Experiment) -> Result<(), String> {
     if model.kind != ModelKind::Mlp {
         return Err(format!("the '{}' model", model.kind.name()));
     }
-    if spec.train.optimizer.gradient_free() {
-        return Err(format!(
-            "gradient-free search ('{}')",
-            spec.train.optimizer.name()
-        ));
-    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 use super::events::*;
 use super::probe;
 use super::step::{Stepper, TensorStep};
-use super::{Control, Outcome, RunEnv, weights_bytes};
+use super::{Control, DeviceKind, Outcome, RunEnv, weights_bytes};
 use crate::cancel;
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::{Experiment, ModelKind, ProbeSection};
@@ -161,7 +161,7 @@ pub(super) fn header_for(
         steps: exp.spec().train.steps,
         backend: env.device.name().into(),
         device: env.device.name().into(),
-        threads: (env.device != super::DeviceKind::Portable).then_some(env.threads),
+        threads: (env.device != DeviceKind::Portable).then_some(env.threads),
         layers,
         search: None,
     }
@@ -374,7 +374,17 @@ fn run(
     let (steps, features) = (ds.seq_len, ds.input_dim / ds.seq_len);
     let reads = ds.objective.positions();
     match m.kind {
-        ModelKind::Mlp => fit(|s| Mlp::new(m, input, out, s, &device), &ctx, rec),
+        ModelKind::Mlp => {
+            let make = |s| Mlp::new(m, input, out, s, &device);
+            if spec.train.optimizer.gradient_free() && env.device == DeviceKind::Portable {
+                // The portable engine scores candidates with the fused step's own forward.
+                let engine = env.device.host_engine(env.threads);
+                let scorer = super::fused::HostScorer::new(&make(exp.seed()), ds.objective, engine);
+                super::search::search(&make, &ctx, rec, Some(&scorer))
+            } else {
+                fit(make, &ctx, rec)
+            }
+        }
         ModelKind::Resnet => fit(|s| Resnet::new(m, input, out, s, &device), &ctx, rec),
         ModelKind::Rnn => fit(
             |s| Rnn::new(m, steps, features, out, reads, s, &device),
@@ -476,7 +486,7 @@ fn fit<N: Network + 'static>(
     rec: &mut Record,
 ) -> Result<(End, Vec<u8>), String> {
     if ctx.exp.spec().train.optimizer.gradient_free() {
-        super::search::search(&make, ctx, rec)
+        super::search::search(&make, ctx, rec, None)
     } else {
         drive(make(ctx.exp.seed()), ctx, rec)
     }

@@ -10,6 +10,7 @@
 //! `search` stream of the config seed.
 
 use super::events::*;
+use super::fused::HostScorer;
 use super::runner::{
     Batches, Ctx, Record, evaluate, header_for, loss_and_delta, objective_name, schedule, to_device,
 };
@@ -43,6 +44,7 @@ pub(super) fn search<N: Network>(
     make: &dyn Fn(u64) -> N,
     ctx: &Ctx,
     rec: &mut Record,
+    scorer: Option<&HostScorer>,
 ) -> Result<(End, Vec<u8>), String> {
     let Ctx {
         exp,
@@ -84,20 +86,30 @@ pub(super) fn search<N: Network>(
         }
         let batch = batches.next(ctx);
         // Every candidate's loss (and correct count) in one read-back.
-        let mut scalars = Vec::with_capacity(2 * population.len());
-        for candidate in &population {
-            net.set_params(unflatten(candidate, &shapes, device));
-            let (loss, _, correct) =
-                loss_and_delta(ds.objective, net.forward(batch.x.clone()), &batch);
-            scalars.push(loss);
-            scalars.extend(correct);
-        }
-        let values = Tensor::cat(scalars, 0)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))?;
-        let per = if classify { 2 } else { 1 };
-        let losses: Vec<f64> = values.iter().step_by(per).map(|&v| v as f64).collect();
+        // (loss, correct count) of every candidate.
+        let scores: Vec<(f64, Option<f64>)> = match scorer {
+            Some(host) => population.iter().map(|c| host.score(c, &batch)).collect(),
+            None => {
+                let mut scalars = Vec::with_capacity(2 * population.len());
+                for candidate in &population {
+                    net.set_params(unflatten(candidate, &shapes, device));
+                    let (loss, _, correct) =
+                        loss_and_delta(ds.objective, net.forward(batch.x.clone()), &batch);
+                    scalars.push(loss);
+                    scalars.extend(correct);
+                }
+                let values = Tensor::cat(scalars, 0)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| format!("{e:?}"))?;
+                let per = if classify { 2 } else { 1 };
+                values
+                    .chunks(per)
+                    .map(|v| (v[0] as f64, v.get(1).map(|&c| c as f64)))
+                    .collect()
+            }
+        };
+        let losses: Vec<f64> = scores.iter().map(|s| s.0).collect();
         let key = |l: f64| if l.is_finite() { l } else { f64::INFINITY };
         let mut order: Vec<usize> = (0..population.len()).collect();
         order.sort_by(|&a, &b| key(losses[a]).total_cmp(&key(losses[b])).then(a.cmp(&b)));
@@ -116,13 +128,15 @@ pub(super) fn search<N: Network>(
         let (probing, testing) = schedule(step, t.steps, &spec.probe);
         if probing {
             net.set_params(unflatten(&population[best], &shapes, device));
-            let test = match (&test_batch, testing) {
-                (Some(b), true) => Some(evaluate(&net, ds.objective, b)?),
+            let test = match (&test_batch, testing, scorer) {
+                (Some(b), true, Some(host)) => Some(host.metrics(&population[best], b)),
+                (Some(b), true, None) => Some(evaluate(&net, ds.objective, b)?),
                 _ => None,
             };
-            let accuracy = classify.then(|| {
-                values[per * best + 1] as f64 / (batch.n * ds.objective.positions()) as f64
-            });
+            let accuracy = scores[best]
+                .1
+                .filter(|_| classify)
+                .map(|c| c / (batch.n * ds.objective.positions()) as f64);
             rec.probe(Probe {
                 step,
                 loss: losses[best],

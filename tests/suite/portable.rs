@@ -50,6 +50,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "optimizer = \"rprop\"\nbatch_size = 64",
     ),
     (
+        "genetic-tanh",
+        "task = \"spirals\"\ntrain_size = 64\ntest_size = 32",
+        "depth = 3\nwidth = 12\nactivation = \"tanh\"",
+        "optimizer = \"genetic\"\nbatch_size = 64\n[search]\npopulation = 12\nelite = 3",
+    ),
+    (
+        "random-search-sigmoid",
+        "task = \"teacher\"\ntrain_size = 40\ntest_size = 20",
+        "depth = 2\nwidth = 10\nactivation = \"sigmoid\"",
+        "optimizer = \"random-search\"\nbatch_size = 40\n[search]\npopulation = 8",
+    ),
+    (
         "wide-tanh-threaded",
         "task = \"digits\"\ntrain_size = 128\ntest_size = 16",
         "depth = 3\nwidth = 100\nactivation = \"tanh\"",

@@ -121,6 +121,70 @@ fn layer_forward(
     (z, None)
 }
 
+/// Scores an MLP's flat parameter vectors on host buffers: the gradient-free search's fitness
+/// (and test metrics) on the portable engine, with the step's own forward and loss.
+pub struct HostScorer {
+    engine: Engine,
+    act: Activation,
+    slope: f32,
+    objective: Objective,
+    /// (fan_in, fan_out) of each layer; the flat vector holds W then b for each.
+    layers: Vec<(usize, usize)>,
+}
+
+impl HostScorer {
+    /// For `mlp` (its shapes and activation; its values are not read).
+    pub fn new(mlp: &Mlp, objective: Objective, engine: Engine) -> Self {
+        Self {
+            engine,
+            act: mlp.activation,
+            slope: mlp.slope as f32,
+            objective,
+            layers: mlp
+                .layers
+                .iter()
+                .map(|d| {
+                    let [fi, fo] = d.weight.dims();
+                    (fi, fo)
+                })
+                .collect(),
+        }
+    }
+
+    /// The loss and the correct count (classification) of parameters `flat` on `batch`.
+    pub fn score(&self, flat: &[f32], batch: &Batch) -> (f64, Option<f64>) {
+        let mut at = 0;
+        let mut h = host::to_vec(batch.x.clone());
+        let depth = self.layers.len();
+        for (l, &(fi, fo)) in self.layers.iter().enumerate() {
+            let layer = HostDense {
+                w: flat[at..at + fi * fo].to_vec(),
+                b: flat[at + fi * fo..at + fi * fo + fo].to_vec(),
+                fan_in: fi,
+                fan_out: fo,
+            };
+            at += fi * fo + fo;
+            let hidden = (l + 1 < depth).then_some(self.act);
+            let (z, pre) = layer_forward(self.engine, &layer, &h, batch.n, hidden, self.slope);
+            pre.into_iter().for_each(host::recycle);
+            host::recycle(std::mem::replace(&mut h, z));
+        }
+        let y = host::to_vec(batch.y.clone());
+        let out = loss::loss_and_delta(self.engine, self.objective, &h, &y, batch.n);
+        host::recycle(h);
+        (out.loss, out.correct)
+    }
+
+    /// Test-split metrics of parameters `flat`.
+    pub fn metrics(&self, flat: &[f32], batch: &Batch) -> TestMetrics {
+        let (loss, correct) = self.score(flat, batch);
+        TestMetrics {
+            loss,
+            accuracy: correct.map(|c| c / (batch.n * self.objective.positions()) as f64),
+        }
+    }
+}
+
 impl Stepper for FusedMlp {
     fn layer_names(&self) -> Vec<String> {
         self.net.layer_names()
@@ -293,31 +357,11 @@ impl Stepper for FusedMlp {
             // their bits); the portable engine never leaves its own arithmetic.
             return evaluate(&self.net, self.objective, batch);
         }
-        let (act, slope) = (self.net.activation, self.net.slope as f32);
-        let depth = self.net.layers.len();
-        let mut h = host::to_vec(batch.x.clone());
-        for (l, d) in self.net.layers.iter().enumerate() {
-            let [fan_in, fan_out] = d.weight.dims();
-            let layer = HostDense {
-                w: host::to_vec(d.weight.clone()),
-                b: host::to_vec(d.bias.clone()),
-                fan_in,
-                fan_out,
-            };
-            let hidden = (l + 1 < depth).then_some(act);
-            let (z, pre) = layer_forward(self.engine, &layer, &h, batch.n, hidden, slope);
-            pre.into_iter().for_each(host::recycle);
-            host::recycle(std::mem::replace(&mut h, z));
-        }
-        let y = host::to_vec(batch.y.clone());
-        let out = loss::loss_and_delta(self.engine, self.objective, &h, &y, batch.n);
-        host::recycle(h);
-        Ok(TestMetrics {
-            loss: out.loss,
-            accuracy: out
-                .correct
-                .map(|c| c / (batch.n * self.objective.positions()) as f64),
-        })
+        let flat: Vec<f32> = named_parameters(&self.net)
+            .into_iter()
+            .flat_map(|(_, _, v)| v)
+            .collect();
+        Ok(HostScorer::new(&self.net, self.objective, self.engine).metrics(&flat, batch))
     }
 
     fn weights(&self) -> Vec<u8> {
@@ -485,6 +529,37 @@ mod tests {
                 threads: 1,
             },
         );
+    }
+
+    /// The host scorer (search fitness, test metrics) agrees with the tensor path's evaluation.
+    #[test]
+    fn host_scores_match_the_tensor_evaluation() {
+        for (task, act) in [("digits", "relu"), ("teacher", "gelu"), ("spirals", "tanh")] {
+            let e = exp(task, &format!("activation = \"{act}\""), "");
+            let s = e.spec();
+            let device = Device::flex();
+            let ds = data::build(&s.data, e.seed()).unwrap();
+            let net = Mlp::new(
+                &s.model,
+                ds.input_dim,
+                ds.objective.output_dim(),
+                5,
+                &device,
+            );
+            let batch = to_device(&ds.train, &ds, &device);
+            let engine = Engine {
+                portable: true,
+                threads: 1,
+            };
+            let flat: Vec<f32> = named_parameters(&net)
+                .into_iter()
+                .flat_map(|(_, _, v)| v)
+                .collect();
+            let host = HostScorer::new(&net, ds.objective, engine).metrics(&flat, &batch);
+            let tensor = evaluate(&net, ds.objective, &batch).unwrap();
+            close(host.loss, tensor.loss, &format!("{task} {act} loss"));
+            assert_eq!(host.accuracy, tensor.accuracy, "{task} {act}");
+        }
     }
 
     /// The same run twice, and on two threads, gives the same bits (products large enough
