@@ -88,6 +88,12 @@ pub fn exp_f32(x: f32) -> f32 {
     libm::expf(x)
 }
 
+/// ln x in f32.
+#[inline]
+pub fn ln_f32(x: f32) -> f32 {
+    libm::logf(x)
+}
+
 /// GELU, x·Φ(x) = ½x(1 + erf(x/√2)), as Burn's `gelu` defines it.
 #[inline]
 pub fn gelu_f32(x: f32) -> f32 {

@@ -16,6 +16,31 @@ pub fn flush(lanes: &mut [f32; LANES]) -> f64 {
     s
 }
 
+/// Σx, blocked.
+pub fn sum(v: &[f32]) -> f64 {
+    simd(
+        #[inline(always)]
+        || {
+            let mut total = 0.0;
+            let mut lanes = [0f32; LANES];
+            for block in v.chunks(BLOCK) {
+                let chunks = block.chunks_exact(LANES);
+                let rest = chunks.remainder();
+                for c in chunks {
+                    for k in 0..LANES {
+                        lanes[k] += c[k];
+                    }
+                }
+                for (k, &x) in rest.iter().enumerate() {
+                    lanes[k] += x;
+                }
+                total += flush(&mut lanes);
+            }
+            total
+        },
+    )
+}
+
 /// Σx², blocked.
 pub fn sum_sq(v: &[f32]) -> f64 {
     simd(
@@ -51,5 +76,7 @@ mod tests {
         let exact: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
         assert!((sum_sq(&v) - exact).abs() < 1e-6 * exact);
         assert_eq!(sum_sq(&[]), 0.0);
+        let exact: f64 = v.iter().map(|&x| x as f64).sum();
+        assert!((sum(&v) - exact).abs() < 1e-6 * v.len() as f64);
     }
 }

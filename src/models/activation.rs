@@ -3,6 +3,7 @@
 
 use super::kernels;
 use crate::experiment::Activation;
+use crate::models::ops::{self, PortableOps};
 use burn::tensor::{Tensor, activation};
 
 /// Threshold of |tanh| counted as saturated.
@@ -21,8 +22,18 @@ pub fn forward_fast(act: Activation, slope: f64, z: Tensor<2>) -> Tensor<2> {
     }
 }
 
-/// φ(z) in Burn's ops (autodiff-capable; used by the Burn-module form and cross-checks).
+/// φ(z) in Burn's ops (autodiff-capable; used by the Burn-module form and cross-checks), or
+/// the portable engine's during a portable run.
 pub fn forward(act: Activation, slope: f64, z: Tensor<2>) -> Tensor<2> {
+    if ops::on_portable(&z) {
+        match act {
+            Activation::Tanh => return ops::tanh(z),
+            Activation::Sigmoid => return ops::sigmoid(z),
+            Activation::Gelu => return ops::gelu(z),
+            // ReLU, leaky ReLU and the identity are exact in Burn's ops.
+            _ => {}
+        }
+    }
     match act {
         Activation::Tanh => z.tanh(),
         Activation::Sigmoid => activation::sigmoid(z),
@@ -48,14 +59,14 @@ pub fn derivative(act: Activation, slope: f64, z: &Tensor<2>, h: &Tensor<2>) -> 
             let cdf = z
                 .clone()
                 .div_scalar(std::f64::consts::SQRT_2)
-                .erf()
+                .perf()
                 .add_scalar(1.0)
                 .mul_scalar(0.5);
             let pdf = z
                 .clone()
                 .square()
                 .mul_scalar(-0.5)
-                .exp()
+                .pexp()
                 .mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt());
             cdf.add(z.clone().mul(pdf))
         }

@@ -106,6 +106,19 @@ impl Engine {
         }
     }
 
+    /// The same product on one thread (inside work already split among threads).
+    pub(crate) fn product1(
+        self,
+        mnk: (usize, usize, usize),
+        dst: &mut [f32],
+        dst_rs: usize,
+        accumulate: bool,
+        lhs: View<'_>,
+        rhs: View<'_>,
+    ) {
+        Engine { threads: 1, ..self }.product(mnk, dst, dst_rs, accumulate, lhs, rhs)
+    }
+
     pub(crate) fn exp(self, x: f64) -> f64 {
         if self.portable {
             crate::engine::math::exp(x)

@@ -9,9 +9,11 @@
 //! carousel. `tests::bptt_matches_autodiff` holds the hand-written pass to Burn's autodiff.
 
 use super::activation::SIGMOID_SATURATED;
+use super::host::Engine;
 use super::recurrent::{Readout, ReadoutGrads, as_rows, time_profile};
 use super::{Backward, LayerSignals, Network, Saturation, host, init, kernels, matrix};
 use crate::experiment::ModelSection;
+use crate::models::ops::PortableMatrix;
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
 
@@ -33,10 +35,10 @@ pub struct Lstm {
     pub readout: Readout,
     pub steps: usize,
     pub features: usize,
-    /// Take the `cpu` engine's time-major host pass (`fused`) on the flex device.
-    pub fused: bool,
-    /// Workers the fused pass splits each step's examples among (same bits for any count).
-    pub threads: usize,
+    /// The fused time-major host pass (`fused`) on the flex device, on this engine's products
+    /// (its threads split each step's examples: the same bits for any count); `None` takes
+    /// Burn's ops.
+    pub host: Option<Engine>,
 }
 
 /// One step's gate activations and states.
@@ -103,8 +105,7 @@ impl Lstm {
             readout: Readout::new(m, h, output_dim, out_steps, &mut rng, device),
             steps,
             features,
-            fused: false,
-            threads: 1,
+            host: None,
         }
     }
 
@@ -118,7 +119,7 @@ impl Lstm {
         let xw = x
             .clone()
             .reshape([b * t_len, self.features])
-            .matmul(self.w_in.clone())
+            .pmatmul(self.w_in.clone())
             .add(self.bias.clone())
             .reshape([b, t_len * GATES * h]);
         let zero = Tensor::<2>::zeros([b, h], &x.device());
@@ -128,7 +129,7 @@ impl Lstm {
             crate::cancel::checkpoint();
             let mut z = xw.clone().narrow(1, t * GATES * h, GATES * h);
             if t > 0 {
-                z = z.add(hs[t].clone().matmul(self.w_rec.clone()));
+                z = z.add(hs[t].clone().pmatmul(self.w_rec.clone()));
             }
             let s = kernels::sigmoid(z.clone());
             let (i, f, o) = (
@@ -198,7 +199,7 @@ impl Network for Lstm {
     }
 
     fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, LstmTape) {
-        if self.fused && host::is_host(&x.device()) {
+        if self.host.is_some() && host::is_host(&x.device()) {
             let tape = self.run_fused(x);
             (tape.logits.clone(), LstmTape::Fused(tape))
         } else if host::is_host(&x.device()) {
@@ -250,7 +251,7 @@ impl Lstm {
             let s = &steps[t - 1];
             let through_time = dzs
                 .last()
-                .map(|dz: &Tensor<2>| dz.clone().matmul(w_rec_t.clone()));
+                .map(|dz: &Tensor<2>| dz.clone().pmatmul(w_rec_t.clone()));
             let dh = read.error_at(t, t_len, through_time);
             let mut dc = dh
                 .clone()
@@ -274,11 +275,11 @@ impl Lstm {
         dhs.reverse();
         let dz_rows = as_rows(dzs, b, GATES * h);
         let x_rows = x.reshape([b * t_len, self.features]);
-        let g_w_in = x_rows.transpose().matmul(dz_rows.clone());
+        let g_w_in = x_rows.transpose().pmatmul(dz_rows.clone());
         let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h)
             .transpose()
-            .matmul(dz_rows.clone());
-        let g_bias = dz_rows.clone().sum_dim(0);
+            .pmatmul(dz_rows.clone());
+        let g_bias = dz_rows.clone().psum_dim(0);
         let time = time_profile(dhs, b, h);
         let outputs = as_rows(hs[1..].to_vec(), b, h);
         // Forget gates near 0 (forgetting) or 1 (holding) count as saturated.
@@ -836,7 +837,10 @@ mod tests {
         let (b, t_len, d, out_steps) = (4, 9, 3, 2);
         let flex = Lstm::new(&m, t_len, d, 2 * out_steps, out_steps, 5, &device);
         let cpu = Lstm {
-            fused: true,
+            host: Some(Engine {
+                portable: false,
+                threads: 1,
+            }),
             ..flex.clone()
         };
         // Large inputs drive some forget gates into saturation.
@@ -891,7 +895,10 @@ mod tests {
         let (b, t_len, d) = (3, 12, 2);
         let flex = Lstm::new(&m, t_len, d, 2, 1, 5, &device);
         let cpu = Lstm {
-            fused: true,
+            host: Some(Engine {
+                portable: false,
+                threads: 1,
+            }),
             ..flex.clone()
         };
         let rnn = Rnn::new(&m, t_len, d, 2, 1, 5, &device);
@@ -923,11 +930,17 @@ mod tests {
         };
         let (b, t_len, d) = (5, 7, 2);
         let one = Lstm {
-            fused: true,
+            host: Some(Engine {
+                portable: false,
+                threads: 1,
+            }),
             ..Lstm::new(&m, t_len, d, 1, 1, 9, &device)
         };
         let two = Lstm {
-            threads: 2,
+            host: Some(Engine {
+                portable: false,
+                threads: 2,
+            }),
             ..one.clone()
         };
         let x = random(b, t_len * d, 3, &device);

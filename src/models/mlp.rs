@@ -9,6 +9,7 @@
 
 use super::{Backward, LayerSignals, Network, Saturation, activation, init};
 use crate::experiment::{Activation, ModelSection};
+use crate::models::ops::PortableMatrix;
 use crate::rng::Stream;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
@@ -75,7 +76,7 @@ impl Mlp {
     }
 
     fn dense(layer: &Dense, h: Tensor<2>) -> Tensor<2> {
-        h.matmul(layer.weight.clone()).add(layer.bias.clone())
+        h.pmatmul(layer.weight.clone()).add(layer.bias.clone())
     }
 
     /// The parameters as a Burn module of `Linear` layers.
@@ -178,12 +179,12 @@ impl Network for Mlp {
         outputs.push(zs[n - 1].clone());
         for l in (0..n).rev() {
             let input = &inputs[l];
-            grads[2 * l] = Some(input.clone().transpose().matmul(delta.clone()));
-            grads[2 * l + 1] = Some(delta.clone().sum_dim(0));
+            grads[2 * l] = Some(input.clone().transpose().pmatmul(delta.clone()));
+            grads[2 * l + 1] = Some(delta.clone().psum_dim(0));
             let next = (l > 0).then(|| {
                 let g_h = delta
                     .clone()
-                    .matmul(self.layers[l].weight.clone().transpose());
+                    .pmatmul(self.layers[l].weight.clone().transpose());
                 // The input of layer l is the output of layer l−1's activation.
                 match activation::derivative(self.activation, self.slope, &zs[l - 1], input) {
                     Some(d) => g_h.mul(d),

@@ -14,6 +14,7 @@ pub mod init;
 pub mod kernels;
 pub mod lstm;
 pub mod mlp;
+pub mod ops;
 pub mod rbm;
 pub mod recurrent;
 pub mod resnet;

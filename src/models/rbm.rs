@@ -7,8 +7,10 @@
 //! never the backend's RNG, so pretraining replays exactly.
 
 use super::matrix;
+use crate::models::ops::{self, PortableMatrix, PortableOps};
 use crate::rng::Stream;
-use burn::tensor::{Device, Tensor, activation::sigmoid, activation::softplus};
+use burn::tensor::{Device, Tensor};
+use ops::sigmoid;
 
 /// Exact log-likelihoods are computed by enumerating 2ⁿ states of the smaller layer while
 /// n is at most this (65 536 states: milliseconds on the host).
@@ -71,13 +73,13 @@ impl Rbm {
 
     /// p(h = 1 | v) = σ(v·W + c).
     pub fn hidden_probs(&self, v: Tensor<2>) -> Tensor<2> {
-        sigmoid(v.matmul(self.weight.clone()).add(self.hidden_bias.clone()))
+        sigmoid(v.pmatmul(self.weight.clone()).add(self.hidden_bias.clone()))
     }
 
     /// p(v = 1 | h) = σ(h·Wᵀ + b).
     pub fn visible_probs(&self, h: Tensor<2>) -> Tensor<2> {
         sigmoid(
-            h.matmul(self.weight.clone().transpose())
+            h.pmatmul(self.weight.clone().transpose())
                 .add(self.visible_bias.clone()),
         )
     }
@@ -85,12 +87,9 @@ impl Rbm {
     /// Mean free energy F(v) = −v·b − Σ_j softplus(c_j + (v·W)_j) over the rows of `v`.
     pub fn mean_free_energy(&self, v: Tensor<2>) -> Tensor<1> {
         let [rows, _] = v.dims();
-        let visible_term = v.clone().mul(self.visible_bias.clone()).sum();
-        let hidden_term = softplus(
-            v.matmul(self.weight.clone()).add(self.hidden_bias.clone()),
-            1.0,
-        )
-        .sum();
+        let visible_term = v.clone().mul(self.visible_bias.clone()).psum();
+        let hidden_term =
+            ops::softplus(v.pmatmul(self.weight.clone()).add(self.hidden_bias.clone())).psum();
         visible_term.add(hidden_term).neg().div_scalar(rows as f64)
     }
 
@@ -98,7 +97,11 @@ impl Rbm {
     pub fn reconstruction_error(&self, v: Tensor<2>) -> Tensor<1> {
         let recon = self.visible_probs(self.hidden_probs(v.clone()));
         let [rows, cols] = v.dims();
-        recon.sub(v).square().sum().div_scalar((rows * cols) as f64)
+        recon
+            .sub(v)
+            .square()
+            .psum()
+            .div_scalar((rows * cols) as f64)
     }
 
     /// One CD-k (or persistent CD-k) update on the batch `v0`: the positive statistics from
@@ -131,12 +134,12 @@ impl Rbm {
         let d_w = v0
             .clone()
             .transpose()
-            .matmul(ph0.clone())
-            .sub(v.clone().transpose().matmul(ph.clone()))
+            .pmatmul(ph0.clone())
+            .sub(v.clone().transpose().pmatmul(ph.clone()))
             .div_scalar(n);
         let d_w = d_w.sub(self.weight.clone().mul_scalar(cfg.weight_decay));
-        let d_b = v0.sub(v).sum_dim(0).div_scalar(n);
-        let d_c = ph0.sub(ph).sum_dim(0).div_scalar(n);
+        let d_b = v0.sub(v).psum_dim(0).div_scalar(n);
+        let d_c = ph0.sub(ph).psum_dim(0).div_scalar(n);
         let steps = [d_w, d_b, d_c].map(|d| d.mul_scalar(cfg.learning_rate));
         let velocity = match state.velocity.take() {
             Some(old) => {
@@ -238,12 +241,16 @@ impl Rbm {
 }
 
 fn softplus64(x: f64) -> f64 {
-    if x > 30.0 { x } else { x.exp().ln_1p() }
+    if x > 30.0 {
+        x
+    } else {
+        ops::ln_1p_f64(ops::exp_f64(x))
+    }
 }
 
 fn log_sum_exp(v: &[f64]) -> f64 {
     let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    max + v.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
+    max + ops::ln_f64(v.iter().map(|x| ops::exp_f64(x - max)).sum::<f64>())
 }
 
 /// A stack of RBMs, data side first; rbm l+1's visible layer is rbm l's hidden layer.

@@ -3,6 +3,7 @@
 
 use super::{init, matrix};
 use crate::experiment::ModelSection;
+use crate::models::ops::{self, PortableMatrix, PortableOps};
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
 
@@ -69,7 +70,7 @@ impl Readout {
     /// [`Readout::forward`] from the read-out rows `[b · out_steps, hidden]` themselves.
     pub(crate) fn forward_rows(&self, rows: Tensor<2>, b: usize) -> Tensor<2> {
         let per_step = self.weight.dims()[1];
-        rows.matmul(self.weight.clone())
+        rows.pmatmul(self.weight.clone())
             .add(self.bias.clone())
             .reshape([b, self.out_steps * per_step])
     }
@@ -93,10 +94,10 @@ impl Readout {
         let (hidden, per_step) = (self.weight.dims()[0], self.weight.dims()[1]);
         let d = delta_out.reshape([b * self.out_steps, per_step]);
         ReadoutGrads {
-            weight: rows.transpose().matmul(d.clone()),
-            bias: d.clone().sum_dim(0),
+            weight: rows.transpose().pmatmul(d.clone()),
+            bias: d.clone().psum_dim(0),
             dh: d
-                .matmul(self.weight.clone().transpose())
+                .pmatmul(self.weight.clone().transpose())
                 .reshape([b, self.out_steps * hidden]),
             hidden,
             out_steps: self.out_steps,
@@ -125,6 +126,11 @@ impl ReadoutGrads {
 
 /// ‖∂L/∂h_t‖² for t = 1..T from the per-step errors `[b, hidden]`, as one `[T]` tensor.
 pub(crate) fn time_profile(dhs: Vec<Tensor<2>>, b: usize, hidden: usize) -> Tensor<1> {
+    if dhs.first().is_some_and(ops::on_portable) {
+        // One fixed-shape sum per time step (the 3-D reductions below are Burn's own).
+        let per_step: Vec<Tensor<1>> = dhs.into_iter().map(|d| d.square().psum()).collect();
+        return Tensor::cat(per_step, 0);
+    }
     let t_len = dhs.len();
     Tensor::cat(dhs, 1)
         .reshape([b, t_len, hidden])

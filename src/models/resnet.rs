@@ -11,6 +11,7 @@
 use super::mlp::Dense;
 use super::{Backward, LayerSignals, Network, Saturation, activation, init, matrix};
 use crate::experiment::{Activation, ModelSection};
+use crate::models::ops::PortableMatrix;
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
 
@@ -70,7 +71,7 @@ fn dense(
 }
 
 fn apply(layer: &Dense, h: Tensor<2>) -> Tensor<2> {
-    h.matmul(layer.weight.clone()).add(layer.bias.clone())
+    h.pmatmul(layer.weight.clone()).add(layer.bias.clone())
 }
 
 impl Resnet {
@@ -116,11 +117,11 @@ impl Resnet {
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for layers in &self.blocks {
             let (u, inv_std) = if self.layer_norm {
-                let centred = h.clone().sub(h.clone().mean_dim(1));
+                let centred = h.clone().sub(h.clone().pmean_dim(1));
                 let inv = centred
                     .clone()
                     .square()
-                    .mean_dim(1)
+                    .pmean_dim(1)
                     .add_scalar(LN_EPS)
                     .sqrt()
                     .recip();
@@ -239,8 +240,8 @@ impl Network for Resnet {
             .last()
             .expect("the stream starts at the stem")
             .clone();
-        grads[2 * n_layers - 2] = Some(last_stream.transpose().matmul(delta_out.clone()));
-        grads[2 * n_layers - 1] = Some(delta_out.clone().sum_dim(0));
+        grads[2 * n_layers - 2] = Some(last_stream.transpose().pmatmul(delta_out.clone()));
+        grads[2 * n_layers - 1] = Some(delta_out.clone().psum_dim(0));
         signals.push(LayerSignals {
             delta: delta_out.clone(),
             output: logits,
@@ -250,7 +251,7 @@ impl Network for Resnet {
             skip: None,
             delta_sq: None,
         });
-        let mut g = delta_out.matmul(self.out.weight.clone().transpose());
+        let mut g = delta_out.pmatmul(self.out.weight.clone().transpose());
         // Parameter index of the first layer of each block.
         let mut index = 2 * n_layers - 2;
         for (layers, bt) in self.blocks.iter().zip(blocks).rev() {
@@ -259,8 +260,8 @@ impl Network for Resnet {
             let d_branch = g.clone().mul_scalar(self.alpha);
             let d_a1 = match (&bt.z2, layers.get(1)) {
                 (Some(z2), Some(l2)) => {
-                    grads[index + 2] = Some(bt.a1.clone().transpose().matmul(d_branch.clone()));
-                    grads[index + 3] = Some(d_branch.clone().sum_dim(0));
+                    grads[index + 2] = Some(bt.a1.clone().transpose().pmatmul(d_branch.clone()));
+                    grads[index + 3] = Some(d_branch.clone().psum_dim(0));
                     signals.push(LayerSignals {
                         delta: d_branch.clone(),
                         output: z2.clone(),
@@ -270,19 +271,19 @@ impl Network for Resnet {
                         skip: Some(skip.clone()),
                         delta_sq: None,
                     });
-                    d_branch.matmul(l2.weight.clone().transpose())
+                    d_branch.pmatmul(l2.weight.clone().transpose())
                 }
                 _ => d_branch,
             };
             let dz1 = self.through_act(d_a1, &bt.z1, &bt.a1);
-            grads[index] = Some(bt.u.clone().transpose().matmul(dz1.clone()));
-            grads[index + 1] = Some(dz1.clone().sum_dim(0));
-            let du = dz1.clone().matmul(layers[0].weight.clone().transpose());
+            grads[index] = Some(bt.u.clone().transpose().pmatmul(dz1.clone()));
+            grads[index + 1] = Some(dz1.clone().psum_dim(0));
+            let du = dz1.clone().pmatmul(layers[0].weight.clone().transpose());
             let dh_branch = match &bt.inv_std {
                 // d/dh of (h − μ)/σ̂: (du − mean(du) − u·mean(du ⊙ u)) / σ̂, per example.
                 Some(inv) => {
-                    let mean_du = du.clone().mean_dim(1);
-                    let mean_du_u = du.clone().mul(bt.u.clone()).mean_dim(1);
+                    let mean_du = du.clone().pmean_dim(1);
+                    let mean_du_u = du.clone().mul(bt.u.clone()).pmean_dim(1);
                     du.sub(mean_du)
                         .sub(bt.u.clone().mul(mean_du_u))
                         .mul(inv.clone())
@@ -308,8 +309,8 @@ impl Network for Resnet {
             .next()
             .expect("the stream starts at the stem");
         let dz0 = self.through_act(g.clone(), &z0, &h0);
-        grads[0] = Some(x.transpose().matmul(dz0.clone()));
-        grads[1] = Some(dz0.clone().sum_dim(0));
+        grads[0] = Some(x.transpose().pmatmul(dz0.clone()));
+        grads[1] = Some(dz0.clone().psum_dim(0));
         signals.push(LayerSignals {
             delta: dz0,
             saturated: Some(Saturation::Of {

@@ -10,6 +10,7 @@ use super::activation::TANH_SATURATED;
 use super::recurrent::{Readout, as_rows, time_profile};
 use super::{Backward, LayerSignals, Network, Saturation, init, kernels, matrix};
 use crate::experiment::ModelSection;
+use crate::models::ops::PortableMatrix;
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
 
@@ -75,7 +76,7 @@ impl Rnn {
         let xw = x
             .clone()
             .reshape([b * t_len, self.features])
-            .matmul(self.w_in.clone())
+            .pmatmul(self.w_in.clone())
             .add(self.bias.clone())
             .reshape([b, t_len * h]);
         let mut hs = Vec::with_capacity(t_len + 1);
@@ -84,7 +85,7 @@ impl Rnn {
             crate::cancel::checkpoint();
             let mut a = xw.clone().narrow(1, t * h, h);
             if t > 0 {
-                a = a.add(hs[t].clone().matmul(self.w_rec.clone()));
+                a = a.add(hs[t].clone().pmatmul(self.w_rec.clone()));
             }
             hs.push(kernels::tanh(a));
         }
@@ -154,7 +155,7 @@ impl Network for Rnn {
             crate::cancel::checkpoint();
             let through_time = das
                 .last()
-                .map(|da: &Tensor<2>| da.clone().matmul(w_rec_t.clone()));
+                .map(|da: &Tensor<2>| da.clone().pmatmul(w_rec_t.clone()));
             let dh = read.error_at(t, t_len, through_time);
             let da = dh.clone().mul(hs[t].clone().square().neg().add_scalar(1.0));
             dhs.push(dh);
@@ -164,11 +165,11 @@ impl Network for Rnn {
         dhs.reverse();
         let da_rows = as_rows(das, b, h);
         let x_rows = x.reshape([b * t_len, self.features]);
-        let g_w_in = x_rows.transpose().matmul(da_rows.clone());
+        let g_w_in = x_rows.transpose().pmatmul(da_rows.clone());
         let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h)
             .transpose()
-            .matmul(da_rows.clone());
-        let g_bias = da_rows.clone().sum_dim(0);
+            .pmatmul(da_rows.clone());
+        let g_bias = da_rows.clone().psum_dim(0);
         let outputs = as_rows(hs[1..].to_vec(), b, h);
         let saturated = outputs.clone().abs().greater_elem(TANH_SATURATED).float();
         Backward {

@@ -30,9 +30,8 @@ use std::thread::JoinHandle;
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceKind {
-    /// The CPU with the lab's own arithmetic (`crate::engine`): the same bits on every CPU
-    /// and thread count (default). Covers what `portable_covers` accepts; other runs take
-    /// `cpu` and are recorded so.
+    /// The CPU with the lab's own arithmetic (`crate::engine`) for every model and phase:
+    /// the same bits on every CPU and thread count (default).
     Portable,
     /// The CPU with the lab's fused kernels over the `gemm` crate's products (bit-exact
     /// reruns on the same CPU kind). Models without a fused step run as on `flex`.
@@ -119,40 +118,6 @@ impl Default for RunEnv {
             streams: crate::rng::Version::default(),
         }
     }
-}
-
-impl RunEnv {
-    /// This environment for `exp`: the portable engine where it covers the run, `cpu` (and
-    /// why) where it does not yet. Every other kind is kept as asked.
-    pub fn resolve(self, exp: &Experiment) -> (RunEnv, Option<String>) {
-        if self.device != DeviceKind::Portable {
-            return (self, None);
-        }
-        match portable_covers(exp) {
-            Ok(()) => (self, None),
-            Err(why) => (
-                RunEnv {
-                    device: DeviceKind::Cpu,
-                    ..self
-                },
-                Some(format!(
-                    "the portable engine does not cover {why} yet: running on 'cpu' (recorded so; \
-                     its reruns are exact on this CPU kind only)"
-                )),
-            ),
-        }
-    }
-}
-
-/// Whether the portable engine computes every number of `exp`'s run, or what it lacks.
-pub fn portable_covers(exp: &Experiment) -> Result<(), String> {
-    use crate::experiment::ModelKind;
-    let spec = exp.spec();
-    let model = &spec.model;
-    if model.kind != ModelKind::Mlp {
-        return Err(format!("the '{}' model", model.kind.name()));
-    }
-    Ok(())
 }
 
 /// Cooperative control of a running training thread, checked every step.

@@ -9,6 +9,7 @@
 use crate::experiment::Activation;
 use crate::models::activation::{GELU_SATURATED_Z, SIGMOID_SATURATED, TANH_SATURATED};
 use crate::models::kernels::simd;
+use crate::models::ops::PortableOps;
 use crate::models::{LayerSignals, Saturation};
 use burn::tensor::Tensor;
 
@@ -192,17 +193,17 @@ pub fn device_sums(
     zero: &Tensor<1>,
 ) -> [Tensor<1>; 6] {
     [
-        layer.delta.clone().square().sum(),
-        weight_before.clone().square().sum(),
-        update.clone().square().sum(),
-        layer.output.clone().sum(),
-        layer.output.clone().square().sum(),
+        layer.delta.clone().square().psum(),
+        weight_before.clone().square().psum(),
+        update.clone().square().psum(),
+        layer.output.clone().psum(),
+        layer.output.clone().square().psum(),
         match &layer.saturated {
             Some(Saturation::Count(n)) => zero.clone().add_scalar(*n),
             other => other
                 .as_ref()
                 .and_then(|s| s.mask(&layer.output))
-                .map_or_else(|| zero.clone(), |m| m.sum()),
+                .map_or_else(|| zero.clone(), |m| m.psum()),
         },
     ]
 }

@@ -10,9 +10,11 @@ use super::{Control, DeviceKind, Outcome, RunEnv, weights_bytes};
 use crate::cancel;
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::{Experiment, ModelKind, ProbeSection};
+use crate::models::ops::PortableOps;
+use crate::models::ops::log_softmax;
 use crate::models::{Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
 use crate::rng::Stream;
-use burn::tensor::{Device, Int, Tensor, TensorData, activation::log_softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
@@ -71,9 +73,15 @@ pub fn train(
     control: &Control,
     sink: &mut dyn FnMut(Event),
 ) -> Outcome {
-    // What runs is what the header (and so the ledger) names.
-    let (env, _) = env.resolve(exp);
-    crate::rng::with_version(env.streams, || train_in(exp, env, control, sink))
+    on_this_run(env, || train_in(exp, env, control, sink))
+}
+
+/// Runs `f` with the run's per-thread settings — the portable engine's tensor ops and the
+/// stream version — on whichever thread it runs (the training thread, or the pool worker a
+/// step runs on).
+fn on_this_run<R>(env: RunEnv, f: impl FnOnce() -> R) -> R {
+    let engine = env.device.host_engine(env.threads);
+    crate::rng::with_version(env.streams, || crate::models::ops::with_engine(engine, f))
 }
 
 fn train_in(
@@ -232,20 +240,23 @@ pub(super) fn loss_and_delta(
     let n = b.n as f64;
     match obj {
         Objective::Classify { .. } => {
-            let logp = log_softmax(logits, 1);
-            let loss = logp.clone().mul(b.y.clone()).sum().mul_scalar(-1.0 / n);
-            let delta = logp.clone().exp().sub(b.y.clone()).div_scalar(n);
-            let correct = b
-                .labels
-                .as_ref()
-                .map(|l| logp.argmax(1).reshape([b.n]).equal(l.clone()).float().sum());
+            let logp = log_softmax(logits);
+            let loss = logp.clone().mul(b.y.clone()).psum().mul_scalar(-1.0 / n);
+            let delta = logp.clone().pexp().sub(b.y.clone()).div_scalar(n);
+            let correct = b.labels.as_ref().map(|l| {
+                logp.argmax(1)
+                    .reshape([b.n])
+                    .equal(l.clone())
+                    .float()
+                    .psum()
+            });
             (loss, delta, correct)
         }
         Objective::Regress { dim } => {
             let m = n * dim as f64;
             let diff = logits.sub(b.y.clone());
             (
-                diff.clone().square().sum().div_scalar(m),
+                diff.clone().square().psum().div_scalar(m),
                 diff.mul_scalar(2.0 / m),
                 None,
             )
@@ -255,11 +266,11 @@ pub(super) fn loss_and_delta(
             let m = (b.n * positions) as f64;
             let rows = logits.reshape([b.n * positions, classes]);
             let y = b.y.clone().reshape([b.n * positions, classes]);
-            let logp = log_softmax(rows, 1);
-            let loss = logp.clone().mul(y.clone()).sum().mul_scalar(-1.0 / m);
+            let logp = log_softmax(rows);
+            let loss = logp.clone().mul(y.clone()).psum().mul_scalar(-1.0 / m);
             let delta = logp
                 .clone()
-                .exp()
+                .pexp()
                 .sub(y)
                 .div_scalar(m)
                 .reshape([b.n, positions * classes]);
@@ -268,7 +279,7 @@ pub(super) fn loss_and_delta(
                     .reshape([b.n * positions])
                     .equal(l.clone())
                     .float()
-                    .sum()
+                    .psum()
             });
             (loss, delta, correct)
         }
@@ -393,8 +404,10 @@ fn run(
         ),
         ModelKind::Lstm => fit(
             |s| Lstm {
-                fused: env.device.fused(),
-                threads: env.threads,
+                host: env
+                    .device
+                    .fused()
+                    .then(|| env.device.host_engine(env.threads)),
                 ..Lstm::new(m, steps, features, out, reads, s, &device)
             },
             &ctx,
@@ -580,7 +593,11 @@ fn drive_with(
         // (see `crate::cancel`) and the network is as the last finished step left it.
         let flag = ctx.control.stop_flag();
         let stepped = match &pool {
-            Some(pool) => pool.install(|| cancel::within(&flag, || stepper.step(&batch, probing))),
+            Some(pool) => pool.install(|| {
+                on_this_run(env, || {
+                    cancel::within(&flag, || stepper.step(&batch, probing))
+                })
+            }),
             None => cancel::within(&flag, || stepper.step(&batch, probing)),
         };
         let Some(stats) = stepped else {

@@ -7,6 +7,7 @@ use super::runner::{Batch, evaluate, loss_and_delta};
 use super::{TestMetrics, weights_bytes};
 use crate::data::Objective;
 use crate::experiment::TrainSection;
+use crate::models::ops::PortableOps;
 use crate::models::{Network, named_parameters};
 use burn::tensor::{Device, Tensor};
 
@@ -103,8 +104,8 @@ impl<N: Network> Stepper for TensorStep<N> {
         let (loss, delta_out, correct) = loss_and_delta(self.objective, logits, batch);
         let back = net.backward(tape, delta_out);
         let mut grads = back.grads;
-        let sq: Vec<Tensor<1>> = grads.iter().map(|g| g.clone().square().sum()).collect();
-        let total_sq = Tensor::cat(sq.clone(), 0).sum();
+        let sq: Vec<Tensor<1>> = grads.iter().map(|g| g.clone().square().psum()).collect();
+        let total_sq = Tensor::cat(sq.clone(), 0).psum();
         optim::clip(&mut grads, &total_sq, self.clip.0, self.clip.1);
         let weights_before: Vec<Tensor<2>> = if probing {
             back.layers
@@ -125,7 +126,7 @@ impl<N: Network> Stepper for TensorStep<N> {
             for layer in &back.layers {
                 scalars.push(sq[layer.weight].clone());
                 scalars.push(layer.bias.map_or_else(|| zero.clone(), |b| sq[b].clone()));
-                scalars.extend(layer.skip.as_ref().map(|g| g.clone().square().sum()));
+                scalars.extend(layer.skip.as_ref().map(|g| g.clone().square().psum()));
             }
             if !on_host {
                 for (layer, w_before) in back.layers.iter().zip(&weights_before) {

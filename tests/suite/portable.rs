@@ -2,9 +2,11 @@
 //! under emulated CPUs of other kinds — qemu-user's Nehalem (SSE4.2 only: no AVX, no FMA),
 //! Haswell (AVX2 + FMA) and `max` — and with another thread count.
 //!
-//! The cases cover every activation and optimiser the engine runs, each clipping mode, the
-//! three objectives (softmax, MSE), probes and test-split evaluation, shapes with ragged edges
-//! in every tile dimension, and products large enough to be split among threads. qemu-user is
+//! The cases cover every model kind (MLP, ResNet with and without layer norm, RNN, LSTM, DBN
+//! with CD-k pretraining, an RBM with its exact log-likelihood), every activation, optimiser
+//! and clipping mode, both gradient-free searches, the three objectives (softmax, per-position
+//! softmax, MSE), probes and test-split evaluation, shapes with ragged edges in every tile
+//! dimension, and products large enough to be split among threads. qemu-user is
 //! required on x86-64 (`.ci/run` installs it; `apt-get install qemu-user`).
 
 use super::common::{gradlab, write_experiment};
@@ -60,6 +62,60 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "task = \"teacher\"\ntrain_size = 40\ntest_size = 20",
         "depth = 2\nwidth = 10\nactivation = \"sigmoid\"",
         "optimizer = \"random-search\"\nbatch_size = 40\n[search]\npopulation = 8",
+    ),
+    (
+        "rnn-adam-norm-clip",
+        "task = \"adding\"\nseq_len = 12\ntrain_size = 64\ntest_size = 32",
+        "kind = \"rnn\"\nwidth = 20\nrecurrent_init = \"orthogonal\"\nspectral_radius = 0.9",
+        "optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 32\nclip = \"global-norm\"\nclip_threshold = 1.0",
+    ),
+    (
+        "rnn-copy-memory",
+        "task = \"copy-memory\"\nseq_len = 10\ncopy_length = 2\ntrain_size = 40\ntest_size = 20",
+        "kind = \"rnn\"\nwidth = 14",
+        "optimizer = \"sgd\"\nlearning_rate = 0.1\nbatch_size = 20",
+    ),
+    (
+        "lstm-adding",
+        "task = \"adding\"\nseq_len = 10\ntrain_size = 48\ntest_size = 24",
+        "kind = \"lstm\"\nwidth = 18\nforget_bias = 2.0",
+        "optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 24",
+    ),
+    (
+        "lstm-temporal-order",
+        "task = \"temporal-order\"\nseq_len = 12\ntrain_size = 40\ntest_size = 20",
+        "kind = \"lstm\"\nwidth = 11",
+        "optimizer = \"rmsprop\"\nlearning_rate = 0.003\nbatch_size = 20\nclip = \"value\"\nclip_threshold = 0.1",
+    ),
+    (
+        "resnet-layer-norm",
+        "task = \"spirals\"\ntrain_size = 64\ntest_size = 32",
+        "kind = \"resnet\"\ndepth = 6\nwidth = 21\nblock_layers = 2\nlayer_norm = true\nactivation = \"relu\"",
+        "optimizer = \"momentum\"\nlearning_rate = 0.05\nbatch_size = 32",
+    ),
+    (
+        "resnet-tanh",
+        "task = \"digits\"\ntrain_size = 50\ntest_size = 20",
+        "kind = \"resnet\"\ndepth = 4\nwidth = 16\nactivation = \"tanh\"\nresidual_scale = \"inv-sqrt-depth\"",
+        "optimizer = \"sgd\"\nlearning_rate = 0.1\nbatch_size = 25",
+    ),
+    (
+        "dbn-digits",
+        "task = \"digits\"\nbinarize = true\ntrain_size = 60\ntest_size = 20",
+        "kind = \"dbn\"\ndepth = 2\nwidth = 24\nactivation = \"sigmoid\"",
+        "optimizer = \"sgd\"\nlearning_rate = 0.1\nbatch_size = 20\n[dbn]\npretrain_steps = 9\ncd_k = 2\nbatch_size = 20\nsamples = 4",
+    ),
+    (
+        "rbm-bars-stripes",
+        "task = \"bars-stripes\"\nsize = 3\ntrain_size = 60\ntest_size = 20",
+        "kind = \"dbn\"\ndepth = 1\nwidth = 6\nactivation = \"sigmoid\"",
+        "optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 20\n[dbn]\npretrain_steps = 12\ncd_k = 3\nbatch_size = 20\nsamples = 4",
+    ),
+    (
+        "random-search-rnn",
+        "task = \"adding\"\nseq_len = 10\ntrain_size = 20\ntest_size = 10",
+        "kind = \"rnn\"\nwidth = 8",
+        "optimizer = \"random-search\"\nbatch_size = 20\n[search]\npopulation = 6\nelite = 2",
     ),
     (
         "wide-tanh-threaded",

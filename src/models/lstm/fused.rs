@@ -17,7 +17,7 @@
 
 use super::{FORGET, GATES, HostGrads, Lstm, cell_backward};
 use crate::models::activation::SIGMOID_SATURATED;
-use crate::models::host::{self, View};
+use crate::models::host::{self, Engine, View};
 use crate::models::{Backward, Saturation, kernels};
 use crate::train::probe::fast_sum_sq;
 use burn::tensor::Tensor;
@@ -41,6 +41,7 @@ pub struct FusedTape {
 
 impl Lstm {
     pub(super) fn run_fused(&self, x: Tensor<2>) -> FusedTape {
+        let engine = self.host.expect("the fused pass runs on a host engine");
         let device = x.device();
         let [b, _] = x.dims();
         let (t_len, h, d) = (self.steps, self.hidden(), self.features);
@@ -73,6 +74,7 @@ impl Lstm {
         let mut hs = host::overwritten(t_len * step_h);
         let zeros = vec![0f32; h];
         let shared = FwdShared {
+            engine,
             bias: &bias,
             w_in: &w_in,
             w_rec_p: &w_rec_p,
@@ -96,7 +98,7 @@ impl Lstm {
                 tc: &mut tanh_cs[t * step_h..(t + 1) * step_h],
                 h_out: hs_now,
             };
-            saturated += forward_block(&shared, block, b, self.threads);
+            saturated += forward_block(&shared, block, b, engine.threads);
         }
         debug_assert_eq!(FORGET, 1, "the forget block is the second");
         let k = self.readout.out_steps;
@@ -121,6 +123,7 @@ impl Lstm {
     }
 
     pub(super) fn backward_fused(&self, tape: FusedTape, delta_out: Tensor<2>) -> Backward {
+        let engine = self.host.expect("the fused pass runs on a host engine");
         let FusedTape {
             x,
             gates,
@@ -150,6 +153,7 @@ impl Lstm {
         let mut delta_sq = 0.0;
         let zeros = vec![0f32; h];
         let shared = BwdShared {
+            engine,
             w_rec_t: &w_rec_t,
             zeros: &zeros,
             h,
@@ -168,7 +172,7 @@ impl Lstm {
                 carry: &mut carry,
                 dz: &mut dz_now[t * step_g..],
             };
-            backward_block(&shared, block, b, self.threads);
+            backward_block(&shared, block, b, engine.threads);
             time[t] = fast_sum_sq(&dh) as f32;
             let dz_t = &dz_now[t * step_g..];
             // In example order, whatever the thread count: the bits do not depend on it.
@@ -186,7 +190,7 @@ impl Lstm {
         // ∂L/∂W_rec = Σ_{t≥2} h_{t−1}ᵀ·∂L/∂z_t: steps 1..T−1 of hs against 2..T of dz, one
         // product over every example and step (time-major rows line up).
         let mut g_w_rec = vec![0f32; h * w4];
-        host::gemm(
+        engine.product1(
             (h, w4, (t_len - 1) * b),
             &mut g_w_rec,
             w4,
@@ -261,6 +265,7 @@ struct FwdShared<'a> {
     h: usize,
     d: usize,
     wp: usize,
+    engine: Engine,
 }
 
 /// One forward step over a block of examples: the same rows of every buffer.
@@ -343,7 +348,8 @@ fn forward_block(s: &FwdShared, blk: FwdBlock, rows: usize, threads: usize) -> u
     let (h, d, wp, w4) = (s.h, s.d, s.wp, GATES * s.h);
     if let Some(hp) = h_prev {
         let w = View::rows(s.w_rec_p, wp);
-        host::gemm((rows, wp, h), z_rec, wp, false, View::rows(hp, h), w);
+        s.engine
+            .product1((rows, wp, h), z_rec, wp, false, View::rows(hp, h), w);
     }
     let (lo, hi) = (SIGMOID_SATURATED as f32, (1.0 - SIGMOID_SATURATED) as f32);
     kernels::simd(
@@ -377,6 +383,7 @@ struct BwdShared<'a> {
     h: usize,
     /// Row stride of the read-out error (`out_steps · H`).
     read_rs: usize,
+    engine: Engine,
 }
 
 /// One backward step over a block of examples.
@@ -460,7 +467,8 @@ fn backward_block(s: &BwdShared, blk: BwdBlock, rows: usize, threads: usize) {
     let (h, w4) = (s.h, GATES * s.h);
     if let Some(next) = dz_next {
         let w = View::rows(s.w_rec_t, h);
-        host::gemm((rows, h, w4), dh, h, false, View::rows(next, w4), w);
+        s.engine
+            .product1((rows, h, w4), dh, h, false, View::rows(next, w4), w);
     }
     if let Some(read) = read {
         for e in 0..rows {
