@@ -57,3 +57,17 @@ pub fn small_experiment(name: &str, extra: &str) -> String {
         "[experiment]\nname = \"{name}\"\nseed = 3\n\n[data]\ntask = \"spirals\"\ntrain_size = 128\ntest_size = 64\n\n[model]\ndepth = 4\nwidth = 16\n\n[train]\nsteps = 30\nbatch_size = 32\nlearning_rate = 0.1\n{extra}"
     )
 }
+
+/// Copies a folder tree (a ledger), leaving out lock files.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if e.file_name() != ".lock" {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

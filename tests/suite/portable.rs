@@ -9,7 +9,7 @@
 //! dimension, and products large enough to be split among threads. qemu-user is
 //! required on x86-64 (`.ci/run` installs it; `apt-get install qemu-user`).
 
-use super::common::{gradlab, write_experiment};
+use super::common::{copy_dir, gradlab, write_experiment};
 use std::path::Path;
 use std::process::Command;
 
@@ -205,6 +205,45 @@ fn under(cpu: &str) {
     let prefix = qemu(cpu);
     for (seq, name) in runs {
         replays_exact(dir.path(), &prefix, seq, name, &[]);
+    }
+}
+
+/// The repository's own portable entries, recorded on another machine, replay EXACT under an
+/// SSE-only and an AVX2 + FMA CPU (the two that end soonest: they diverge at steps 0 and 36).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_repository_portable_entries_replay_exact_under_emulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger");
+    copy_dir(&super::common::root().join("ledger"), &ledger);
+    let entries = std::fs::read_to_string(ledger.join("entries.jsonl")).unwrap();
+    let wanted: Vec<(u64, String)> = entries
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| {
+            e["execution"]["backend"] == "portable"
+                && ["linear-exploding-20", "rnn-exploding"]
+                    .contains(&e["experiment"].as_str().unwrap())
+        })
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["experiment"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        wanted.len(),
+        2,
+        "the repository ledger has both portable entries"
+    );
+    for cpu in [
+        "Nehalem",
+        "Haswell,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm",
+    ] {
+        for (seq, name) in &wanted {
+            replays_exact(dir.path(), &qemu(cpu), *seq, name, &["--no-ledger"]);
+        }
     }
 }
 
