@@ -998,7 +998,7 @@ fn the_repository_ledgers_entries_replay_on_any_machine() {
     // flex: rprop-sigmoid-10, sgd-tanh-6, shallow-baseline (MLPs), lstm-adding-50;
     // cpu: lstm-adding-50, sgd-tanh-6, linear-exploding-20 (diverges at step 0);
     // portable: sgd-tanh-6, lstm-adding-50, linear-exploding-20, rnn-exploding (diverges at
-    // step 36), resnet-relu-50, rbm-bars-stripes-cd1 (pretraining, exact log-likelihood).
+    // step 30), resnet-relu-50, rbm-bars-stripes-cd1 (pretraining, exact log-likelihood).
     let seqs = [15u64, 17, 18, 4, 25, 38, 24, 59, 46, 45, 56, 53, 49];
     for (i, seq) in seqs.iter().enumerate() {
         let out = gradlab(dir.path())

@@ -209,7 +209,7 @@ fn under(cpu: &str) {
 }
 
 /// The repository's own portable entries, recorded on another machine, replay EXACT under an
-/// SSE-only and an AVX2 + FMA CPU (the two that end soonest: they diverge at steps 0 and 36).
+/// SSE-only and an AVX2 + FMA CPU (the two that end soonest: they diverge at steps 1 and 30).
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn the_repository_portable_entries_replay_exact_under_emulation() {
