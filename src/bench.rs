@@ -150,6 +150,64 @@ pub fn measure(
     })
 }
 
+/// The shapes `sgemm` times: the workloads' own (W1's 128×256·256×256, W2's 128×64·64×64)
+/// and two square ones, as `bench_sgemm.py` times them for numpy, PyTorch and JAX.
+pub const SGEMM_SHAPES: [(usize, usize, usize); 4] = [
+    (1024, 1024, 1024),
+    (256, 256, 256),
+    (128, 256, 256),
+    (128, 64, 64),
+];
+
+/// GFLOP/s of C = A·B (`m × k` by `k × n`) on one engine's products: the portable engine's
+/// kernel or the `gemm` crate's (the `cpu` engine), median of `reps` timed rounds of ~0.3 s.
+pub fn sgemm(
+    portable: bool,
+    (m, k, n): (usize, usize, usize),
+    threads: usize,
+    reps: usize,
+) -> serde_json::Value {
+    use crate::engine::View;
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 104_729) % 1000) as f32 * 1e-3 - 0.5)
+        .collect();
+    let mut c = vec![0f32; m * n];
+    let engine = crate::models::host::Engine { portable, threads };
+    let mut once = || {
+        engine.product(
+            (m, n, k),
+            &mut c,
+            n,
+            false,
+            View::rows(&a, k),
+            View::rows(&b, n),
+        );
+    };
+    let flop = 2.0 * (m * n * k) as f64;
+    let per_round = ((0.3e9 * 50.0 / flop) as usize).clamp(1, 100_000);
+    once();
+    let mut rates: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for _ in 0..per_round {
+                once();
+            }
+            flop * per_round as f64 / start.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    serde_json::json!({
+        "bench": "sgemm",
+        "lib": if portable { "gradlab-portable" } else { "gemm-crate" },
+        "threads": threads,
+        "m_k_n": [m, k, n],
+        "gflops_median": (rates[rates.len() / 2] * 10.0).round() / 10.0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,15 @@ pub enum Command {
         #[arg(long, default_value_t = 1.5)]
         rep_seconds: f64,
     },
+    /// GFLOP/s of the portable engine's product kernel and of the `gemm` crate's (JSON lines;
+    /// `make bench-peers` puts numpy's, PyTorch's and JAX's beside them).
+    #[command(hide = true)]
+    BenchSgemm {
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
     /// Run a grid of configs (`--set field=values` per axis), every point a tagged ledger entry.
     Sweep(sweep::SweepArgs),
     /// Draw a figure (SVG or PNG) from ledger entries or a sweep.
@@ -253,6 +262,15 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                     None => eprintln!(
                         "gradlab bench-step: workload '{name}' is not available in this build"
                     ),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchSgemm { threads, reps } => {
+            train::init_threads(threads);
+            for shape in crate::bench::SGEMM_SHAPES {
+                for portable in [true, false] {
+                    outln!("{}", crate::bench::sgemm(portable, shape, threads, reps))?;
                 }
             }
             Ok(ExitCode::SUCCESS)

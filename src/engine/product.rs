@@ -52,8 +52,10 @@ pub fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
-/// Depth of one k block: the packed panels of a block stay in the L1/L2 caches.
+/// Depth of one k block and width of one column block: a packed block of the rhs (256 KiB)
+/// stays in L2 while every row band of the lhs runs over it.
 const KC: usize = 256;
+const NC: usize = 256;
 /// Products smaller than this many multiply-adds stay on one thread.
 const PARALLEL_MNK: usize = 96 * 96 * 96;
 
@@ -233,8 +235,9 @@ thread_local! {
     static B_PACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The blocked loop with an `MR × NR` register tile: per k block and NR-column panel, the rhs
-/// is packed (zero-padded) and every MR-row band of the lhs runs the kernel over it.
+/// The blocked loop with an `MR × NR` register tile: per k block and NC-column block, the rhs
+/// is packed into NR-column panels (zero-padded) and every MR-row band of the lhs runs the
+/// kernel over each panel in turn.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn tiles<const MR: usize, const NR: usize>(
@@ -258,30 +261,28 @@ fn tiles<const MR: usize, const NR: usize>(
     }
     B_PACK.with(|cell| {
         let mut b_pack = cell.borrow_mut();
-        if b_pack.len() < NR * KC {
-            b_pack.resize(NR * KC, 0.0);
+        if b_pack.len() < NC * KC {
+            b_pack.resize(NC * KC, 0.0);
         }
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
             let load = accumulate || p0 > 0;
-            for j0 in (0..n).step_by(NR) {
-                let nr = NR.min(n - j0);
-                let b = &mut b_pack[..NR * kc];
-                if rhs.cs == 1 {
-                    for p in 0..kc {
-                        let row = &mut b[p * NR..(p + 1) * NR];
-                        let start = (p0 + p) * rhs.rs + j0;
-                        row[..nr].copy_from_slice(&rhs.data[start..start + nr]);
-                        row[nr..].fill(0.0);
-                    }
-                } else {
-                    // Column by column: each reads its k values in memory order.
-                    for j in 0..NR {
-                        for p in 0..kc {
-                            b[p * NR + j] = if j < nr { rhs.at(p0 + p, j0 + j) } else { 0.0 };
-                        }
-                    }
+            for jc in (0..n).step_by(NC) {
+                let nc = NC.min(n - jc);
+                let panels = nc.div_ceil(NR);
+                // Panel q holds columns jc + q·NR.., laid out [p][NR], zero-padded.
+                for q in 0..panels {
+                    let j0 = jc + q * NR;
+                    pack_panel::<NR>(
+                        &mut b_pack[q * NR * kc..(q + 1) * NR * kc],
+                        rhs,
+                        p0,
+                        kc,
+                        j0,
+                        n,
+                    );
                 }
+                // Each MR-row band of the lhs runs over every panel while it is in L1.
                 for i0 in (0..m).step_by(MR) {
                     let mr = MR.min(m - i0);
                     let rows = Rows {
@@ -289,22 +290,74 @@ fn tiles<const MR: usize, const NR: usize>(
                         offs: std::array::from_fn(|i| (i0 + i).min(m - 1) * lhs.rs + p0 * lhs.cs),
                         cs: lhs.cs,
                     };
-                    let mut acc = [[0f32; NR]; MR];
-                    if load {
-                        for (i, row) in acc.iter_mut().enumerate().take(mr) {
-                            let at = (i0 + i) * dst_rs + j0;
-                            row[..nr].copy_from_slice(&dst[at..at + nr]);
+                    for q in 0..panels {
+                        let j0 = jc + q * NR;
+                        let nr = NR.min(n - j0);
+                        let b = &b_pack[q * NR * kc..(q + 1) * NR * kc];
+                        let mut acc = [[0f32; NR]; MR];
+                        let full = nr == NR;
+                        if load {
+                            for (i, row) in acc.iter_mut().enumerate().take(mr) {
+                                let at = (i0 + i) * dst_rs + j0;
+                                if full {
+                                    *row = dst[at..at + NR].try_into().expect("NR");
+                                } else {
+                                    row[..nr].copy_from_slice(&dst[at..at + nr]);
+                                }
+                            }
                         }
-                    }
-                    micro(kc, &rows, b, &mut acc);
-                    for (i, row) in acc.iter().enumerate().take(mr) {
-                        let at = (i0 + i) * dst_rs + j0;
-                        dst[at..at + nr].copy_from_slice(&row[..nr]);
+                        micro(kc, &rows, b, &mut acc);
+                        for (i, row) in acc.iter().enumerate().take(mr) {
+                            let at = (i0 + i) * dst_rs + j0;
+                            if full {
+                                let out: &mut [f32; NR] =
+                                    (&mut dst[at..at + NR]).try_into().expect("NR");
+                                *out = *row;
+                            } else {
+                                dst[at..at + nr].copy_from_slice(&row[..nr]);
+                            }
+                        }
                     }
                 }
             }
         }
     })
+}
+
+/// Packs rows p0..p0 + kc, columns j0..j0 + NR of `rhs` (zero past column `n`) as [p][NR].
+#[inline(always)]
+fn pack_panel<const NR: usize>(
+    b: &mut [f32],
+    rhs: View<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    n: usize,
+) {
+    let nr = NR.min(n - j0);
+    if rhs.cs == 1 && nr == NR {
+        // Whole rows as fixed-size copies: vector moves, not `memmove` calls.
+        for p in 0..kc {
+            let start = (p0 + p) * rhs.rs + j0;
+            let src: &[f32; NR] = rhs.data[start..start + NR].try_into().expect("NR");
+            let row: &mut [f32; NR] = (&mut b[p * NR..(p + 1) * NR]).try_into().expect("NR");
+            *row = *src;
+        }
+    } else if rhs.cs == 1 {
+        for p in 0..kc {
+            let row = &mut b[p * NR..(p + 1) * NR];
+            let start = (p0 + p) * rhs.rs + j0;
+            row[..nr].copy_from_slice(&rhs.data[start..start + nr]);
+            row[nr..].fill(0.0);
+        }
+    } else {
+        // Column by column: each reads its k values in memory order.
+        for j in 0..NR {
+            for p in 0..kc {
+                b[p * NR + j] = if j < nr { rhs.at(p0 + p, j0 + j) } else { 0.0 };
+            }
+        }
+    }
 }
 
 /// The vector kernels: the same sum as [`micro`], with the tile's columns in registers.
