@@ -48,8 +48,9 @@ for round in $(seq "${ROUNDS:-2}"); do
 echo "== round $round" >&2
 for t in $threads_list; do
   echo "== $t thread(s)" >&2
-  # gradlab's default engine (cpu) and the op-by-op reference (flex), for the before/after.
-  for engine in ${ENGINES:-cpu flex}; do
+  # gradlab's default engine (portable) and the `gemm`-crate engine (cpu) it replaced as the
+  # default; add `flex` (ENGINES="portable cpu flex") for the op-by-op reference.
+  for engine in ${ENGINES:-portable cpu}; do
     RAYON_NUM_THREADS=$t $(pin "$t") "$bin" bench-step --device "$engine" --threads "$t" \
       --workloads "$workloads" --reps "$reps" | tee -a "$out" >/dev/null \
       || echo "!! gradlab bench-step ($engine) failed" >&2
@@ -67,6 +68,13 @@ for t in $threads_list; do
       || echo "!! jax failed" >&2
   else
     echo "!! JAX missing: no jax rows" >&2
+  fi
+  # The product kernels alone: gradlab's portable kernel and the gemm crate's, then numpy's.
+  RAYON_NUM_THREADS=$t $(pin "$t") "$bin" bench-sgemm --threads "$t" --reps "$reps" \
+    | tee -a "$out" >/dev/null || echo "!! gradlab bench-sgemm failed" >&2
+  if [ -n "$py" ] && "$py" -c "import numpy" 2>/dev/null; then
+    BENCH_JSONL="$out" $(pin "$t") "$py" "$here/bench_sgemm.py" --threads "$t" --libs numpy --reps "$reps" >/dev/null \
+      || echo "!! numpy sgemm failed" >&2
   fi
 done
 done

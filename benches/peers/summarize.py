@@ -6,8 +6,10 @@ For every (framework, mode, workload, threads) the best record over the run's ro
 (run.sh repeats the whole sequence, so a slow minute on a shared machine does not decide a
 row); a figure measured while other processes used more than --max-foreign cores is marked
 '!'. Ratios are
-gradlab's steps/s (its default `cpu` engine) over the peer's on the same workload and thread
-count (> 1: gradlab is faster); the `flex` row is gradlab's op-by-op reference engine.
+gradlab's steps/s (its default `portable` engine; older records: `cpu`, then `flex`) over the
+peer's on the same workload and thread count (> 1: gradlab is faster); the other gradlab rows
+are its `cpu` engine (the `gemm` crate's products) and `flex` (Burn's ops one by one).
+Records of `"bench": "sgemm"` (gradlab's `bench-sgemm`, `bench_sgemm.py`) make a GFLOP/s table.
 """
 import argparse
 import json
@@ -49,8 +51,8 @@ for t in threads:
     print("|---|---|" + "---|" * len(wls))
     for fw, mode in rows:
         print(f"| {fw} | {mode} | " + " | ".join(cell(best.get((fw, mode, w, t))) for w in wls) + " |")
-    # Ratios are taken for gradlab's default engine (cpu; older records say flex).
-    engine = "cpu" if any(k[:2] == ("gradlab", "cpu") for k in best) else "flex"
+    # Ratios are taken for gradlab's default engine (portable; older records: cpu, flex).
+    engine = next(e for e in ["portable", "cpu", "flex"] if any(k[:2] == ("gradlab", e) for k in best))
     print(f"\n### gradlab ({engine}) / peer, {t} thread(s)\n")
     print("| peer | " + " | ".join(wls) + " |")
     print("|---|" + "---|" * len(wls))
@@ -72,3 +74,19 @@ for t in threads:
             if on and off:
                 print(f"gradlab ({mode}) {w.upper()} probe overhead: "
                       f"{100 * (on['ms_per_step'] / off['ms_per_step'] - 1):+.1f}% of a step  ")
+
+sgemm = {}
+for r in recs:
+    if r.get("bench") == "sgemm":
+        key = (r["lib"], r["threads"], tuple(r["m_k_n"]))
+        if key not in sgemm or r["gflops_median"] > sgemm[key]["gflops_median"]:
+            sgemm[key] = r
+if sgemm:
+    shapes = sorted({k[2] for k in sgemm}, key=lambda s: -s[0] * s[1] * s[2])
+    for t in sorted({k[1] for k in sgemm}):
+        print(f"\n### sgemm GFLOP/s, {t} thread(s) (C = A·B, m×k by k×n; median, best round)\n")
+        print("| library | " + " | ".join("×".join(map(str, s)) for s in shapes) + " |")
+        print("|---|" + "---|" * len(shapes))
+        for lib in sorted({k[0] for k in sgemm if k[1] == t}):
+            cells = [f'{sgemm[(lib, t, s)]["gflops_median"]:.1f}' if (lib, t, s) in sgemm else "-" for s in shapes]
+            print(f"| {lib} | " + " | ".join(cells) + " |")
