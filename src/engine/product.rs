@@ -350,8 +350,19 @@ fn pack_panel<const NR: usize>(
             row[..nr].copy_from_slice(&rhs.data[start..start + nr]);
             row[nr..].fill(0.0);
         }
+    } else if rhs.rs == 1 {
+        // A transposed row-major matrix: each column's k values are contiguous.
+        for j in 0..NR {
+            if j < nr {
+                let start = (j0 + j) * rhs.cs + p0;
+                for (p, &x) in rhs.data[start..start + kc].iter().enumerate() {
+                    b[p * NR + j] = x;
+                }
+            } else {
+                (0..kc).for_each(|p| b[p * NR + j] = 0.0);
+            }
+        }
     } else {
-        // Column by column: each reads its k values in memory order.
         for j in 0..NR {
             for p in 0..kc {
                 b[p * NR + j] = if j < nr { rhs.at(p0 + p, j0 + j) } else { 0.0 };

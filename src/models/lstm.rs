@@ -275,10 +275,8 @@ impl Lstm {
         dhs.reverse();
         let dz_rows = as_rows(dzs, b, GATES * h);
         let x_rows = x.reshape([b * t_len, self.features]);
-        let g_w_in = x_rows.transpose().pmatmul(dz_rows.clone());
-        let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h)
-            .transpose()
-            .pmatmul(dz_rows.clone());
+        let g_w_in = x_rows.pmatmul_tn(dz_rows.clone());
+        let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h).pmatmul_tn(dz_rows.clone());
         let g_bias = dz_rows.clone().psum_dim(0);
         let time = time_profile(dhs, b, h);
         let outputs = as_rows(hs[1..].to_vec(), b, h);

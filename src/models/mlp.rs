@@ -179,12 +179,10 @@ impl Network for Mlp {
         outputs.push(zs[n - 1].clone());
         for l in (0..n).rev() {
             let input = &inputs[l];
-            grads[2 * l] = Some(input.clone().transpose().pmatmul(delta.clone()));
+            grads[2 * l] = Some(input.clone().pmatmul_tn(delta.clone()));
             grads[2 * l + 1] = Some(delta.clone().psum_dim(0));
             let next = (l > 0).then(|| {
-                let g_h = delta
-                    .clone()
-                    .pmatmul(self.layers[l].weight.clone().transpose());
+                let g_h = delta.clone().pmatmul_nt(self.layers[l].weight.clone());
                 // The input of layer l is the output of layer l−1's activation.
                 match activation::derivative(self.activation, self.slope, &zs[l - 1], input) {
                     Some(d) => g_h.mul(d),

@@ -101,6 +101,10 @@ impl<const D: usize> PortableOps for Tensor<D> {
 pub trait PortableMatrix: Sized {
     /// The matrix product.
     fn pmatmul(self, rhs: Self) -> Self;
+    /// selfᵀ·rhs, without materialising the transpose on the portable engine.
+    fn pmatmul_tn(self, rhs: Self) -> Self;
+    /// self·rhsᵀ, likewise.
+    fn pmatmul_nt(self, rhs: Self) -> Self;
     /// Σ along `dim`, kept as a dimension of size 1.
     fn psum_dim(self, dim: usize) -> Self;
     /// The mean along `dim`, kept as a dimension of size 1.
@@ -109,23 +113,24 @@ pub trait PortableMatrix: Sized {
 
 impl PortableMatrix for Tensor<2> {
     fn pmatmul(self, rhs: Self) -> Self {
-        let Some(engine) = portable(&self) else {
-            return self.matmul(rhs);
-        };
-        let ([m, k], [k2, n]) = (self.dims(), rhs.dims());
-        assert_eq!(k, k2, "pmatmul: inner dimensions differ");
-        let device = self.device();
-        let (a, b) = (host::to_vec(self), host::to_vec(rhs));
-        let mut out = host::overwritten(m * n);
-        engine.product(
-            (m, n, k),
-            &mut out,
-            n,
-            false,
-            View::rows(&a, k),
-            View::rows(&b, n),
-        );
-        host::tensor(out, [m, n], &device)
+        match portable(&self) {
+            Some(engine) => product(engine, self, false, rhs, false),
+            None => self.matmul(rhs),
+        }
+    }
+
+    fn pmatmul_tn(self, rhs: Self) -> Self {
+        match portable(&self) {
+            Some(engine) => product(engine, self, true, rhs, false),
+            None => self.transpose().matmul(rhs),
+        }
+    }
+
+    fn pmatmul_nt(self, rhs: Self) -> Self {
+        match portable(&self) {
+            Some(engine) => product(engine, self, false, rhs, true),
+            None => self.matmul(rhs.transpose()),
+        }
     }
 
     fn psum_dim(self, dim: usize) -> Self {
@@ -225,6 +230,94 @@ pub fn softplus(t: Tensor<2>) -> Tensor<2> {
     }
 }
 
+/// A right-hand operand of many products — a recurrent weight, used at every time step —
+/// whose host copy the portable engine makes once instead of once per product.
+pub struct Operand {
+    tensor: Tensor<2>,
+    /// (values, rows, cols) of `tensor` in host memory, on the portable engine.
+    host: Option<(Vec<f32>, usize, usize)>,
+    engine: Option<Engine>,
+    transposed: bool,
+}
+
+impl Operand {
+    /// `w` as the right-hand operand (`x·w`).
+    pub fn new(w: Tensor<2>) -> Self {
+        Self::with(w, false)
+    }
+
+    /// `w` transposed as the right-hand operand (`x·wᵀ`), without materialising wᵀ.
+    pub fn transposed(w: Tensor<2>) -> Self {
+        Self::with(w, true)
+    }
+
+    fn with(w: Tensor<2>, transposed: bool) -> Self {
+        let engine = portable(&w);
+        let host = engine.map(|_| {
+            let [r, c] = w.dims();
+            (host::to_vec(w.clone()), r, c)
+        });
+        Self {
+            tensor: w,
+            host,
+            engine,
+            transposed,
+        }
+    }
+
+    /// x·w (or x·wᵀ).
+    pub fn times(&self, x: Tensor<2>) -> Tensor<2> {
+        let (Some(engine), Some((w, rows, cols))) = (self.engine, &self.host) else {
+            return if self.transposed {
+                x.matmul(self.tensor.clone().transpose())
+            } else {
+                x.matmul(self.tensor.clone())
+            };
+        };
+        let [m, k] = x.dims();
+        let (k2, n) = if self.transposed {
+            (*cols, *rows)
+        } else {
+            (*rows, *cols)
+        };
+        assert_eq!(k, k2, "Operand::times: inner dimensions differ");
+        let device = x.device();
+        let xv = host::to_vec(x);
+        let rhs = if self.transposed {
+            View::transposed(w, *cols)
+        } else {
+            View::rows(w, n)
+        };
+        let mut out = host::overwritten(m * n);
+        engine.product((m, n, k), &mut out, n, false, View::rows(&xv, k), rhs);
+        host::tensor(out, [m, n], &device)
+    }
+}
+
+/// op(a)·op(b) on the portable engine, op = transpose where asked: both operands are read
+/// in place from their row-major buffers (a transposed view costs no copy).
+fn product(engine: Engine, a: Tensor<2>, a_t: bool, b: Tensor<2>, b_t: bool) -> Tensor<2> {
+    let (da, db) = (a.dims(), b.dims());
+    let (m, k) = if a_t { (da[1], da[0]) } else { (da[0], da[1]) };
+    let (k2, n) = if b_t { (db[1], db[0]) } else { (db[0], db[1]) };
+    assert_eq!(k, k2, "pmatmul: inner dimensions differ");
+    let device = a.device();
+    let (av, bv) = (host::to_vec(a), host::to_vec(b));
+    let lhs = if a_t {
+        View::transposed(&av, m)
+    } else {
+        View::rows(&av, k)
+    };
+    let rhs = if b_t {
+        View::transposed(&bv, k)
+    } else {
+        View::rows(&bv, n)
+    };
+    let mut out = host::overwritten(m * n);
+    engine.product((m, n, k), &mut out, n, false, lhs, rhs);
+    host::tensor(out, [m, n], &device)
+}
+
 /// log-softmax along dim 1 (rows), with log-sum-exp in f64 on the portable engine.
 pub fn log_softmax(t: Tensor<2>) -> Tensor<2> {
     if portable(&t).is_none() {
@@ -316,6 +409,29 @@ mod tests {
                 vals(log_softmax(t(a.clone(), [5, 7]))),
                 burn.7.clone(),
                 "log_softmax",
+            );
+        });
+        let (at, bt) = (t(a.clone(), [7, 5]), t(b.clone(), [8, 7]));
+        let burn_tn = vals(at.clone().transpose().matmul(t(b[..56].to_vec(), [7, 8])));
+        let burn_nt = vals(t(a.clone(), [5, 7]).matmul(bt.clone().transpose()));
+        with_engine(on, || {
+            close(
+                vals(at.clone().pmatmul_tn(t(b[..56].to_vec(), [7, 8]))),
+                burn_tn.clone(),
+                "tn",
+            );
+            close(
+                vals(t(a.clone(), [5, 7]).pmatmul_nt(bt.clone())),
+                burn_nt.clone(),
+                "nt",
+            );
+        });
+        with_engine(on, || {
+            let w = Operand::transposed(bt.clone());
+            close(
+                vals(w.times(t(a.clone(), [5, 7]))),
+                burn_nt.clone(),
+                "operand",
             );
         });
         // Off the portable engine: Burn's own bits.

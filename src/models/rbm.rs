@@ -79,7 +79,7 @@ impl Rbm {
     /// p(v = 1 | h) = σ(h·Wᵀ + b).
     pub fn visible_probs(&self, h: Tensor<2>) -> Tensor<2> {
         sigmoid(
-            h.pmatmul(self.weight.clone().transpose())
+            h.pmatmul_nt(self.weight.clone())
                 .add(self.visible_bias.clone()),
         )
     }
@@ -133,9 +133,8 @@ impl Rbm {
         let n = rows as f64;
         let d_w = v0
             .clone()
-            .transpose()
-            .pmatmul(ph0.clone())
-            .sub(v.clone().transpose().pmatmul(ph.clone()))
+            .pmatmul_tn(ph0.clone())
+            .sub(v.clone().pmatmul_tn(ph.clone()))
             .div_scalar(n);
         let d_w = d_w.sub(self.weight.clone().mul_scalar(cfg.weight_decay));
         let d_b = v0.sub(v).psum_dim(0).div_scalar(n);

@@ -94,10 +94,10 @@ impl Readout {
         let (hidden, per_step) = (self.weight.dims()[0], self.weight.dims()[1]);
         let d = delta_out.reshape([b * self.out_steps, per_step]);
         ReadoutGrads {
-            weight: rows.transpose().pmatmul(d.clone()),
+            weight: rows.pmatmul_tn(d.clone()),
             bias: d.clone().psum_dim(0),
             dh: d
-                .pmatmul(self.weight.clone().transpose())
+                .pmatmul_nt(self.weight.clone())
                 .reshape([b, self.out_steps * hidden]),
             hidden,
             out_steps: self.out_steps,

@@ -240,7 +240,7 @@ impl Network for Resnet {
             .last()
             .expect("the stream starts at the stem")
             .clone();
-        grads[2 * n_layers - 2] = Some(last_stream.transpose().pmatmul(delta_out.clone()));
+        grads[2 * n_layers - 2] = Some(last_stream.pmatmul_tn(delta_out.clone()));
         grads[2 * n_layers - 1] = Some(delta_out.clone().psum_dim(0));
         signals.push(LayerSignals {
             delta: delta_out.clone(),
@@ -251,7 +251,7 @@ impl Network for Resnet {
             skip: None,
             delta_sq: None,
         });
-        let mut g = delta_out.pmatmul(self.out.weight.clone().transpose());
+        let mut g = delta_out.pmatmul_nt(self.out.weight.clone());
         // Parameter index of the first layer of each block.
         let mut index = 2 * n_layers - 2;
         for (layers, bt) in self.blocks.iter().zip(blocks).rev() {
@@ -260,7 +260,7 @@ impl Network for Resnet {
             let d_branch = g.clone().mul_scalar(self.alpha);
             let d_a1 = match (&bt.z2, layers.get(1)) {
                 (Some(z2), Some(l2)) => {
-                    grads[index + 2] = Some(bt.a1.clone().transpose().pmatmul(d_branch.clone()));
+                    grads[index + 2] = Some(bt.a1.clone().pmatmul_tn(d_branch.clone()));
                     grads[index + 3] = Some(d_branch.clone().psum_dim(0));
                     signals.push(LayerSignals {
                         delta: d_branch.clone(),
@@ -271,14 +271,14 @@ impl Network for Resnet {
                         skip: Some(skip.clone()),
                         delta_sq: None,
                     });
-                    d_branch.pmatmul(l2.weight.clone().transpose())
+                    d_branch.pmatmul_nt(l2.weight.clone())
                 }
                 _ => d_branch,
             };
             let dz1 = self.through_act(d_a1, &bt.z1, &bt.a1);
-            grads[index] = Some(bt.u.clone().transpose().pmatmul(dz1.clone()));
+            grads[index] = Some(bt.u.clone().pmatmul_tn(dz1.clone()));
             grads[index + 1] = Some(dz1.clone().psum_dim(0));
-            let du = dz1.clone().pmatmul(layers[0].weight.clone().transpose());
+            let du = dz1.clone().pmatmul_nt(layers[0].weight.clone());
             let dh_branch = match &bt.inv_std {
                 // d/dh of (h − μ)/σ̂: (du − mean(du) − u·mean(du ⊙ u)) / σ̂, per example.
                 Some(inv) => {
@@ -309,7 +309,7 @@ impl Network for Resnet {
             .next()
             .expect("the stream starts at the stem");
         let dz0 = self.through_act(g.clone(), &z0, &h0);
-        grads[0] = Some(x.transpose().pmatmul(dz0.clone()));
+        grads[0] = Some(x.pmatmul_tn(dz0.clone()));
         grads[1] = Some(dz0.clone().psum_dim(0));
         signals.push(LayerSignals {
             delta: dz0,

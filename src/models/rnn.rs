@@ -10,7 +10,7 @@ use super::activation::TANH_SATURATED;
 use super::recurrent::{Readout, as_rows, time_profile};
 use super::{Backward, LayerSignals, Network, Saturation, init, kernels, matrix};
 use crate::experiment::ModelSection;
-use crate::models::ops::PortableMatrix;
+use crate::models::ops::{self, PortableMatrix};
 use crate::rng::Stream;
 use burn::tensor::{Device, Tensor};
 
@@ -81,11 +81,12 @@ impl Rnn {
             .reshape([b, t_len * h]);
         let mut hs = Vec::with_capacity(t_len + 1);
         hs.push(Tensor::zeros([b, h], &x.device()));
+        let w_rec = ops::Operand::new(self.w_rec.clone());
         for t in 0..t_len {
             crate::cancel::checkpoint();
             let mut a = xw.clone().narrow(1, t * h, h);
             if t > 0 {
-                a = a.add(hs[t].clone().pmatmul(self.w_rec.clone()));
+                a = a.add(w_rec.times(hs[t].clone()));
             }
             hs.push(kernels::tanh(a));
         }
@@ -147,15 +148,13 @@ impl Network for Rnn {
         let [b, _] = x.dims();
         let (t_len, h) = (self.steps, self.hidden());
         let read = self.readout.backward(&hs, delta_out.clone(), b);
-        let w_rec_t = self.w_rec.clone().transpose();
 
+        let w_rec_t = ops::Operand::transposed(self.w_rec.clone());
         let mut das: Vec<Tensor<2>> = Vec::with_capacity(t_len);
         let mut dhs: Vec<Tensor<2>> = Vec::with_capacity(t_len);
         for t in (1..=t_len).rev() {
             crate::cancel::checkpoint();
-            let through_time = das
-                .last()
-                .map(|da: &Tensor<2>| da.clone().pmatmul(w_rec_t.clone()));
+            let through_time = das.last().map(|da: &Tensor<2>| w_rec_t.times(da.clone()));
             let dh = read.error_at(t, t_len, through_time);
             let da = dh.clone().mul(hs[t].clone().square().neg().add_scalar(1.0));
             dhs.push(dh);
@@ -165,10 +164,8 @@ impl Network for Rnn {
         dhs.reverse();
         let da_rows = as_rows(das, b, h);
         let x_rows = x.reshape([b * t_len, self.features]);
-        let g_w_in = x_rows.transpose().pmatmul(da_rows.clone());
-        let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h)
-            .transpose()
-            .pmatmul(da_rows.clone());
+        let g_w_in = x_rows.pmatmul_tn(da_rows.clone());
+        let g_w_rec = as_rows(hs[..t_len].to_vec(), b, h).pmatmul_tn(da_rows.clone());
         let g_bias = da_rows.clone().psum_dim(0);
         let outputs = as_rows(hs[1..].to_vec(), b, h);
         let saturated = outputs.clone().abs().greater_elem(TANH_SATURATED).float();

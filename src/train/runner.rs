@@ -387,13 +387,15 @@ fn run(
     match m.kind {
         ModelKind::Mlp => {
             let make = |s| Mlp::new(m, input, out, s, &device);
-            if spec.train.optimizer.gradient_free() && env.device == DeviceKind::Portable {
+            if !spec.train.optimizer.gradient_free() {
+                drive_mlp(make(exp.seed()), &ctx, rec)
+            } else if env.device == DeviceKind::Portable {
                 // The portable engine scores candidates with the fused step's own forward.
                 let engine = env.device.host_engine(env.threads);
                 let scorer = super::fused::HostScorer::new(&make(exp.seed()), ds.objective, engine);
                 super::search::search(&make, &ctx, rec, Some(&scorer))
             } else {
-                fit(make, &ctx, rec)
+                super::search::search(&make, &ctx, rec, None)
             }
         }
         ModelKind::Resnet => fit(|s| Resnet::new(m, input, out, s, &device), &ctx, rec),
@@ -424,7 +426,7 @@ fn run(
                 };
                 return Ok((end, weights_bytes(&named_parameters(&net))));
             }
-            drive(net, &ctx, rec)
+            drive_mlp(net, &ctx, rec)
         }
     }
 }
@@ -491,9 +493,10 @@ impl Batches {
     }
 }
 
-/// Trains the network `make(seed)` builds: by gradient descent, or by a gradient-free search
-/// that may build more candidates from other seeds.
-fn fit<N: Network + 'static>(
+/// Trains the network `make(seed)` builds (any kind but the MLP, which has its own fused
+/// step): by gradient descent with Burn's ops, or by a gradient-free search that may build
+/// more candidates from other seeds.
+fn fit<N: Network>(
     make: impl Fn(u64) -> N,
     ctx: &Ctx,
     rec: &mut Record,
@@ -501,41 +504,33 @@ fn fit<N: Network + 'static>(
     if ctx.exp.spec().train.optimizer.gradient_free() {
         super::search::search(&make, ctx, rec, None)
     } else {
-        drive(make(ctx.exp.seed()), ctx, rec)
+        let (t, objective) = (&ctx.exp.spec().train, ctx.ds.objective);
+        let fast = ctx.env.device.fused();
+        let step = TensorStep::new(make(ctx.exp.seed()), t, objective, ctx.device, fast);
+        drive_with(step, ctx, rec)
     }
 }
 
-/// The gradient-descent loop over any `Network`: the fused host step for an MLP on the
-/// `cpu` engine, Burn's tensor ops otherwise.
-pub(super) fn drive<N: Network + 'static>(
-    net: N,
-    ctx: &Ctx,
-    rec: &mut Record,
-) -> Result<(End, Vec<u8>), String> {
+/// Gradient descent on an MLP (or a pretrained DBN, unrolled into one): the fused host step on
+/// the `portable` and `cpu` engines, Burn's tensor ops elsewhere.
+pub(super) fn drive_mlp(mlp: Mlp, ctx: &Ctx, rec: &mut Record) -> Result<(End, Vec<u8>), String> {
     let (t, objective) = (&ctx.exp.spec().train, ctx.ds.objective);
-    // Moved, not cloned: the fused step updates the weights in place only if it owns them.
-    let net: Box<dyn std::any::Any> = Box::new(net);
-    let net = match net.downcast::<Mlp>() {
-        Ok(mlp)
-            if ctx.env.device.fused()
-                && super::fused::supports(&mlp, ctx.env.device.host_engine(ctx.env.threads)) =>
-        {
-            let engine = ctx.env.device.host_engine(ctx.env.threads);
-            let step = super::fused::FusedMlp::new(*mlp, t, objective, engine);
-            return drive_with(step, ctx, rec);
-        }
-        Ok(mlp) => mlp as Box<dyn std::any::Any>,
-        Err(other) => other,
-    };
-    let net = *net
-        .downcast::<N>()
-        .expect("the network goes back to its own type");
-    let fast = ctx.env.device.fused();
-    drive_with(
-        TensorStep::new(net, t, objective, ctx.device, fast),
-        ctx,
-        rec,
-    )
+    let engine = ctx.env.device.host_engine(ctx.env.threads);
+    if ctx.env.device.fused() && super::fused::supports(&mlp, engine) {
+        // Moved, not cloned: the fused step updates the weights in place only if it owns them.
+        drive_with(
+            super::fused::FusedMlp::new(mlp, t, objective, engine),
+            ctx,
+            rec,
+        )
+    } else {
+        let fast = ctx.env.device.fused();
+        drive_with(
+            TensorStep::new(mlp, t, objective, ctx.device, fast),
+            ctx,
+            rec,
+        )
+    }
 }
 
 /// The step loop: schedule, step, divergence check, probe records, test evaluation.

@@ -277,3 +277,41 @@ fn portable_runs_replay_exact_with_other_thread_counts() {
         }
     }
 }
+
+/// The engines the portable one replaced as the default keep their promise on the machine that
+/// records with them: an MLP (fused step), an LSTM (time-major pass) and a DBN made here on
+/// `cpu` and on `flex` replay EXACT here, on their own engine.
+#[test]
+fn cpu_and_flex_entries_made_by_this_build_replay_exact_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for device in ["cpu", "flex"] {
+        for &(name, data, model, train) in CASES
+            .iter()
+            .filter(|c| ["tanh-sgd", "lstm-adding", "dbn-digits"].contains(&c.0))
+        {
+            let body = format!(
+                "[experiment]\nname = \"{name}\"\nseed = 5\n[data]\n{data}\n[model]\n{model}\n\
+                 [train]\nsteps = 12\n{train}\n[probe]\nevery = 3\ntest_every = 4\n"
+            );
+            let file = write_experiment(dir.path(), &format!("{name}-{device}"), &body);
+            gradlab(dir.path())
+                .args([
+                    "run",
+                    file.to_str().unwrap(),
+                    "--headless",
+                    "--device",
+                    device,
+                ])
+                .assert()
+                .success();
+            runs.push((runs.len() as u64 + 1, name, device));
+        }
+    }
+    let entries = std::fs::read_to_string(dir.path().join("ledger/entries.jsonl")).unwrap();
+    for ((seq, name, device), line) in runs.iter().zip(entries.lines()) {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(e["execution"]["backend"], *device, "{name}");
+        replays_exact(dir.path(), &[], *seq, name, &[]);
+    }
+}

@@ -16,10 +16,10 @@
 //! holds the two together.
 
 use super::{FORGET, GATES, HostGrads, Lstm, cell_backward};
+use crate::engine::sum::sum_sq as fast_sum_sq;
 use crate::models::activation::SIGMOID_SATURATED;
 use crate::models::host::{self, Engine, View};
 use crate::models::{Backward, Saturation, kernels};
-use crate::train::probe::fast_sum_sq;
 use burn::tensor::Tensor;
 
 /// What the time-major forward pass keeps.
