@@ -374,6 +374,8 @@ fn pack_panel<const NR: usize>(
 /// The vector kernels: the same sum as [`micro`], with the tile's columns in registers.
 /// Multiply and add are separate instructions (`mul_ps`, then `add_ps`): the definition.
 #[cfg(target_arch = "x86_64")]
+// Indexed loops over the tile's rows keep each accumulator a named register.
+#[allow(clippy::needless_range_loop)]
 mod kernels {
     use super::Rows;
     use std::arch::x86_64::*;
@@ -446,6 +448,7 @@ mod kernels {
 
 /// acc[i][j] ← acc[i][j] + a(i, p)·b[p][j] for p in 0..kc, in that order.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)]
 fn micro<const MR: usize, const NR: usize>(
     kc: usize,
     a: &Rows<'_, MR>,
