@@ -173,7 +173,7 @@ fn rows_on(
             rhs: View<'_>,
         ) {
             // SAFETY (of the kernel): this function only runs where AVX-512F is available.
-            let micro = |kc, a: &Rows<'_, 8>, b: &[f32], acc: &mut [[f32; 32]; 8]| unsafe {
+            let micro = |kc, a: &Rows<'_, 8>, b: Panel<'_>, acc: &mut [[f32; 32]; 8]| unsafe {
                 kernels::avx512(kc, a, b, acc)
             };
             tiles::<8, 32>(micro, m, n, k, dst, dst_rs, accumulate, lhs, rhs)
@@ -191,7 +191,7 @@ fn rows_on(
             rhs: View<'_>,
         ) {
             // SAFETY (of the kernel): this function only runs where AVX2 is available.
-            let micro = |kc, a: &Rows<'_, 6>, b: &[f32], acc: &mut [[f32; 16]; 6]| unsafe {
+            let micro = |kc, a: &Rows<'_, 6>, b: Panel<'_>, acc: &mut [[f32; 16]; 6]| unsafe {
                 kernels::avx2(kc, a, b, acc)
             };
             tiles::<6, 16>(micro, m, n, k, dst, dst_rs, accumulate, lhs, rhs)
@@ -210,6 +210,27 @@ fn rows_on(
     }
     let _ = width;
     tiles::<4, 8>(micro::<4, 8>, m, n, k, dst, dst_rs, accumulate, lhs, rhs)
+}
+
+/// Row bands up to which a row-major rhs is read in place rather than packed.
+const IN_PLACE_ROWS: usize = 48;
+
+/// The rhs of one kernel call: row p of the panel starts at `data[p·rs]` (NR values).
+#[derive(Clone, Copy)]
+pub struct Panel<'a> {
+    data: &'a [f32],
+    rs: usize,
+}
+
+impl Panel<'_> {
+    /// Checks once that kc rows of `nr` values are inside `data`.
+    #[inline(always)]
+    fn check(&self, kc: usize, nr: usize) {
+        assert!(
+            (kc - 1) * self.rs + nr <= self.data.len(),
+            "product: rhs panel out of bounds"
+        );
+    }
 }
 
 /// `MR` rows of the lhs in one k block: element (i, p) sits at `data[offs[i] + p·cs]`. Rows
@@ -241,7 +262,7 @@ thread_local! {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn tiles<const MR: usize, const NR: usize>(
-    micro: impl Fn(usize, &Rows<'_, MR>, &[f32], &mut [[f32; NR]; MR]),
+    micro: impl Fn(usize, &Rows<'_, MR>, Panel<'_>, &mut [[f32; NR]; MR]),
     m: usize,
     n: usize,
     k: usize,
@@ -270,17 +291,22 @@ fn tiles<const MR: usize, const NR: usize>(
             for jc in (0..n).step_by(NC) {
                 let nc = NC.min(n - jc);
                 let panels = nc.div_ceil(NR);
-                // Panel q holds columns jc + q·NR.., laid out [p][NR], zero-padded.
+                // Panel q holds columns jc + q·NR.., laid out [p][NR], zero-padded — unless
+                // few row bands would use it: then whole panels of a row-major rhs are read in
+                // place (packing would cost as much as the product).
+                let in_place = |j0: usize| rhs.cs == 1 && m <= IN_PLACE_ROWS && j0 + NR <= n;
                 for q in 0..panels {
                     let j0 = jc + q * NR;
-                    pack_panel::<NR>(
-                        &mut b_pack[q * NR * kc..(q + 1) * NR * kc],
-                        rhs,
-                        p0,
-                        kc,
-                        j0,
-                        n,
-                    );
+                    if !in_place(j0) {
+                        pack_panel::<NR>(
+                            &mut b_pack[q * NR * kc..(q + 1) * NR * kc],
+                            rhs,
+                            p0,
+                            kc,
+                            j0,
+                            n,
+                        );
+                    }
                 }
                 // Each MR-row band of the lhs runs over every panel while it is in L1.
                 for i0 in (0..m).step_by(MR) {
@@ -293,7 +319,17 @@ fn tiles<const MR: usize, const NR: usize>(
                     for q in 0..panels {
                         let j0 = jc + q * NR;
                         let nr = NR.min(n - j0);
-                        let b = &b_pack[q * NR * kc..(q + 1) * NR * kc];
+                        let b = if in_place(j0) {
+                            Panel {
+                                data: &rhs.data[p0 * rhs.rs + j0..],
+                                rs: rhs.rs,
+                            }
+                        } else {
+                            Panel {
+                                data: &b_pack[q * NR * kc..(q + 1) * NR * kc],
+                                rs: NR,
+                            }
+                        };
                         let mut acc = [[0f32; NR]; MR];
                         let full = nr == NR;
                         if load {
@@ -377,7 +413,7 @@ fn pack_panel<const NR: usize>(
 // Indexed loops over the tile's rows keep each accumulator a named register.
 #[allow(clippy::needless_range_loop)]
 mod kernels {
-    use super::Rows;
+    use super::{Panel, Rows};
     use std::arch::x86_64::*;
 
     /// A 8 × 32 tile in 16 zmm registers.
@@ -385,12 +421,13 @@ mod kernels {
     /// # Safety
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn avx512(kc: usize, a: &Rows<'_, 8>, b: &[f32], acc: &mut [[f32; 32]; 8]) {
+    pub unsafe fn avx512(kc: usize, a: &Rows<'_, 8>, b: Panel<'_>, acc: &mut [[f32; 32]; 8]) {
         a.check(kc);
-        let b = &b[..kc * 32];
+        b.check(kc, 32);
+        let (b, b_rs) = (b.data, b.rs);
         let (data, cs) = (a.data.as_ptr(), a.cs);
-        // SAFETY: `check` proved every lhs element read is inside its slice; `b` is sliced to
-        // kc rows just above and `acc` is whole; unaligned forms are used throughout.
+        // SAFETY: the two `check`s proved every lhs and rhs element read is inside its slice,
+        // and `acc` is whole; unaligned forms are used throughout.
         unsafe {
             let mut c = [[_mm512_setzero_ps(); 2]; 8];
             for i in 0..8 {
@@ -398,8 +435,8 @@ mod kernels {
                 c[i][1] = _mm512_loadu_ps(acc[i].as_ptr().add(16));
             }
             for p in 0..kc {
-                let b0 = _mm512_loadu_ps(b.as_ptr().add(p * 32));
-                let b1 = _mm512_loadu_ps(b.as_ptr().add(p * 32 + 16));
+                let b0 = _mm512_loadu_ps(b.as_ptr().add(p * b_rs));
+                let b1 = _mm512_loadu_ps(b.as_ptr().add(p * b_rs + 16));
                 for i in 0..8 {
                     let ai = _mm512_set1_ps(*data.add(a.offs[i] + p * cs));
                     c[i][0] = _mm512_add_ps(c[i][0], _mm512_mul_ps(ai, b0));
@@ -418,9 +455,10 @@ mod kernels {
     /// # Safety
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn avx2(kc: usize, a: &Rows<'_, 6>, b: &[f32], acc: &mut [[f32; 16]; 6]) {
+    pub unsafe fn avx2(kc: usize, a: &Rows<'_, 6>, b: Panel<'_>, acc: &mut [[f32; 16]; 6]) {
         a.check(kc);
-        let b = &b[..kc * 16];
+        b.check(kc, 16);
+        let (b, b_rs) = (b.data, b.rs);
         let (data, cs) = (a.data.as_ptr(), a.cs);
         // SAFETY: as in `avx512`.
         unsafe {
@@ -430,8 +468,8 @@ mod kernels {
                 c[i][1] = _mm256_loadu_ps(acc[i].as_ptr().add(8));
             }
             for p in 0..kc {
-                let b0 = _mm256_loadu_ps(b.as_ptr().add(p * 16));
-                let b1 = _mm256_loadu_ps(b.as_ptr().add(p * 16 + 8));
+                let b0 = _mm256_loadu_ps(b.as_ptr().add(p * b_rs));
+                let b1 = _mm256_loadu_ps(b.as_ptr().add(p * b_rs + 8));
                 for i in 0..6 {
                     let ai = _mm256_set1_ps(*data.add(a.offs[i] + p * cs));
                     c[i][0] = _mm256_add_ps(c[i][0], _mm256_mul_ps(ai, b0));
@@ -452,15 +490,17 @@ mod kernels {
 fn micro<const MR: usize, const NR: usize>(
     kc: usize,
     a: &Rows<'_, MR>,
-    b: &[f32],
+    b: Panel<'_>,
     acc: &mut [[f32; NR]; MR],
 ) {
     a.check(kc);
+    b.check(kc, NR);
     let mut c = *acc;
-    let b = &b[..kc * NR];
     for p in 0..kc {
         // A fixed-size row: no bounds checks inside, so the j loop becomes vector lanes.
-        let bp: &[f32; NR] = b[p * NR..(p + 1) * NR].try_into().expect("NR values");
+        let bp: &[f32; NR] = b.data[p * b.rs..p * b.rs + NR]
+            .try_into()
+            .expect("NR values");
         for i in 0..MR {
             let ai = a.data[a.offs[i] + p * a.cs];
             for j in 0..NR {
