@@ -326,7 +326,8 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
                 }
             })?;
             out!("{}", render::audit(&report))?;
-            return Ok(if report.all_exact() {
+            // 1 when anything did not reproduce (DIVERGED, or could not replay); CLOSE is 0.
+            return Ok(if report.all_reproduced() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -385,9 +386,10 @@ pub fn replay(dir: &Path, args: ReplayArgs) -> Result<ExitCode> {
             .context("the replay finished but cannot be recorded")?;
         outln!("{}", recorded_line(&entry, dir))?;
     }
-    Ok(if report.verdict.result == VerdictKind::Exact {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    // 0 EXACT, 1 DIVERGED, 3 CLOSE (reproduced, not bit for bit; 2 is an error).
+    Ok(match report.verdict.result {
+        VerdictKind::Exact => ExitCode::SUCCESS,
+        VerdictKind::Diverged => ExitCode::from(1),
+        VerdictKind::Close => ExitCode::from(3),
     })
 }

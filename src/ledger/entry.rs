@@ -32,15 +32,40 @@ pub enum EntryKind {
 pub enum VerdictKind {
     /// Trace and weights hashes both equal.
     Exact,
+    /// Not every byte, but reproduced: the first difference is at rounding level and the
+    /// run's conclusions hold (see `replay::CLOSE_FIRST` and `replay::conclusions_hold`).
+    Close,
     Diverged,
 }
 
-/// A replay's verdict, with the first difference when it diverged.
+/// A replay's verdict, with the first difference when it is not EXACT.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Verdict {
     pub result: VerdictKind,
     pub first: Option<Difference>,
+    /// How far the two traces agree, probe by probe (replays recorded since CLOSE exists;
+    /// absent on EXACT and on older entries).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub agreement: Option<Agreement>,
+}
+
+/// How far a replay's trace agrees with the original's, from the first probe on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agreement {
+    /// The last probe step up to which every probe record is byte-identical (none: the first
+    /// probe differs).
+    pub identical_to: Option<usize>,
+    /// The last probe step up to which every number is within 1e-6 relative.
+    pub within_1e6_to: Option<usize>,
+    /// The last probe step up to which every number is within 1 % relative.
+    pub within_1pct_to: Option<usize>,
+    /// The relative size of the first difference, |a − b| / max(|a|, |b|).
+    pub first_relative: Option<f64>,
+    /// The recorded conclusions side by side: `status`, `diverged_at`, `train_loss`,
+    /// `test_loss`, `test_accuracy` (original, replay), as JSON text.
+    pub conclusions: Vec<(String, String, String)>,
 }
 
 /// The first place two runs differ.

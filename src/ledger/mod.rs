@@ -26,7 +26,8 @@ pub mod time;
 pub mod verify;
 
 pub use entry::{
-    Difference, Entry, EntryKind, LayerProfile, Metrics, ObjectRef, Origin, Verdict, VerdictKind,
+    Agreement, Difference, Entry, EntryKind, LayerProfile, Metrics, ObjectRef, Origin, Verdict,
+    VerdictKind,
 };
 pub use merge::{MergeError, MergeReport, merge};
 pub use replay::{AuditItem, AuditReport, ReplayOptions, ReplayReport, audit, replay, replay_with};
@@ -484,7 +485,7 @@ pub fn repair(dir: &Path) -> Result<store::Repair, LedgerError> {
 
 /// The trace summary of an outcome, from its records as JSON values (exact f64s, so the
 /// numbers written in the entry are the trace's own spellings).
-fn summarize(outcome: &Outcome) -> Result<TraceSummary, String> {
+pub(crate) fn summarize(outcome: &Outcome) -> Result<TraceSummary, String> {
     let mut lines = vec![
         serde_json::to_value(TraceLine::Header(outcome.header.clone()))
             .map_err(|e| e.to_string())?,

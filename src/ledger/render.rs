@@ -36,6 +36,7 @@ fn seq_of(all: &[Entry], hash: &str) -> String {
 pub fn verdict_word(v: &Verdict) -> &'static str {
     match v.result {
         VerdictKind::Exact => "EXACT",
+        VerdictKind::Close => "CLOSE",
         VerdictKind::Diverged => "DIVERGED",
     }
 }
@@ -63,6 +64,38 @@ pub fn verdict(v: &Verdict) -> String {
         Some(d) => format!("{} {}", verdict_word(v), difference(d)),
         None => verdict_word(v).to_string(),
     }
+}
+
+/// How far two traces agree, and the conclusions side by side (two indented lines).
+pub fn agreement(a: &crate::ledger::Agreement) -> String {
+    let to = |s: Option<usize>| s.map_or_else(|| "no probe".to_string(), |s| format!("step {s}"));
+    let mut s = format!(
+        "  agreement: bit-identical to {}, within 1e-6 relative to {}, within 1 % to {}",
+        to(a.identical_to),
+        to(a.within_1e6_to),
+        to(a.within_1pct_to)
+    );
+    if let Some(r) = a.first_relative {
+        let _ = write!(s, "; the first difference is {r:.1e} relative");
+    }
+    s.push('\n');
+    let sides: Vec<String> = a
+        .conclusions
+        .iter()
+        .map(|(name, x, y)| {
+            if x == y {
+                format!("{name} {x}")
+            } else {
+                format!("{name} {x} vs {y}")
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "  conclusions (original vs replay): {}",
+        sides.join("; ")
+    );
+    s
 }
 
 /// The `ledger list` table.
@@ -445,6 +478,12 @@ pub fn replay(r: &ReplayReport) -> String {
             &o.trace.hash[..12],
             &o.weights.hash[..12]
         ),
+        Some(d) if r.verdict.result == VerdictKind::Close => format!(
+            "CLOSE: entry {} ({}) reproduced to rounding, not bit for bit: first difference {}\n",
+            o.seq,
+            o.experiment,
+            difference(d)
+        ),
         Some(d) => format!(
             "DIVERGED from entry {} ({}) {}\n",
             o.seq,
@@ -452,6 +491,9 @@ pub fn replay(r: &ReplayReport) -> String {
             difference(d)
         ),
     };
+    if let Some(a) = &r.verdict.agreement {
+        s.push_str(&agreement(a));
+    }
     let first = r.verdict.first.as_ref();
     if let (Some(d), Some(why)) = (first, &r.machine) {
         let size = match (d.original.parse::<f64>(), d.replayed.parse::<f64>()) {
@@ -507,7 +549,14 @@ pub fn audit(r: &AuditReport) -> String {
             .unwrap_or_default();
         let _ = writeln!(s, "{:>5}  {:<24}  {v}{rec}", i.seq, i.experiment);
     }
-    let _ = writeln!(s, "{} of {} EXACT", r.exact(), r.items.len());
+    let _ = writeln!(
+        s,
+        "{} of {} EXACT, {} CLOSE, {} DIVERGED",
+        r.exact(),
+        r.items.len(),
+        r.count(VerdictKind::Close),
+        r.count(VerdictKind::Diverged)
+    );
     s
 }
 

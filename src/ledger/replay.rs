@@ -2,7 +2,7 @@
 //! trace and weights with the stored ones; EXACT, or the first step, quantity and layer
 //! where they part. Audit: replay a seeded random sample of entries.
 
-use super::entry::{Difference, Entry, EntryKind, Verdict, VerdictKind};
+use super::entry::{Agreement, Difference, Entry, EntryKind, Verdict, VerdictKind};
 use super::{Ledger, LedgerError, environment};
 use crate::experiment::Experiment;
 use crate::rng::Stream;
@@ -234,6 +234,7 @@ pub fn compare(
             Verdict {
                 result: VerdictKind::Exact,
                 first: None,
+                agreement: None,
             },
             header_differences,
         );
@@ -256,13 +257,179 @@ pub fn compare(
         })
         .or_else(|| header_differences.first().cloned())
         .unwrap_or_else(|| weights_diff(&original.weights.hash, weights, &rerun.weights));
+    let agreement = agreement(&a, &b, &first, original, rerun);
+    let close = agreement.first_relative.is_some_and(|r| r <= CLOSE_FIRST)
+        && conclusions_hold(original, rerun);
     (
         Verdict {
-            result: VerdictKind::Diverged,
+            result: if close {
+                VerdictKind::Close
+            } else {
+                VerdictKind::Diverged
+            },
             first: Some(first),
+            agreement: Some(agreement),
         },
         header_differences,
     )
+}
+
+/// The largest relative size of a first difference that CLOSE accepts: 16 float32 ulps
+/// (16 · 2⁻²³ ≈ 1.9e-6). Another CPU kind's kernels round differently by about one ulp per
+/// operation; a changed setting or a bug moves the first difference far beyond this.
+pub const CLOSE_FIRST: f64 = 16.0 * f32::EPSILON as f64;
+/// How far the final losses may move for a CLOSE verdict (relative, or 1e-4 absolute).
+pub const CLOSE_LOSS: f64 = 0.05;
+/// How far the final accuracies may move for a CLOSE verdict (absolute).
+pub const CLOSE_ACCURACY: f64 = 0.02;
+
+/// |a − b| / max(|a|, |b|): 0 when equal, infinite when one is not a number.
+fn relative(a: Option<f64>, b: Option<f64>) -> f64 {
+    match (a, b) {
+        (Some(a), Some(b)) if a == b => 0.0,
+        (Some(a), Some(b)) if a.is_finite() && b.is_finite() => {
+            (a - b).abs() / a.abs().max(b.abs())
+        }
+        (None, None) => 0.0,
+        _ => f64::INFINITY,
+    }
+}
+
+/// The largest relative difference between the numbers of two records of the same shape
+/// (infinite where the shapes or any non-number differ).
+fn max_relative(a: &Value, b: &Value) -> f64 {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            if x.len() != y.len() {
+                return f64::INFINITY;
+            }
+            x.iter().fold(0.0, |m, (k, v)| {
+                m.max(y.get(k).map_or(f64::INFINITY, |w| max_relative(v, w)))
+            })
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                return f64::INFINITY;
+            }
+            x.iter()
+                .zip(y)
+                .fold(0.0, |m, (v, w)| m.max(max_relative(v, w)))
+        }
+        (Value::Number(x), Value::Number(y)) => relative(x.as_f64(), y.as_f64()),
+        (x, y) if x == y => 0.0,
+        _ => f64::INFINITY,
+    }
+}
+
+/// How far two traces agree probe by probe, the first difference's size, and the recorded
+/// conclusions side by side.
+fn agreement(
+    a: &[&[u8]],
+    b: &[&[u8]],
+    first: &Difference,
+    original: &Entry,
+    rerun: &Outcome,
+) -> Agreement {
+    let parse = |l: &[u8]| serde_json::from_slice::<Value>(l).ok();
+    let is_probe = |v: &Value| v.get("type").and_then(Value::as_str) == Some("probe");
+    let (mut identical_to, mut within_1e6_to, mut within_1pct_to) = (None, None, None);
+    let (mut identical, mut tight, mut loose) = (true, true, true);
+    for (x, y) in a.iter().zip(b).skip(1) {
+        let (Some(vx), Some(vy)) = (parse(x), parse(y)) else {
+            break;
+        };
+        if !is_probe(&vx) {
+            continue;
+        }
+        let step = vx.get("step").and_then(Value::as_u64).map(|s| s as usize);
+        let r = if x == y { 0.0 } else { max_relative(&vx, &vy) };
+        identical &= x == y;
+        tight &= r <= 1e-6;
+        loose &= r <= 1e-2;
+        if !loose {
+            break;
+        }
+        if identical {
+            identical_to = step;
+        }
+        if tight {
+            within_1e6_to = step;
+        }
+        within_1pct_to = step;
+    }
+    let number = |t: &str| t.parse::<f64>().ok();
+    let first_relative = if first.quantity == "record" || first.quantity.starts_with("header.") {
+        None
+    } else {
+        Some(relative(number(&first.original), number(&first.replayed))).filter(|r| r.is_finite())
+    };
+    let replayed = crate::ledger::summarize(rerun)
+        .ok()
+        .map(|s| (s.metrics, s.diverged_at));
+    let text = |v: Option<f64>| v.map_or_else(|| "null".to_string(), |x| x.to_string());
+    let m = &original.metrics;
+    let mut conclusions = vec![(
+        "status".to_string(),
+        original.status.name().to_string(),
+        rerun.end.status.name().to_string(),
+    )];
+    conclusions.push((
+        "diverged_at".into(),
+        text(original.diverged_at.map(|s| s as f64)),
+        text(rerun.end.diverged_at.map(|s| s as f64)),
+    ));
+    if let Some((r, _)) = &replayed {
+        for (name, a, b) in [
+            ("train_loss", m.train_loss, r.train_loss),
+            ("test_loss", m.test_loss, r.test_loss),
+            ("test_accuracy", m.test_accuracy, r.test_accuracy),
+        ] {
+            if a.is_some() || b.is_some() {
+                conclusions.push((name.into(), text(a), text(b)));
+            }
+        }
+    }
+    Agreement {
+        identical_to,
+        within_1e6_to,
+        within_1pct_to,
+        first_relative,
+        conclusions,
+    }
+}
+
+/// Whether the rerun reaches the original's recorded conclusions: the same status, steps
+/// and diverged step, and — for a run that completed — final losses within [`CLOSE_LOSS`]
+/// and accuracies within [`CLOSE_ACCURACY`].
+pub fn conclusions_hold(original: &Entry, rerun: &Outcome) -> bool {
+    let end = &rerun.end;
+    if end.status != original.status
+        || end.diverged_at != original.diverged_at
+        || end.steps_done != original.metrics.steps_done
+    {
+        return false;
+    }
+    if end.status != crate::train::Status::Completed {
+        return true;
+    }
+    let Ok(summary) = crate::ledger::summarize(rerun) else {
+        return false;
+    };
+    let (a, b) = (&original.metrics, &summary.metrics);
+    let loss = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => (x - y).abs() <= (CLOSE_LOSS * x.abs().max(y.abs())).max(1e-4),
+        (None, None) => true,
+        _ => false,
+    };
+    let accuracy = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => (x - y).abs() <= CLOSE_ACCURACY,
+        (None, None) => true,
+        _ => false,
+    };
+    loss(a.train_loss, b.train_loss)
+        && loss(a.test_loss, b.test_loss)
+        && accuracy(a.train_accuracy, b.train_accuracy)
+        && accuracy(a.test_accuracy, b.test_accuracy)
 }
 
 fn header_diffs(a: Option<&Value>, b: Option<&Value>) -> Vec<Difference> {
@@ -520,18 +687,22 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
-    pub fn exact(&self) -> usize {
+    /// How many replays gave `kind`.
+    pub fn count(&self, kind: VerdictKind) -> usize {
         self.items
             .iter()
-            .filter(|i| {
-                i.verdict
-                    .as_ref()
-                    .is_some_and(|v| v.result == VerdictKind::Exact)
-            })
+            .filter(|i| i.verdict.as_ref().is_some_and(|v| v.result == kind))
             .count()
+    }
+    pub fn exact(&self) -> usize {
+        self.count(VerdictKind::Exact)
     }
     pub fn all_exact(&self) -> bool {
         self.exact() == self.items.len()
+    }
+    /// Every sampled entry reproduced: EXACT or CLOSE, none DIVERGED or failed to replay.
+    pub fn all_reproduced(&self) -> bool {
+        self.exact() + self.count(VerdictKind::Close) == self.items.len()
     }
 }
 

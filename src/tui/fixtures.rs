@@ -285,6 +285,7 @@ pub fn ledger_entries() -> Vec<crate::ledger::Entry> {
                     original: "0.6931".into(),
                     replayed: "0.6932".into(),
                 }),
+                agreement: None,
             });
             entries
         })

@@ -819,7 +819,7 @@ fn audit_replays_a_seeded_sample() {
     };
     let a = audit(&["--no-record"]);
     assert!(
-        a.contains("2 of 4 run entries") && a.contains("2 of 2 EXACT"),
+        a.contains("2 of 4 run entries") && a.contains("2 of 2 EXACT, 0 CLOSE, 0 DIVERGED"),
         "{a}"
     );
     assert_eq!(
@@ -1022,6 +1022,18 @@ fn the_repository_ledgers_entries_replay_on_any_machine() {
         }
         match out.status.code() {
             Some(0) => assert!(stdout.contains(&format!("EXACT: entry {seq} ")), "{text}"),
+            // Reproduced to rounding on a machine that takes other kernel paths.
+            Some(3) => {
+                assert!(
+                    warned,
+                    "entry {seq} is CLOSE on its own kind of machine: {text}"
+                );
+                assert!(
+                    stdout.contains(&format!("CLOSE: entry {seq} "))
+                        && stdout.contains("agreement:"),
+                    "{text}"
+                );
+            }
             Some(1) => {
                 assert!(
                     warned,
@@ -1052,4 +1064,81 @@ fn the_repository_ledgers_entries_replay_on_any_machine() {
     }
     let (ok, report) = verify_cli(dir.path(), &[]);
     assert!(ok, "{report}");
+}
+
+/// CLOSE tells rounding from a real difference. A `flex` entry replayed on the `cpu` engine
+/// (the same step, summed in other orders) is CLOSE, with the agreement band and the
+/// conclusions side by side, exit 3, recorded with its agreement; a rerun with the learning
+/// rate edited is DIVERGED at the first update (step 0's `update_ratio`), by exactly the
+/// edit's relative size.
+#[test]
+fn replay_verdicts_tell_rounding_from_a_changed_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_experiment(
+        dir.path(),
+        "close",
+        &small_experiment("close", "optimizer = \"sgd\"\n"),
+    );
+    gradlab(dir.path())
+        .args(["run", "--headless", "--device", "flex"])
+        .arg(&f)
+        .assert()
+        .success();
+    let out = gradlab(dir.path())
+        .args(["replay", "1", "--device", "cpu"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("CLOSE: entry 1 (close) reproduced to rounding"),
+        "{text}"
+    );
+    assert!(text.contains("agreement: bit-identical to"), "{text}");
+    assert!(
+        text.contains("conclusions (original vs replay): status completed"),
+        "{text}"
+    );
+    let ledger = Ledger::open(dir.path().join("ledger")).unwrap();
+    let verdict = ledger.entries()[1].verdict.clone().unwrap();
+    assert_eq!(verdict.result, VerdictKind::Close);
+    let agreement = verdict
+        .agreement
+        .expect("a CLOSE verdict records its agreement");
+    assert!(agreement.first_relative.unwrap() <= ledger::replay::CLOSE_FIRST);
+    assert!(agreement.within_1pct_to.is_some());
+
+    // The same entry against a rerun with its learning rate edited (0.1 → 0.12): the ledger
+    // refuses an altered line, so the rerun is compared with the stored trace directly.
+    let original = ledger.entries()[0].clone();
+    let trace = ledger.load_trace_bytes(&original).unwrap();
+    let weights = ledger.load_weights(&original).ok();
+    let body = std::fs::read_to_string(&f).unwrap();
+    assert!(body.contains("learning_rate = 0.1\n"), "{body}");
+    let edited = Experiment::parse(
+        &body.replace("learning_rate = 0.1\n", "learning_rate = 0.12\n"),
+        Path::new("edited.toml"),
+    )
+    .unwrap();
+    let env = RunEnv {
+        device: DeviceKind::Flex,
+        ..RunEnv::default()
+    };
+    let rerun = train::train(&edited, env, &Control::new(), &mut |_| {});
+    let (verdict, _) = ledger::replay::compare(&original, &trace, weights.as_deref(), &rerun);
+    assert_eq!(verdict.result, VerdictKind::Diverged, "{verdict:?}");
+    // Step 0's gradients are the same; its update is 1.2× as long: ‖ΔW‖/‖W‖ of the first
+    // layer is the first number to differ, by 0.2 / 1.2 relative.
+    let first = verdict.first.as_ref().unwrap();
+    assert_eq!(
+        (first.step, first.quantity.as_str(), first.layer.as_deref()),
+        (Some(0), "update_ratio", Some("h1")),
+        "{verdict:?}"
+    );
+    let agreement = verdict.agreement.unwrap();
+    assert_eq!(agreement.identical_to, None);
+    assert!(
+        (agreement.first_relative.unwrap() - 0.2 / 1.2).abs() < 1e-3,
+        "{agreement:?}"
+    );
 }

@@ -31,6 +31,7 @@ fn replayed(seq: u64, recorded: Option<u64>, stopped: bool) -> Event {
             verdict: Verdict {
                 result: VerdictKind::Exact,
                 first: None,
+                agreement: None,
             },
             warnings: Vec::new(),
             recorded: recorded.map(|s| (s, "abcdef012345".into())),

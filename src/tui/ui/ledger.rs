@@ -175,6 +175,7 @@ fn status_style(s: Status, theme: &Theme) -> Style {
 fn verdict_style(v: &Verdict, theme: &Theme) -> Style {
     match v.result {
         VerdictKind::Exact => theme.ok(),
+        VerdictKind::Close => theme.warn(),
         VerdictKind::Diverged => theme.error(),
     }
 }

@@ -65,6 +65,7 @@ fn with_results(app: &mut App) {
             verdict: crate::ledger::Verdict {
                 result: crate::ledger::VerdictKind::Exact,
                 first: None,
+                agreement: None,
             },
             warnings: Vec::new(),
             recorded: Some((6, "0123456789ab".into())),
@@ -101,6 +102,7 @@ fn ledger_screen_while_replaying_after_an_export_and_a_replay_with_warnings() {
             verdict: crate::ledger::Verdict {
                 result: crate::ledger::VerdictKind::Exact,
                 first: None,
+                agreement: None,
             },
             warnings: vec![
                 "code identity differs: git_commit was '0123456789abcdef0123456789abcdef01234567', this build has 'fedcba9876543210fedcba9876543210fedcba98'".into(),
