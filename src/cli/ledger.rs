@@ -80,7 +80,18 @@ pub enum LedgerCommand {
         /// Do not append the replays to the ledger.
         #[arg(long)]
         no_record: bool,
+        /// `text` (default), `json`, or `markdown` (a table for a paper's supplement).
+        #[arg(long, value_enum, default_value = "text")]
+        format: AuditFormat,
     },
+}
+
+/// How `ledger audit` prints its report.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum AuditFormat {
+    Text,
+    Json,
+    Markdown,
 }
 
 /// `gradlab replay`.
@@ -318,6 +329,7 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
             sample,
             seed,
             no_record,
+            format,
         } => {
             let mut ledger = open(dir)?;
             let report = rp::audit(&mut ledger, sample, seed, !no_record, &mut |item| {
@@ -325,7 +337,14 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
                     eprintln!("warning: entry {}: {w}", item.seq);
                 }
             })?;
-            out!("{}", render::audit(&report))?;
+            out!(
+                "{}",
+                match format {
+                    AuditFormat::Text => render::audit(&report),
+                    AuditFormat::Json => render::audit_json(&report),
+                    AuditFormat::Markdown => render::audit_markdown(&report),
+                }
+            )?;
             // 1 when anything did not reproduce (DIVERGED, or could not replay); CLOSE is 0.
             return Ok(if report.all_reproduced() {
                 ExitCode::SUCCESS

@@ -494,6 +494,23 @@ pub fn replay(r: &ReplayReport) -> String {
     if let Some(a) = &r.verdict.agreement {
         s.push_str(&agreement(a));
     }
+    if r.verdict.result == VerdictKind::Close && r.machine.is_none() {
+        // The machine note below says why on another CPU kind; otherwise name what else differs.
+        let why: Vec<&str> = r
+            .warnings
+            .iter()
+            .map(String::as_str)
+            .filter(|w| {
+                w.starts_with("code identity") || w.starts_with("backend") || w.starts_with("host")
+            })
+            .collect();
+        let why = if why.is_empty() {
+            "nothing this replay can see differs (same machine kind, build and engine)".to_string()
+        } else {
+            why.join("; ")
+        };
+        let _ = writeln!(s, "  why the bits can differ: {why}");
+    }
     let first = r.verdict.first.as_ref();
     if let (Some(d), Some(why)) = (first, &r.machine) {
         let size = match (d.original.parse::<f64>(), d.replayed.parse::<f64>()) {
@@ -557,6 +574,86 @@ pub fn audit(r: &AuditReport) -> String {
         r.count(VerdictKind::Close),
         r.count(VerdictKind::Diverged)
     );
+    s
+}
+
+/// The audit as JSON: every sampled entry with its verdict (and agreement), the warnings
+/// about code, engine and machine differences, and the counts.
+pub fn audit_json(r: &AuditReport) -> String {
+    let items: Vec<serde_json::Value> = r
+        .items
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "seq": i.seq,
+                "experiment": i.experiment,
+                "verdict": i.verdict,
+                "error": i.error,
+                "machine": i.machine,
+                "warnings": i.warnings,
+                "replay_entry": i.recorded.as_ref().map(|(seq, _)| seq),
+            })
+        })
+        .collect();
+    let failed = r.items.iter().filter(|i| i.verdict.is_none()).count();
+    let v = serde_json::json!({
+        "seed": r.seed,
+        "population": r.population,
+        "counts": {
+            "exact": r.exact(),
+            "close": r.count(VerdictKind::Close),
+            "diverged": r.count(VerdictKind::Diverged),
+            "failed": failed,
+        },
+        "items": items,
+    });
+    serde_json::to_string_pretty(&v).expect("the audit serializes") + "\n"
+}
+
+/// The audit as a Markdown table, for a paper's supplement.
+pub fn audit_markdown(r: &AuditReport) -> String {
+    let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+    let mut s = format!(
+        "Audit of {} of {} run entries (sample seed {}): {} EXACT, {} CLOSE, {} DIVERGED.\n\n\
+         | entry | experiment | verdict | first difference | agreement | differences |\n\
+         |---|---|---|---|---|---|\n",
+        r.items.len(),
+        r.population,
+        r.seed,
+        r.exact(),
+        r.count(VerdictKind::Close),
+        r.count(VerdictKind::Diverged)
+    );
+    for i in &r.items {
+        let (word, first, band) = match (&i.verdict, &i.error) {
+            (Some(v), _) => (
+                verdict_word(v).to_string(),
+                v.first.as_ref().map(difference).unwrap_or_default(),
+                v.agreement
+                    .as_ref()
+                    .map(|a| agreement(a).trim().to_string())
+                    .unwrap_or_default(),
+            ),
+            (None, Some(e)) => ("ERROR".into(), e.clone(), String::new()),
+            (None, None) => ("-".into(), String::new(), String::new()),
+        };
+        let mut diffs = i.warnings.clone();
+        if let Some(m) = &i.machine
+            && !diffs.iter().any(|w| w.contains(m.as_str()))
+        {
+            diffs.push(format!("machine: {m}"));
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            i.seq,
+            cell(&i.experiment),
+            word,
+            cell(&first),
+            cell(&band),
+            cell(&diffs.join("; "))
+        );
+    }
     s
 }
 

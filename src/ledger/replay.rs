@@ -673,6 +673,8 @@ pub struct AuditItem {
     pub verdict: Option<Verdict>,
     pub error: Option<String>,
     pub warnings: Vec<String>,
+    /// Why this machine may take other kernel paths than the recording one.
+    pub machine: Option<String>,
     /// The replay entry appended: (seq, short hash).
     pub recorded: Option<(u64, String)>,
 }
@@ -744,12 +746,14 @@ pub fn audit(
             verdict: None,
             error: None,
             warnings: Vec::new(),
+            machine: None,
             recorded: None,
         };
         match replay(ledger, &seq.to_string(), &mut |_, _| {}) {
             Ok(report) => {
                 item.verdict = Some(report.verdict.clone());
                 item.warnings = report.warnings.clone();
+                item.machine = report.machine.clone();
                 if record {
                     let e = ledger.record_replay(&report, vec!["audit".into()])?;
                     item.recorded = Some((e.seq, e.short_hash().to_string()));

@@ -1142,3 +1142,64 @@ fn replay_verdicts_tell_rounding_from_a_changed_setting() {
         "{agreement:?}"
     );
 }
+
+/// `ledger audit --format json|markdown`: the same sample, its verdicts and counts, in a form
+/// a script or a paper's supplement can take; the exit status stays 0 when all reproduce.
+#[test]
+fn audit_reports_as_json_and_markdown() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a1", "a2"] {
+        let f = write_experiment(dir.path(), name, &small_experiment(name, ""));
+        gradlab(dir.path())
+            .args(["run", "--headless", "--steps", "6"])
+            .arg(&f)
+            .assert()
+            .success();
+    }
+    let json = gradlab(dir.path())
+        .args([
+            "ledger",
+            "audit",
+            "--sample",
+            "2",
+            "--no-record",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["counts"]["exact"], 2, "{v}");
+    assert_eq!(v["counts"]["diverged"], 0);
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| i["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(items.iter().all(|i| i["verdict"]["result"] == "exact"));
+    let md = gradlab(dir.path())
+        .args([
+            "ledger",
+            "audit",
+            "--sample",
+            "2",
+            "--no-record",
+            "--format",
+            "markdown",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let md = String::from_utf8(md).unwrap();
+    assert!(md.contains("2 EXACT, 0 CLOSE, 0 DIVERGED"), "{md}");
+    assert!(md.contains("| entry | experiment | verdict |"), "{md}");
+    assert!(md.contains("| 1 | a1 | EXACT |"), "{md}");
+}
