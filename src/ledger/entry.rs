@@ -47,7 +47,7 @@ pub struct Verdict {
     /// How far the two traces agree, probe by probe (replays recorded since CLOSE exists;
     /// absent on EXACT and on older entries).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub agreement: Option<Agreement>,
+    pub agreement: Option<Box<Agreement>>,
 }
 
 /// How far a replay's trace agrees with the original's, from the first probe on.

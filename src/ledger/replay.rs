@@ -268,7 +268,7 @@ pub fn compare(
                 VerdictKind::Diverged
             },
             first: Some(first),
-            agreement: Some(agreement),
+            agreement: Some(Box::new(agreement)),
         },
         header_differences,
     )
