@@ -8,7 +8,12 @@
 //! and the median round is reported (`GRADLAB_BENCH_REPS` rounds, default 5).
 
 use gradlab::bench;
+use gradlab::experiment::Experiment;
+use gradlab::ledger::{self, Ledger};
+use gradlab::train::Control;
 use gradlab::train::{self, DeviceKind, RunEnv};
+use std::path::Path;
+use std::time::Instant;
 
 const WORKLOADS: [(&str, &str); 6] = [
     (
@@ -85,4 +90,46 @@ fn main() {
             overhead(2)
         );
     }
+    ledger_speed();
+}
+
+/// `ledger verify` and `ledger list` on a ledger of `GRADLAB_BENCH_ENTRIES` entries (default
+/// 20,000; the issue's aim: verify ≥ 20,000 entries/s, list under 0.2 s). The entries are one
+/// tiny run recorded again and again (each append is fsynced, as always).
+fn ledger_speed() {
+    let n: usize = std::env::var("GRADLAB_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    if n == 0 {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gradlab-bench-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let body = "[experiment]\nname = \"tiny\"\nseed = 1\n[data]\ntask = \"spirals\"\ntrain_size = 16\ntest_size = 0\n\
+                [model]\ndepth = 2\nwidth = 4\n[train]\nsteps = 3\nbatch_size = 16\n";
+    let exp = Experiment::parse(body, Path::new("tiny.toml")).expect("a valid config");
+    let env = RunEnv::default();
+    let outcome = train::train(&exp, env, &Control::new(), &mut |_| {});
+    let mut l = Ledger::open(&dir).expect("a new ledger");
+    let start = Instant::now();
+    for _ in 0..n {
+        l.record_run(&exp, env, &outcome, std::time::SystemTime::now())
+            .expect("the bench ledger takes the entry");
+    }
+    let record_s = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let report = ledger::verify::verify_dir(&dir, None);
+    let verify_s = start.elapsed().as_secs_f64();
+    assert!(report.problems.is_empty(), "the bench ledger verifies");
+    let start = Instant::now();
+    let listed = Ledger::open(&dir).expect("reopens").entries().len();
+    let list_s = start.elapsed().as_secs_f64();
+    println!(
+        "ledger of {n} entries: record {:.0} entries/s, verify {:.0} entries/s ({verify_s:.2} s), \
+         open + read for list {list_s:.3} s ({listed} entries)",
+        n as f64 / record_s,
+        n as f64 / verify_s
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -301,35 +301,29 @@ impl Ledger {
         };
         store::ensure_dir(&self.dir).map_err(io)?;
         let _lock = store::lock(&self.dir, true).map_err(io)?;
-        let bytes = store::read_entries(&self.dir).map_err(io)?;
-        let scan = store::scan(&bytes);
-        let path = self.dir.join(store::ENTRIES);
-        if let Some(torn) = &scan.torn {
-            return Err(LedgerError::TornTail {
-                path,
-                line: scan.lines.len() + 1,
-                bytes: torn.len(),
-            });
-        }
-        let (mut seq, mut prev) = match scan.lines.last() {
-            None => (0, GENESIS.to_string()),
-            Some(last) => {
-                let line = scan.lines.len();
-                let last = Entry::from_line(last).map_err(|source| LedgerError::BadEntry {
-                    path,
-                    line,
-                    source,
-                })?;
-                (last.seq, last.hash)
+        // Read only the end of the file when it is the end this ledger already knows (no one
+        // else appended since): an append then costs the same at 20 entries or 20,000.
+        let tail = store::read_tail(&self.dir).map_err(io)?;
+        let known_end = match (&tail.last, self.entries.last()) {
+            (None, None) => true,
+            (Some(line), Some(mine)) => {
+                Entry::from_line(line).is_ok_and(|e| e.hash == mine.hash && e.seq == mine.seq)
             }
+            _ => false,
         };
-        let current: Vec<Entry> = scan
-            .lines
-            .iter()
-            .filter_map(|l| Entry::from_line(l).ok())
-            .collect();
+        // Otherwise (another writer, a torn tail, a merge that must see every lineage) the
+        // whole file is read again, and `current` replaces what this ledger knew.
+        let current = if !skip_known && tail.torn.is_none() && known_end {
+            None
+        } else {
+            Some(self.read_current()?)
+        };
+        let entries = current.as_ref().unwrap_or(&self.entries);
+        let (mut seq, mut prev) = entries
+            .last()
+            .map_or((0, GENESIS.to_string()), |e| (e.seq, e.hash.clone()));
         let mut known: std::collections::HashSet<String> = if skip_known {
-            current.iter().flat_map(Entry::lineage).collect()
+            entries.iter().flat_map(Entry::lineage).collect()
         } else {
             Default::default()
         };
@@ -357,9 +351,42 @@ impl Ledger {
             out.pop();
             store::append_line(&self.dir, &out).map_err(io)?;
         }
-        self.entries = current;
+        if let Some(current) = current {
+            self.entries = current;
+        }
         self.entries.extend(written.iter().cloned());
         Ok(written)
+    }
+
+    /// Every entry in the file as it is now (the caller holds the lock): refuses a torn tail
+    /// and an unreadable last entry, naming the line.
+    fn read_current(&self) -> Result<Vec<Entry>, LedgerError> {
+        let io = |source| LedgerError::Io {
+            dir: self.dir.clone(),
+            source,
+        };
+        let bytes = store::read_entries(&self.dir).map_err(io)?;
+        let scan = store::scan(&bytes);
+        let path = self.dir.join(store::ENTRIES);
+        if let Some(torn) = &scan.torn {
+            return Err(LedgerError::TornTail {
+                path,
+                line: scan.lines.len() + 1,
+                bytes: torn.len(),
+            });
+        }
+        if let Some(last) = scan.lines.last() {
+            Entry::from_line(last).map_err(|source| LedgerError::BadEntry {
+                path,
+                line: scan.lines.len(),
+                source,
+            })?;
+        }
+        Ok(scan
+            .lines
+            .iter()
+            .filter_map(|l| Entry::from_line(l).ok())
+            .collect())
     }
 
     /// The entry for a run, without seq, chain, objects or hash.

@@ -49,6 +49,62 @@ pub fn scan(bytes: &[u8]) -> Scan {
     Scan { lines, torn }
 }
 
+/// The end of the entries file: the bytes after its last newline (a torn tail) and its last
+/// complete line, read backwards from the end — an append need not read the whole file.
+pub struct Tail {
+    pub torn: Option<Vec<u8>>,
+    pub last: Option<Vec<u8>>,
+}
+
+/// Reads [`Tail`] (nothing when the ledger does not exist yet).
+pub fn read_tail(dir: &Path) -> io::Result<Tail> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match File::open(dir.join(ENTRIES)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Tail {
+                torn: None,
+                last: None,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.seek(SeekFrom::End(0))?;
+    // Grow a window from the end until it holds two newlines (or the whole file).
+    let mut window: Vec<u8> = Vec::new();
+    let mut start = len;
+    const CHUNK: u64 = 64 * 1024;
+    loop {
+        let newlines = window.iter().filter(|&&b| b == b'\n').count();
+        if newlines >= 2 || start == 0 {
+            break;
+        }
+        let from = start.saturating_sub(CHUNK);
+        let mut chunk = vec![0u8; (start - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&window);
+        window = chunk;
+        start = from;
+    }
+    let Some(end) = window.iter().rposition(|&b| b == b'\n') else {
+        // No complete line at all: everything is torn.
+        return Ok(Tail {
+            torn: (!window.is_empty()).then_some(window),
+            last: None,
+        });
+    };
+    let torn = (end + 1 < window.len()).then(|| window[end + 1..].to_vec());
+    let begin = window[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    Ok(Tail {
+        torn,
+        last: Some(window[begin..end].to_vec()),
+    })
+}
+
 /// Reads the entries file (empty when the ledger does not exist yet).
 pub fn read_entries(dir: &Path) -> io::Result<Vec<u8>> {
     match fs::read(dir.join(ENTRIES)) {
@@ -358,6 +414,31 @@ pub fn repair(dir: &Path) -> io::Result<Repair> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tail is the last complete line and what follows it, across chunk boundaries.
+    #[test]
+    fn tail_reads_the_last_line_and_a_torn_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = read_tail(dir.path()).unwrap();
+        assert!(none.last.is_none() && none.torn.is_none());
+        let long = "x".repeat(100_000);
+        for (body, last, torn) in [
+            (format!("a\n{long}\n"), Some(long.as_str()), None),
+            (format!("{long}\nb\nhalf"), Some("b"), Some("half")),
+            ("only\n".to_string(), Some("only"), None),
+            ("torn".to_string(), None, Some("torn")),
+        ] {
+            fs::write(dir.path().join(ENTRIES), &body).unwrap();
+            let t = read_tail(dir.path()).unwrap();
+            assert_eq!(
+                t.last.as_deref(),
+                last.map(str::as_bytes),
+                "{}",
+                &body[..10.min(body.len())]
+            );
+            assert_eq!(t.torn.as_deref(), torn.map(str::as_bytes));
+        }
+    }
 
     #[test]
     fn scan_separates_the_torn_tail() {
