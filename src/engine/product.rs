@@ -52,6 +52,30 @@ pub fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
+/// Panics (naming `what`) unless an `m × n` dst with row stride `dst_rs`, an `m × k` lhs and
+/// a `k × n` rhs lie inside their slices: every index a product touches is then in bounds.
+pub fn check_operands(
+    what: &str,
+    (m, n, k): (usize, usize, usize),
+    dst: &[f32],
+    dst_rs: usize,
+    lhs: View<'_>,
+    rhs: View<'_>,
+) {
+    assert!(
+        extent(m, n, dst_rs, 1) <= dst.len(),
+        "{what}: dst out of bounds"
+    );
+    assert!(
+        extent(m, k, lhs.rs, lhs.cs) <= lhs.data.len(),
+        "{what}: lhs out of bounds"
+    );
+    assert!(
+        extent(k, n, rhs.rs, rhs.cs) <= rhs.data.len(),
+        "{what}: rhs out of bounds"
+    );
+}
+
 /// Depth of one k block and width of one column block: a packed block of the rhs (256 KiB)
 /// stays in L2 while every row band of the lhs runs over it.
 const KC: usize = 256;
@@ -95,18 +119,7 @@ pub fn product_on(
     rhs: View<'_>,
     threads: usize,
 ) {
-    assert!(
-        extent(m, n, dst_rs, 1) <= dst.len(),
-        "product: dst out of bounds"
-    );
-    assert!(
-        extent(m, k, lhs.rs, lhs.cs) <= lhs.data.len(),
-        "product: lhs out of bounds"
-    );
-    assert!(
-        extent(k, n, rhs.rs, rhs.cs) <= rhs.data.len(),
-        "product: rhs out of bounds"
-    );
+    check_operands("product", (m, n, k), dst, dst_rs, lhs, rhs);
     assert!(n <= dst_rs || m <= 1, "product: rows of dst overlap");
     if m == 0 || n == 0 {
         return;

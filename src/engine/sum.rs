@@ -20,24 +20,7 @@ pub fn flush(lanes: &mut [f32; LANES]) -> f64 {
 pub fn sum(v: &[f32]) -> f64 {
     simd(
         #[inline(always)]
-        || {
-            let mut total = 0.0;
-            let mut lanes = [0f32; LANES];
-            for block in v.chunks(BLOCK) {
-                let chunks = block.chunks_exact(LANES);
-                let rest = chunks.remainder();
-                for c in chunks {
-                    for k in 0..LANES {
-                        lanes[k] += c[k];
-                    }
-                }
-                for (k, &x) in rest.iter().enumerate() {
-                    lanes[k] += x;
-                }
-                total += flush(&mut lanes);
-            }
-            total
-        },
+        || blocked(v, |x| x),
     )
 }
 
@@ -45,25 +28,29 @@ pub fn sum(v: &[f32]) -> f64 {
 pub fn sum_sq(v: &[f32]) -> f64 {
     simd(
         #[inline(always)]
-        || {
-            let mut total = 0.0;
-            let mut lanes = [0f32; LANES];
-            for block in v.chunks(BLOCK) {
-                let chunks = block.chunks_exact(LANES);
-                let rest = chunks.remainder();
-                for c in chunks {
-                    for k in 0..LANES {
-                        lanes[k] += c[k] * c[k];
-                    }
-                }
-                for (k, &x) in rest.iter().enumerate() {
-                    lanes[k] += x * x;
-                }
-                total += flush(&mut lanes);
-            }
-            total
-        },
+        || blocked(v, |x| x * x),
     )
+}
+
+/// Σ term(x) in the fixed shape of the module doc.
+#[inline(always)]
+fn blocked(v: &[f32], term: impl Fn(f32) -> f32) -> f64 {
+    let mut total = 0.0;
+    let mut lanes = [0f32; LANES];
+    for block in v.chunks(BLOCK) {
+        let chunks = block.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for k in 0..LANES {
+                lanes[k] += term(c[k]);
+            }
+        }
+        for (k, &x) in rest.iter().enumerate() {
+            lanes[k] += term(x);
+        }
+        total += flush(&mut lanes);
+    }
+    total
 }
 
 #[cfg(test)]

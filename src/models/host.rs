@@ -76,7 +76,7 @@ pub(crate) fn recycle(v: Vec<f32>) {
 }
 
 pub(crate) use crate::engine::View;
-use crate::engine::product::extent;
+use crate::engine::product::check_operands;
 
 /// The arithmetic a fused host path runs on: which products and which f64 functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,18 +164,7 @@ pub(crate) fn gemm_threads(
     rhs: View<'_>,
     threads: usize,
 ) {
-    assert!(
-        extent(m, n, dst_rs, 1) <= dst.len(),
-        "gemm: dst out of bounds"
-    );
-    assert!(
-        extent(m, k, lhs.rs, lhs.cs) <= lhs.data.len(),
-        "gemm: lhs out of bounds"
-    );
-    assert!(
-        extent(k, n, rhs.rs, rhs.cs) <= rhs.data.len(),
-        "gemm: rhs out of bounds"
-    );
+    check_operands("gemm", (m, n, k), dst, dst_rs, lhs, rhs);
     if m == 0 || n == 0 {
         return;
     }
