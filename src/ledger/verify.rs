@@ -74,7 +74,7 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
     let scan = store::scan(&bytes);
     report.entries = scan.lines.len();
     let mut prev = GENESIS.to_string();
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut objects: HashMap<(String, Option<String>), Result<Vec<u8>, String>> = HashMap::new();
     for (i, line) in scan.lines.iter().enumerate() {
         let n = i + 1;
