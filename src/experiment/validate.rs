@@ -243,7 +243,13 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
 
     let s = &spec.search;
     int_range("search.population", s.population, 2, 10_000)?;
-    int_range("search.elite", s.elite, 1, s.population - 1)?;
+    // Only the genetic algorithm keeps an elite: its default (5) must not fail a random search
+    // or a gradient run whose population is small.
+    if t.optimizer == Optimizer::Genetic {
+        int_range("search.elite", s.elite, 1, s.population - 1)?;
+    } else {
+        int_range("search.elite", s.elite, 1, 10_000)?;
+    }
     float_range("search.mutation_scale", s.mutation_scale, 0.0, 100.0, true)?;
 
     let b = &spec.dbn;
