@@ -130,7 +130,19 @@ pub fn product_on(
         1
     };
     if parts <= 1 {
-        return rows_on(width, m, n, k, dst, dst_rs, accumulate, lhs, rhs);
+        return rows_on(
+            width,
+            Job {
+                m,
+                n,
+                k,
+                dst,
+                dst_rs,
+                accumulate,
+                lhs,
+                rhs,
+            },
+        );
     }
     // Row blocks of whole multiples of 8 (every tile height divides it), one per thread.
     let per = m.div_ceil(parts).div_ceil(8) * 8;
@@ -154,75 +166,66 @@ pub fn product_on(
                 data: &lhs.data[r0 * lhs.rs..],
                 ..lhs
             };
-            s.spawn(move |_| rows_on(width, rows, n, k, out, dst_rs, accumulate, lhs, rhs));
+            let job = Job {
+                m: rows,
+                n,
+                k,
+                dst: out,
+                dst_rs,
+                accumulate,
+                lhs,
+                rhs,
+            };
+            s.spawn(move |_| rows_on(width, job));
         }
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rows_on(
-    width: Width,
+/// One product's operands, as the tiled loop takes them (`m × k` lhs, `k × n` rhs).
+struct Job<'a, 'd> {
     m: usize,
     n: usize,
     k: usize,
-    dst: &mut [f32],
+    dst: &'d mut [f32],
     dst_rs: usize,
     accumulate: bool,
-    lhs: View<'_>,
-    rhs: View<'_>,
-) {
+    lhs: View<'a>,
+    rhs: View<'a>,
+}
+
+fn rows_on(width: Width, job: Job<'_, '_>) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f")]
-        #[allow(clippy::too_many_arguments)]
-        fn avx512(
-            m: usize,
-            n: usize,
-            k: usize,
-            dst: &mut [f32],
-            dst_rs: usize,
-            accumulate: bool,
-            lhs: View<'_>,
-            rhs: View<'_>,
-        ) {
+        fn avx512(job: Job<'_, '_>) {
             // SAFETY (of the kernel): this function only runs where AVX-512F is available.
             let micro = |kc, a: &Rows<'_, 8>, b: Panel<'_>, acc: &mut [[f32; 32]; 8]| unsafe {
                 kernels::avx512(kc, a, b, acc)
             };
-            tiles::<8, 32>(micro, m, n, k, dst, dst_rs, accumulate, lhs, rhs)
+            tiles::<8, 32>(micro, job)
         }
         #[target_feature(enable = "avx2")]
-        #[allow(clippy::too_many_arguments)]
-        fn avx2(
-            m: usize,
-            n: usize,
-            k: usize,
-            dst: &mut [f32],
-            dst_rs: usize,
-            accumulate: bool,
-            lhs: View<'_>,
-            rhs: View<'_>,
-        ) {
+        fn avx2(job: Job<'_, '_>) {
             // SAFETY (of the kernel): this function only runs where AVX2 is available.
             let micro = |kc, a: &Rows<'_, 6>, b: Panel<'_>, acc: &mut [[f32; 16]; 6]| unsafe {
                 kernels::avx2(kc, a, b, acc)
             };
-            tiles::<6, 16>(micro, m, n, k, dst, dst_rs, accumulate, lhs, rhs)
+            tiles::<6, 16>(micro, job)
         }
         match width {
             Width::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => {
                 // SAFETY: the CPU has AVX-512F (checked in the guard).
-                return unsafe { avx512(m, n, k, dst, dst_rs, accumulate, lhs, rhs) };
+                return unsafe { avx512(job) };
             }
             Width::Avx2 if std::arch::is_x86_feature_detected!("avx2") => {
                 // SAFETY: the CPU has AVX2 (checked in the guard).
-                return unsafe { avx2(m, n, k, dst, dst_rs, accumulate, lhs, rhs) };
+                return unsafe { avx2(job) };
             }
             _ => {}
         }
     }
     let _ = width;
-    tiles::<4, 8>(micro::<4, 8>, m, n, k, dst, dst_rs, accumulate, lhs, rhs)
+    tiles::<4, 8>(micro::<4, 8>, job)
 }
 
 /// Row bands up to which a row-major rhs is read in place rather than packed.
@@ -273,18 +276,20 @@ thread_local! {
 /// is packed into NR-column panels (zero-padded) and every MR-row band of the lhs runs the
 /// kernel over each panel in turn.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn tiles<const MR: usize, const NR: usize>(
     micro: impl Fn(usize, &Rows<'_, MR>, Panel<'_>, &mut [[f32; NR]; MR]),
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: View<'_>,
-    rhs: View<'_>,
+    job: Job<'_, '_>,
 ) {
+    let Job {
+        m,
+        n,
+        k,
+        dst,
+        dst_rs,
+        accumulate,
+        lhs,
+        rhs,
+    } = job;
     if k == 0 {
         if !accumulate {
             for r in 0..m {
