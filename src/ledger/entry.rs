@@ -236,18 +236,39 @@ const HASH_SUFFIX_LEN: usize = HASH_FIELD_PREFIX.len() + 64 + 2;
 /// The line must end with `,"hash":"H"}` where H is 64 lowercase hex digits; the body is
 /// the line with those 75 bytes removed and `}` put back. The entry's hash is blake3(body).
 pub fn split_line(line: &[u8]) -> Option<(Vec<u8>, &str)> {
+    let (head, claimed) = hash_field(line)?;
+    let mut body = head.to_vec();
+    body.push(b'}');
+    Some((body, claimed))
+}
+
+/// The line before its hash field (the body less its closing `}`) and the claimed hash.
+fn hash_field(line: &[u8]) -> Option<(&[u8], &str)> {
     let cut = line.len().checked_sub(HASH_SUFFIX_LEN)?;
     let (head, tail) = line.split_at(cut);
     let hex = tail.strip_prefix(HASH_FIELD_PREFIX)?.strip_suffix(b"\"}")?;
     if !head.starts_with(b"{") || !hex.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    let mut body = head.to_vec();
-    body.push(b'}');
     Some((
-        body,
+        head,
         std::str::from_utf8(hex).expect("checked to be ASCII hex"),
     ))
+}
+
+/// The hash a line claims, when its hash field is well formed.
+pub fn claimed_hash(line: &[u8]) -> Option<&str> {
+    hash_field(line).map(|(_, h)| h)
+}
+
+/// blake3 of a line's body and the hash the line claims (None: no well-formed hash field);
+/// the body is hashed in place, never copied.
+pub fn line_hash(line: &[u8]) -> Option<(String, &str)> {
+    let (head, claimed) = hash_field(line)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(head);
+    hasher.update(b"}");
+    Some((hasher.finalize().to_hex().to_string(), claimed))
 }
 
 /// blake3 of bytes as 64 lowercase hex digits.
@@ -271,8 +292,7 @@ impl Entry {
 
     /// Parses one line (without its newline), checking its own hash.
     pub fn from_line(line: &[u8]) -> Result<Entry, LineError> {
-        let (body, claimed) = split_line(line).ok_or(LineError::NoHashField)?;
-        let computed = hex_hash(&body);
+        let (computed, claimed) = line_hash(line).ok_or(LineError::NoHashField)?;
         if computed != claimed {
             return Err(LineError::HashMismatch {
                 claimed: claimed.to_string(),
@@ -450,9 +470,50 @@ impl TraceSummary {
         })
     }
 
-    /// Parses trace bytes (JSON Lines) into values, then summarises them.
+    /// Parses trace bytes (JSON Lines), then summarises them. Only what the summary reads
+    /// is built as JSON values — the header, the end, the first and last probes in full, and
+    /// every record's `type` and `test` — the rest of each record (a probe's per-layer arrays,
+    /// most of a trace's bytes) is checked as JSON but never turned into a tree: `verify`
+    /// summarises every trace of the ledger.
     pub fn from_trace_bytes(trace: &[u8]) -> Result<TraceSummary, String> {
-        Self::from_values(&trace_values(trace)?)
+        use serde_json::value::RawValue;
+        let lines: Vec<(usize, &[u8])> = trace
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        let at = |i: usize| format!("trace line {}", i + 1);
+        // A key given twice: the last one counts, as in a full parse.
+        let mut peeks: Vec<(Option<Value>, Option<Value>)> = Vec::with_capacity(lines.len());
+        for &(i, l) in &lines {
+            let top: std::collections::HashMap<String, &RawValue> =
+                serde_json::from_slice(l).map_err(|e| format!("{}: {e}", at(i)))?;
+            let value = |k: &str| -> Result<Option<Value>, String> {
+                top.get(k)
+                    .map(|raw| {
+                        serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", at(i)))
+                    })
+                    .transpose()
+            };
+            peeks.push((value("type")?, value("test")?));
+        }
+        let is_probe = |p: &(Option<Value>, Option<Value>)| {
+            p.0.as_ref().and_then(Value::as_str) == Some("probe")
+        };
+        let first_probe = peeks.iter().position(is_probe);
+        let last_probe = peeks.iter().rposition(is_probe);
+        let mut values = Vec::with_capacity(lines.len());
+        for (k, ((i, l), (kind, test))) in lines.iter().zip(peeks).enumerate() {
+            if k == 0 || k + 1 == lines.len() || Some(k) == first_probe || Some(k) == last_probe {
+                values.push(serde_json::from_slice(l).map_err(|e| format!("{}: {e}", at(*i)))?);
+            } else {
+                let mut m = serde_json::Map::new();
+                m.extend(kind.map(|v| ("type".to_string(), v)));
+                m.extend(test.map(|v| ("test".to_string(), v)));
+                values.push(Value::Object(m));
+            }
+        }
+        Self::from_values(&values)
     }
 }
 
@@ -469,6 +530,15 @@ pub fn trace_values(trace: &[u8]) -> Result<Vec<Value>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_is_hashed_in_place_as_its_body_would_be() {
+        let line = br#"{"a":1,"b":"x","hash":"0000000000000000000000000000000000000000000000000000000000000000"}"#;
+        let (body, claimed) = split_line(line).unwrap();
+        assert_eq!(line_hash(line).unwrap(), (hex_hash(&body), claimed));
+        assert_eq!(claimed_hash(line), Some(claimed));
+        assert_eq!(line_hash(b"{}"), None);
+    }
 
     #[test]
     fn split_line_takes_out_exactly_the_hash_field() {
@@ -497,6 +567,21 @@ mod tests {
         .map(|s| serde_json::from_str(s).unwrap())
         .collect();
         let s = TraceSummary::from_values(&lines).unwrap();
+        let bytes: String = lines.iter().map(|v| format!("{v}\n")).collect();
+        assert_eq!(
+            TraceSummary::from_trace_bytes(bytes.as_bytes()).unwrap(),
+            s,
+            "the partial parse reads what the full one does"
+        );
+        let mut middle = lines.clone();
+        middle.insert(2, middle[1].clone());
+        let bytes: String = middle.iter().map(|v| format!("{v}\n")).collect();
+        assert_eq!(
+            TraceSummary::from_trace_bytes(bytes.as_bytes()).unwrap(),
+            TraceSummary::from_values(&middle).unwrap(),
+            "a probe between the first and the last"
+        );
+        assert!(TraceSummary::from_trace_bytes(b"{\"type\":\"header\"}\n[1,\n").is_err());
         assert_eq!(s.status, Some(Status::Completed));
         assert_eq!(s.metrics.train_loss, Some(0.5));
         assert_eq!(

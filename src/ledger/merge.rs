@@ -218,7 +218,7 @@ fn load(dir: &Path) -> Result<Source, MergeError> {
     let mut entries = Vec::with_capacity(lines.len());
     for line in lines {
         let entry = Entry::from_line(line).map_err(|e| changed(&e.to_string()))?;
-        let text = String::from_utf8(line.clone()).map_err(|e| changed(&e.to_string()))?;
+        let text = String::from_utf8(line.to_vec()).map_err(|e| changed(&e.to_string()))?;
         entries.push((entry, text));
     }
     let head = entries.last().map(|(e, _)| e.hash.clone());

@@ -31,6 +31,12 @@ pub fn format_unix(secs: i64) -> String {
     )
 }
 
+/// A ledger stamp, `YYYY-MM-DDTHH:MM:SSZ` and nothing else, as seconds since the epoch; what
+/// `verify` demands of `started`, `ended` and `origin.merged` (a bare date is not a stamp).
+pub fn parse_stamp(text: &str) -> Option<i64> {
+    (text.len() == 20).then(|| parse(text))?
+}
+
 /// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ` into seconds since the epoch.
 pub fn parse(text: &str) -> Option<i64> {
     let b = text.as_bytes();
@@ -153,6 +159,20 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_stamp_is_a_full_time_not_a_date() {
+        assert_eq!(
+            parse_stamp("2025-01-31T09:05:00Z"),
+            parse("2025-01-31T09:05:00Z")
+        );
+        assert!(parse_stamp("2025-01-31T09:05:00Z").is_some());
+        assert_eq!(
+            parse("2025-01-31"),
+            Some(days_from_civil(2025, 1, 31) * 86_400)
+        );
+        assert_eq!(parse_stamp("2025-01-31"), None);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `ledger verify`: every hash recomputed, the chain walked, every object opened, every
 //! claim an entry makes about its trace rederived; problems named by line and entry.
 
-use super::entry::{Entry, GENESIS, LEDGER_FORMAT, ObjectRef, TraceSummary, hex_hash};
+use super::entry::{Entry, GENESIS, LEDGER_FORMAT, Metrics, TraceSummary, hex_hash};
 use super::store::{self, ObjectError};
+use rayon::prelude::*;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// One thing wrong, located at a line of `entries.jsonl` (line n holds entry n).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +57,84 @@ impl VerifyReport {
     }
 }
 
+/// Lines verified together: each batch is parsed, its objects opened and its claims checked
+/// on every core, then walked in order for the chain. Bounded, so memory stays flat however
+/// long the ledger is.
+const BATCH: usize = 2048;
+
+/// One line's checks that need no other line: its hash, its parse, and the checks of its own
+/// fields, in the order they are reported.
+struct Parsed {
+    /// The hash the line claims (the chain goes on from it even when the line is bad).
+    claimed: Option<String>,
+    entry: Result<Entry, String>,
+    /// `format` first, then `config_hash`, `started`, `ended`, the trace's being stored.
+    own: Vec<String>,
+    /// The merged entry's origin checks (reported last).
+    origin: Vec<String>,
+}
+
+impl Parsed {
+    fn of(line: &[u8]) -> Parsed {
+        let claimed = super::entry::claimed_hash(line).map(str::to_string);
+        let entry = match Entry::from_line(line) {
+            Ok(e) => e,
+            Err(e) => {
+                return Parsed {
+                    claimed,
+                    entry: Err(e.to_string()),
+                    own: Vec::new(),
+                    origin: Vec::new(),
+                };
+            }
+        };
+        let mut own = Vec::new();
+        if entry.format != LEDGER_FORMAT {
+            own.push(format!(
+                "format is '{}', expected '{LEDGER_FORMAT}'",
+                entry.format
+            ));
+        }
+        let config_hash = hex_hash(entry.config.as_bytes());
+        if config_hash != entry.config_hash.0 {
+            own.push(format!(
+                "the embedded config hashes to {config_hash}, the entry claims {}",
+                entry.config_hash
+            ));
+        }
+        for (what, stamp) in [("started", &entry.started), ("ended", &entry.ended)] {
+            if super::time::parse_stamp(stamp).is_none() {
+                own.push(format!("{what} '{stamp}' is not a UTC RFC 3339 stamp"));
+            }
+        }
+        let origin = origin_problems(&entry);
+        Parsed {
+            claimed,
+            entry: Ok(entry),
+            own,
+            origin,
+        }
+    }
+}
+
+/// An object as checked once for every entry that names it.
+struct Opened {
+    /// Its uncompressed length (each entry's `bytes` is compared with it).
+    len: u64,
+    /// The trace summary, for an object some entry names as its trace.
+    summary: Option<Arc<Result<TraceSummary, String>>>,
+}
+
+/// Which object a reference names, as checked: (content hash, file hash).
+type ObjectKey = (String, String);
+
 /// Verifies the ledger in `dir`; with `head`, also that the ledger still contains the
 /// entry with that hash (a published head), so truncation or rewritten history is caught.
 pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
+    store::on_every_core(|| verify_on_this_pool(dir, head))
+}
+
+fn verify_on_this_pool(dir: &Path, head: Option<&str>) -> VerifyReport {
     let mut report = VerifyReport::default();
     let _lock = store::read_lock(dir);
     let bytes = match store::read_entries(dir) {
@@ -74,99 +151,80 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
     let scan = store::scan(&bytes);
     report.entries = scan.lines.len();
     let mut prev = GENESIS.to_string();
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut objects: HashMap<(String, Option<String>), Result<Vec<u8>, String>> = HashMap::new();
-    for (i, line) in scan.lines.iter().enumerate() {
-        let n = i + 1;
-        let entry = match Entry::from_line(line) {
-            Ok(e) => e,
-            Err(e) => {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut objects: HashMap<ObjectKey, Result<Opened, String>> = HashMap::new();
+    for (batch_no, batch) in scan.lines.chunks(BATCH).enumerate() {
+        let parsed: Vec<Parsed> = batch.par_iter().map(|l| Parsed::of(l)).collect();
+        open_objects(dir, &parsed, &mut objects);
+        let found: Vec<Vec<String>> = parsed
+            .par_iter()
+            .map(|p| {
+                p.entry
+                    .as_ref()
+                    .map_or_else(|_| Vec::new(), |e| object_problems(dir, e, &objects))
+            })
+            .collect();
+        for (i, (p, found)) in parsed.into_iter().zip(found).enumerate() {
+            let n = batch_no * BATCH + i + 1;
+            let entry = match p.entry {
+                Ok(e) => e,
+                Err(what) => {
+                    report.problems.push(Problem {
+                        line: Some(n),
+                        experiment: None,
+                        what,
+                    });
+                    // The chain continues from whatever hash the line claims, so one bad line
+                    // does not hide a second, independent problem further on.
+                    prev = p.claimed.unwrap_or(prev);
+                    continue;
+                }
+            };
+            let mut own = p.own.into_iter();
+            let mut whats: Vec<String> = Vec::new();
+            if entry.format != LEDGER_FORMAT {
+                whats.extend(own.next());
+            }
+            if entry.seq != n as u64 {
+                whats.push(format!(
+                    "seq is {} but it is line {n}: an entry was deleted, inserted or moved",
+                    entry.seq
+                ));
+            }
+            if entry.prev != prev {
+                whats.push(format!(
+                    "prev is {} but the previous line's hash is {prev}: the chain is broken (an entry was deleted, inserted, moved or rewritten)",
+                    entry.prev
+                ));
+            }
+            whats.extend(own);
+            match (&entry.kind, &entry.replay_of, &entry.verdict) {
+                (super::EntryKind::Run, None, None) => {}
+                (super::EntryKind::Replay, Some(of), Some(_)) => {
+                    if !seen.contains(of) {
+                        whats.push(format!("replay_of {of} is not an earlier entry"));
+                    }
+                }
+                _ => whats.push(
+                    "kind, replay_of and verdict disagree (a replay has both, a run neither)"
+                        .into(),
+                ),
+            }
+            whats.extend(found);
+            whats.extend(p.origin);
+            for what in whats {
                 report.problems.push(Problem {
                     line: Some(n),
-                    experiment: None,
-                    what: e.to_string(),
+                    experiment: Some(entry.experiment.clone()),
+                    what,
                 });
-                // The chain continues from whatever hash the line claims, so one bad line
-                // does not hide a second, independent problem further on.
-                prev = super::entry::split_line(line).map_or(prev, |(_, h)| h.to_string());
-                continue;
             }
-        };
-        let mut whats: Vec<String> = Vec::new();
-        if entry.format != LEDGER_FORMAT {
-            whats.push(format!(
-                "format is '{}', expected '{LEDGER_FORMAT}'",
-                entry.format
-            ));
+            prev = entry.hash.clone();
+            // A replay merged from elsewhere names its original by the hash the source knew.
+            seen.extend(entry.lineage());
         }
-        if entry.seq != n as u64 {
-            whats.push(format!(
-                "seq is {} but it is line {n}: an entry was deleted, inserted or moved",
-                entry.seq
-            ));
-        }
-        if entry.prev != prev {
-            whats.push(format!(
-                "prev is {} but the previous line's hash is {prev}: the chain is broken (an entry was deleted, inserted, moved or rewritten)",
-                entry.prev
-            ));
-        }
-        let config_hash = hex_hash(entry.config.as_bytes());
-        if config_hash != entry.config_hash.0 {
-            whats.push(format!(
-                "the embedded config hashes to {config_hash}, the entry claims {}",
-                entry.config_hash
-            ));
-        }
-        for (what, stamp) in [("started", &entry.started), ("ended", &entry.ended)] {
-            if super::time::parse(stamp).is_none() {
-                whats.push(format!("{what} '{stamp}' is not a UTC RFC 3339 stamp"));
-            }
-        }
-        match (&entry.kind, &entry.replay_of, &entry.verdict) {
-            (super::EntryKind::Run, None, None) => {}
-            (super::EntryKind::Replay, Some(of), Some(_)) => {
-                if !seen.contains(of) {
-                    whats.push(format!("replay_of {of} is not an earlier entry"));
-                }
-            }
-            _ => whats.push(
-                "kind, replay_of and verdict disagree (a replay has both, a run neither)".into(),
-            ),
-        }
-        if entry.trace.file_hash.is_none() {
-            whats.push("the trace object is not recorded as stored".into());
-        }
-        let mut trace = None;
-        for (which, obj) in [("trace", &entry.trace), ("weights", &entry.weights)] {
-            let Some(file_hash) = &obj.file_hash else {
-                continue;
-            };
-            let result = objects
-                .entry((obj.hash.clone(), Some(file_hash.clone())))
-                .or_insert_with(|| check(dir, obj, file_hash).map_err(|e| e.to_string()));
-            match result {
-                Ok(bytes) if which == "trace" => trace = Some(bytes.clone()),
-                Ok(_) => {}
-                Err(e) => whats.push(format!("{which} object: {e}")),
-            }
-        }
-        if let Some(trace) = trace {
-            whats.extend(claims(&entry, &trace));
-        }
-        whats.extend(origin_problems(&entry));
-        for what in whats {
-            report.problems.push(Problem {
-                line: Some(n),
-                experiment: Some(entry.experiment.clone()),
-                what,
-            });
-        }
-        prev = entry.hash.clone();
-        // A replay merged from elsewhere names its original by the hash the source knew.
-        seen.extend(entry.lineage());
     }
-    if let Some(torn) = &scan.torn {
+    if let Some(torn) = scan.torn {
         report.problems.push(Problem {
             line: Some(scan.lines.len() + 1),
             experiment: None,
@@ -180,8 +238,8 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
     report.head = scan
         .lines
         .last()
-        .and_then(|l| super::entry::split_line(l))
-        .map(|(_, h)| h.to_string());
+        .and_then(|l| super::entry::claimed_hash(l))
+        .map(str::to_string);
     if let Some(published) = head {
         let published = published.trim().to_ascii_lowercase();
         if published.len() < 12 || !published.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -203,17 +261,94 @@ pub fn verify_dir(dir: &Path, head: Option<&str>) -> VerifyReport {
     report
 }
 
-/// Opens one object and checks file hash, content hash and length.
-fn check(dir: &Path, obj: &ObjectRef, file_hash: &str) -> Result<Vec<u8>, ObjectError> {
-    let path = store::object_path(dir, &obj.hash);
-    if obj.hash.len() != 64 || !obj.hash.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
+/// Opens, in parallel, every object the batch names that no earlier batch opened: each
+/// distinct (hash, file hash) once, its trace summary derived once however many entries
+/// share it.
+fn open_objects(
+    dir: &Path,
+    parsed: &[Parsed],
+    objects: &mut HashMap<ObjectKey, Result<Opened, String>>,
+) {
+    let mut todo: HashMap<ObjectKey, bool> = HashMap::new();
+    for e in parsed.iter().filter_map(|p| p.entry.as_ref().ok()) {
+        for (obj, is_trace) in [(&e.trace, true), (&e.weights, false)] {
+            let Some(file_hash) = &obj.file_hash else {
+                continue;
+            };
+            let key = (obj.hash.clone(), file_hash.clone());
+            let known = objects.get(&key).is_some_and(|o| {
+                o.as_ref()
+                    .map_or(true, |o| o.summary.is_some() || !is_trace)
+            });
+            if !known {
+                *todo.entry(key).or_default() |= is_trace;
+            }
+        }
+    }
+    let opened: Vec<(ObjectKey, Result<Opened, String>)> = todo
+        .into_par_iter()
+        .map(|(key, is_trace)| {
+            let result = open(dir, &key.0, &key.1).map(|content| Opened {
+                len: content.len() as u64,
+                summary: is_trace.then(|| Arc::new(TraceSummary::from_trace_bytes(&content))),
+            });
+            (key, result.map_err(|e| e.to_string()))
+        })
+        .collect();
+    objects.extend(opened);
+}
+
+/// What is wrong with an entry's objects and, when its trace is sound, its claims.
+fn object_problems(
+    dir: &Path,
+    entry: &Entry,
+    objects: &HashMap<ObjectKey, Result<Opened, String>>,
+) -> Vec<String> {
+    let mut whats = Vec::new();
+    if entry.trace.file_hash.is_none() {
+        whats.push("the trace object is not recorded as stored".into());
+    }
+    let mut summary = None;
+    for (which, obj) in [("trace", &entry.trace), ("weights", &entry.weights)] {
+        let Some(file_hash) = &obj.file_hash else {
+            continue;
+        };
+        let path = || store::object_path(dir, &obj.hash);
+        match objects.get(&(obj.hash.clone(), file_hash.clone())) {
+            Some(Ok(o)) if o.len != obj.bytes => {
+                let e = ObjectError::Length {
+                    path: path(),
+                    expected: obj.bytes,
+                    found: o.len,
+                };
+                whats.push(format!("{which} object: {e}"));
+            }
+            Some(Ok(o)) => {
+                if which == "trace" {
+                    summary = o.summary.clone();
+                }
+            }
+            Some(Err(e)) => whats.push(format!("{which} object: {e}")),
+            None => unreachable!("open_objects opened every object the batch names"),
+        }
+    }
+    if let Some(summary) = summary {
+        whats.extend(claims(entry, &summary));
+    }
+    whats
+}
+
+/// Opens one object and checks its file hash and content hash; returns the content.
+fn open(dir: &Path, hash: &str, file_hash: &str) -> Result<Vec<u8>, ObjectError> {
+    let path = store::object_path(dir, hash);
+    if hash.len() != 64 || !hash.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
         return Err(ObjectError::ContentHash {
             path,
-            expected: obj.hash.clone(),
+            expected: hash.to_string(),
             found: "(not a hash)".into(),
         });
     }
-    let (content, found) = store::read_object(dir, &obj.hash)?;
+    let (content, found) = store::read_object(dir, hash)?;
     if found != file_hash {
         return Err(ObjectError::FileHash {
             path,
@@ -221,50 +356,99 @@ fn check(dir: &Path, obj: &ObjectRef, file_hash: &str) -> Result<Vec<u8>, Object
             found,
         });
     }
-    if content.len() as u64 != obj.bytes {
-        return Err(ObjectError::Length {
-            path,
-            expected: obj.bytes,
-            found: content.len() as u64,
-        });
-    }
     Ok(content)
 }
 
-/// What the entry claims that the stored trace contradicts.
-fn claims(entry: &Entry, trace: &[u8]) -> Vec<String> {
-    let s = match TraceSummary::from_trace_bytes(trace) {
+/// What the entry claims that the stored trace contradicts. Compared field by field as the
+/// JSON values would be by [`same`] (numbers to 4 ulp, everything else exactly), but on the
+/// typed values: a 20,000-entry ledger is not turned into 20,000 JSON trees to compare.
+fn claims(entry: &Entry, summary: &Result<TraceSummary, String>) -> Vec<String> {
+    let s = match summary {
         Ok(s) => s,
         Err(e) => return vec![format!("the stored trace is not a valid trace: {e}")],
     };
     let mut out = Vec::new();
-    let mut eq = |field: &str, claimed: Value, traced: Value| {
-        if !same(&claimed, &traced) {
+    let mut eq = |field: &str, agree: bool, claimed: Value, traced: &dyn Fn() -> Value| {
+        if !agree {
             out.push(format!(
-                "{field} is {claimed} in the entry but {traced} in its trace"
+                "{field} is {claimed} in the entry but {} in its trace",
+                traced()
             ));
         }
     };
-    eq("experiment", j(&entry.experiment), j(&s.experiment));
-    eq("config_hash", j(&entry.config_hash.0), j(&s.config_hash));
+    let e = entry;
+    eq(
+        "experiment",
+        e.experiment == s.experiment,
+        j(&e.experiment),
+        &|| j(&s.experiment),
+    );
+    eq(
+        "config_hash",
+        e.config_hash.0 == s.config_hash,
+        j(&e.config_hash),
+        &|| j(&s.config_hash),
+    );
     eq(
         "seeds.experiment",
-        j(&Some(entry.seeds.experiment)),
-        j(&s.seed),
+        Some(e.seeds.experiment) == s.seed,
+        j(&e.seeds.experiment),
+        &|| j(&s.seed),
     );
     let mut traced = s.execution.clone();
     if !s.threads_traced {
-        traced.threads = entry.execution.threads;
+        traced.threads = e.execution.threads;
     }
-    eq("execution", j(&entry.execution), j(&traced));
-    eq("status", j(&Some(entry.status)), j(&s.status));
-    eq("diverged_at", j(&entry.diverged_at), j(&s.diverged_at));
-    eq("error", j(&entry.error), j(&s.error));
-    let mut m = entry.metrics.clone();
+    eq("execution", e.execution == traced, j(&e.execution), &|| {
+        j(&traced)
+    });
+    eq("status", Some(e.status) == s.status, j(&e.status), &|| {
+        j(&s.status)
+    });
+    eq(
+        "diverged_at",
+        e.diverged_at == s.diverged_at,
+        j(&e.diverged_at),
+        &|| j(&s.diverged_at),
+    );
+    eq("error", e.error == s.error, j(&e.error), &|| j(&s.error));
+    let mut m = e.metrics.clone();
     m.wall_s = 0.0;
-    eq("metrics", j(&m), j(&s.metrics));
-    eq("layers", j(&entry.layers), j(&s.layers));
+    eq("metrics", metrics_agree(&m, &s.metrics), j(&m), &|| {
+        j(&s.metrics)
+    });
+    let layers = e.layers.len() == s.layers.len()
+        && e.layers.iter().zip(&s.layers).all(|(a, b)| {
+            a.name == b.name
+                && near(a.delta_first, b.delta_first)
+                && near(a.delta_last, b.delta_last)
+                && near(a.grad_w_first, b.grad_w_first)
+                && near(a.grad_w_last, b.grad_w_last)
+        });
+    eq("layers", layers, j(&e.layers), &|| j(&s.layers));
     out
+}
+
+/// Metrics equal as [`same`] would find their JSON (`wall_s` included; the caller zeroes it).
+fn metrics_agree(a: &Metrics, b: &Metrics) -> bool {
+    a.steps_done == b.steps_done
+        && a.steps_planned == b.steps_planned
+        && a.probes == b.probes
+        && a.last_step == b.last_step
+        && near(Some(a.wall_s), Some(b.wall_s))
+        && near(a.train_loss, b.train_loss)
+        && near(a.train_accuracy, b.train_accuracy)
+        && near(a.test_loss, b.test_loss)
+        && near(a.test_accuracy, b.test_accuracy)
+}
+
+/// Two optional numbers equal to within 4 ulp (see [`same`]).
+fn near(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs()),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// What is wrong with a merged entry's origin: the embedded original line must hash to the
@@ -274,6 +458,9 @@ fn claims(entry: &Entry, trace: &[u8]) -> Vec<String> {
 /// are checked all the way down.
 pub fn origin_problems(entry: &Entry) -> Vec<String> {
     let mut out = Vec::new();
+    if entry.origin.is_none() {
+        return out;
+    }
     let mut outer = entry.clone();
     let mut depth = 0;
     while let Some(origin) = outer.origin.clone() {
@@ -304,7 +491,7 @@ pub fn origin_problems(entry: &Entry) -> Vec<String> {
                 origin.seq, original.seq
             ));
         }
-        if super::time::parse(&origin.merged).is_none() {
+        if super::time::parse_stamp(&origin.merged).is_none() {
             out.push(format!(
                 "{what}: merged '{}' is not a UTC RFC 3339 stamp",
                 origin.merged
@@ -368,9 +555,7 @@ fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
             match (x.as_f64(), y.as_f64()) {
-                (Some(x), Some(y)) => {
-                    x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
-                }
+                (Some(x), Some(y)) => near(Some(x), Some(y)),
                 _ => false,
             }
         }

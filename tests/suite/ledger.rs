@@ -455,6 +455,52 @@ fn an_entry_whose_claims_contradict_its_trace_is_caught() {
 }
 
 #[test]
+fn a_shared_object_is_opened_once_but_every_entry_s_length_is_checked() {
+    // The same run twice: both entries name the same trace and weights objects, which
+    // verify opens once. The second entry's recorded lengths must still be checked.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_with_runs(dir.path(), &[1, 1]);
+    let entries = ledger.entries().to_vec();
+    assert_eq!(
+        entries[0].trace, entries[1].trace,
+        "one trace object for both"
+    );
+    for which in ["trace", "weights"] {
+        let mut forged = entries.clone();
+        match which {
+            "trace" => forged[1].trace.bytes += 1,
+            _ => forged[1].weights.bytes -= 1,
+        }
+        forged[1].seal();
+        let lines: Vec<String> = forged.iter().map(Entry::to_line).collect();
+        write_lines(
+            &entries_path(dir.path()),
+            &[entries_line(dir.path(), 0).as_slice(), lines[1].as_bytes()],
+        );
+        let report = verify_dir(dir.path(), None);
+        assert_eq!(
+            report.first_bad_line(),
+            Some(2),
+            "{which}: {:?}",
+            report.problems
+        );
+        let what = &report.first().unwrap().what;
+        assert!(what.contains(which) && what.contains("bytes"), "{what}");
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    }
+}
+
+/// Line `i` (0-based) of the entries file as it is on disk.
+fn entries_line(dir: &Path, i: usize) -> Vec<u8> {
+    std::fs::read(entries_path(dir))
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .nth(i)
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
 fn concurrent_appends_keep_every_entry_and_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     write_experiment(dir.path(), "small", &small_experiment("small", ""));
