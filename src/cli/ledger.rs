@@ -48,6 +48,11 @@ pub enum LedgerCommand {
         /// A head published earlier (`gradlab ledger head`): the ledger must still contain it.
         #[arg(long)]
         head: Option<String>,
+        /// Print the report as JSON (`ok`, `entries`, `objects`, `head`, and every problem
+        /// with its `line` and `experiment`), for scripts and for comparing with another
+        /// verifier (`tools/ledger-verify.py --json` prints the same shape).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the head hash (the last entry's), to publish.
     Head,
@@ -234,21 +239,25 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
             since,
             json,
         } => {
-            let ledger = open(dir)?;
             let filter = Filter {
                 experiment,
                 status,
                 since,
             };
-            let rows: Vec<&Entry> = ledger
-                .entries()
-                .iter()
-                .filter(|e| filter.matches(e))
-                .collect();
             if json {
+                let ledger = open(dir)?;
+                let rows: Vec<&Entry> = ledger
+                    .entries()
+                    .iter()
+                    .filter(|e| filter.matches(e))
+                    .collect();
                 outln!("{}", serde_json::to_string_pretty(&rows)?)?;
             } else {
-                out!("{}", render::list(&rows, ledger.entries()))?;
+                // The table shows a few fields: read only those (every hash still checked).
+                let all = ledger::row::read_rows(dir)?;
+                let rows: Vec<&ledger::row::Row> =
+                    all.iter().filter(|r| filter.matches_row(r)).collect();
+                out!("{}", render::list(&rows, &ledger::row::seq_by_hash(&all)))?;
             }
         }
         LedgerCommand::Show { id, json } => {
@@ -264,9 +273,13 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
             let ledger = open(dir)?;
             out!("{}", render::diff(ledger.find(&a)?, ledger.find(&b)?))?;
         }
-        LedgerCommand::Verify { head } => {
+        LedgerCommand::Verify { head, json } => {
             let report = ledger::verify::verify_dir(dir, head.as_deref());
-            out!("{}", render::verify(&report, head.as_deref()))?;
+            if json {
+                outln!("{}", serde_json::to_string(&report.to_json())?)?;
+            } else {
+                out!("{}", render::verify(&report, head.as_deref()))?;
+            }
             return Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {

@@ -21,6 +21,7 @@ pub mod export;
 pub mod merge;
 pub mod render;
 pub mod replay;
+pub mod row;
 pub mod store;
 pub mod time;
 pub mod verify;
@@ -566,10 +567,23 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, e: &Entry) -> bool {
-        self.experiment.as_ref().is_none_or(|x| &e.experiment == x)
-            && self.status.is_none_or(|s| e.status == s)
+        self.matches_fields(&e.experiment, e.status, &e.started)
+    }
+
+    pub fn matches_row(&self, r: &row::Row) -> bool {
+        self.matches_fields(&r.experiment, r.status, &r.started)
+    }
+
+    fn matches_fields(
+        &self,
+        experiment: &str,
+        status: crate::train::Status,
+        started: &str,
+    ) -> bool {
+        self.experiment.as_ref().is_none_or(|x| experiment == x)
+            && self.status.is_none_or(|s| status == s)
             && self
                 .since
-                .is_none_or(|t| e.started_unix().is_some_and(|s| s >= t))
+                .is_none_or(|t| time::parse(started).is_some_and(|s| s >= t))
     }
 }

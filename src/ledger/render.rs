@@ -3,8 +3,9 @@
 
 use super::entry::{Difference, Entry, EntryKind, Verdict, VerdictKind};
 use super::replay::{AuditReport, ReplayReport};
+use super::row::Row;
 use super::verify::VerifyReport;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 fn sci(v: Option<f64>) -> String {
@@ -34,7 +35,11 @@ fn seq_of(all: &[Entry], hash: &str) -> String {
 
 /// The result word of a verdict.
 pub fn verdict_word(v: &Verdict) -> &'static str {
-    match v.result {
+    result_word(v.result)
+}
+
+fn result_word(r: VerdictKind) -> &'static str {
+    match r {
         VerdictKind::Exact => "EXACT",
         VerdictKind::Close => "CLOSE",
         VerdictKind::Diverged => "DIVERGED",
@@ -99,7 +104,7 @@ pub fn agreement(a: &crate::ledger::Agreement) -> String {
 }
 
 /// The `ledger list` table.
-pub fn list(rows: &[&Entry], all: &[Entry]) -> String {
+pub fn list(rows: &[&Row], seqs: &HashMap<String, u64>) -> String {
     let mut s = format!(
         "{:>5}  {:<20}  {:<24}  {:<12}  {:<11}  {:>10}  {}\n",
         "seq", "started (UTC)", "experiment", "config", "status", "final loss", "kind"
@@ -107,7 +112,10 @@ pub fn list(rows: &[&Entry], all: &[Entry]) -> String {
     for e in rows {
         let kind = match (&e.kind, &e.replay_of, &e.verdict) {
             (EntryKind::Replay, Some(of), Some(v)) => {
-                format!("replay of {}: {}", seq_of(all, of), verdict_word(v))
+                let of = seqs
+                    .get(of)
+                    .map_or_else(|| of[..12.min(of.len())].to_string(), u64::to_string);
+                format!("replay of {of}: {}", result_word(v.result))
             }
             _ => "run".into(),
         };

@@ -51,6 +51,24 @@ impl VerifyReport {
     pub fn first(&self) -> Option<&Problem> {
         self.problems.first()
     }
+    /// The report as `ledger verify --json` prints it.
+    pub fn to_json(&self) -> Value {
+        let problems: Vec<Value> = self
+            .problems
+            .iter()
+            .map(
+                |p| serde_json::json!({"line": p.line, "experiment": p.experiment, "what": p.what}),
+            )
+            .collect();
+        serde_json::json!({
+            "ok": self.ok(),
+            "entries": self.entries,
+            "objects": self.objects,
+            "head": self.head,
+            "problems": problems,
+        })
+    }
+
     /// The line (= entry number) of the first bad entry.
     pub fn first_bad_line(&self) -> Option<usize> {
         self.problems.iter().find_map(|p| p.line)
