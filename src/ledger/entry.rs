@@ -517,16 +517,6 @@ impl TraceSummary {
     }
 }
 
-/// Each line of a JSON Lines trace as a JSON value.
-pub fn trace_values(trace: &[u8]) -> Result<Vec<Value>, String> {
-    trace
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-        .map(|(i, l)| serde_json::from_slice(l).map_err(|e| format!("trace line {}: {e}", i + 1)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! `ledger export`: a stored trace as JSON Lines (verbatim) or as one CSV row per probe
 //! step and layer.
 
-use super::entry::trace_values;
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -58,49 +57,62 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// One record at a time: a trace of 100 MB is never a 100 MB tree of JSON values (the rows
+/// are most of what is held, and they are the output).
 fn csv(trace: &[u8]) -> Result<String, String> {
-    let lines = trace_values(trace)?;
-    let names: Vec<String> = lines
-        .first()
-        .and_then(|h| h.get("layers"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|n| n.as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut names: Vec<String> = Vec::new();
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
-    for p in lines
-        .iter()
-        .filter(|l| l.get("type").and_then(Value::as_str) == Some("probe"))
-    {
-        let test = p.get("test");
-        let step_cells = [
-            cell(p.get("step")),
-            cell(p.get("loss")),
-            cell(p.get("accuracy")),
-            cell(test.and_then(|t| t.get("loss"))),
-            cell(test.and_then(|t| t.get("accuracy"))),
-        ]
-        .join(",");
-        for (i, layer) in p
-            .get("layers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let name = names.get(i).cloned().unwrap_or_default();
-            let _ = write!(out, "{step_cells},{i},{}", quote(&name));
-            for col in &CSV_COLUMNS[7..] {
-                let _ = write!(out, ",{}", cell(layer.get(*col)));
+    for (n, line) in trace.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let record: Value =
+            serde_json::from_slice(line).map_err(|e| format!("trace line {}: {e}", n + 1))?;
+        match record.get("type").and_then(Value::as_str) {
+            Some("header") if n == 0 => {
+                names = record
+                    .get("layers")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .map(|n| n.as_str().unwrap_or_default().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
             }
-            out.push('\n');
+            Some("probe") => probe_rows(&record, &names, &mut out),
+            _ => {}
         }
     }
     Ok(out)
+}
+
+/// The rows of one probe record: one per layer, the step's columns repeated.
+fn probe_rows(p: &Value, names: &[String], out: &mut String) {
+    let test = p.get("test");
+    let step_cells = [
+        cell(p.get("step")),
+        cell(p.get("loss")),
+        cell(p.get("accuracy")),
+        cell(test.and_then(|t| t.get("loss"))),
+        cell(test.and_then(|t| t.get("accuracy"))),
+    ]
+    .join(",");
+    for (i, layer) in p
+        .get("layers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let name = names.get(i).cloned().unwrap_or_default();
+        let _ = write!(out, "{step_cells},{i},{}", quote(&name));
+        for col in &CSV_COLUMNS[7..] {
+            let _ = write!(out, ",{}", cell(layer.get(*col)));
+        }
+        out.push('\n');
+    }
 }
 
 #[cfg(test)]
