@@ -74,6 +74,9 @@ pub fn orthogonal(rows: usize, cols: usize, rng: &mut Stream) -> Vec<f64> {
     };
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(k);
     while basis.len() < k {
+        // O(k² m): seconds for a wide recurrent matrix, so a stop request is honoured here
+        // (only while a run builds its network; see `crate::cancel`).
+        crate::cancel::checkpoint();
         let mut v: Vec<f64> = (0..m).map(|_| rng.normal()).collect();
         for b in &basis {
             let dot: f64 = v.iter().zip(b).map(|(x, y)| x * y).sum();

@@ -388,7 +388,10 @@ fn run(
         ModelKind::Mlp => {
             let make = |s| Mlp::new(m, input, out, s, &device);
             if !spec.train.optimizer.gradient_free() {
-                drive_mlp(make(exp.seed()), &ctx, rec)
+                let Some(mlp) = build(&ctx, || make(exp.seed())) else {
+                    return Ok((stopped_before_the_first_step(), Vec::new()));
+                };
+                drive_mlp(mlp, &ctx, rec)
             } else if env.device == DeviceKind::Portable {
                 // The portable engine scores candidates with the fused step's own forward.
                 let engine = env.device.host_engine(env.threads);
@@ -506,8 +509,28 @@ fn fit<N: Network>(
     } else {
         let (t, objective) = (&ctx.exp.spec().train, ctx.ds.objective);
         let fast = ctx.env.device.fused();
-        let step = TensorStep::new(make(ctx.exp.seed()), t, objective, ctx.device, fast);
+        let Some(net) = build(ctx, || make(ctx.exp.seed())) else {
+            return Ok((stopped_before_the_first_step(), Vec::new()));
+        };
+        let step = TensorStep::new(net, t, objective, ctx.device, fast);
         drive_with(step, ctx, rec)
+    }
+}
+
+/// Builds the network within the run's stop flag: initialising a wide matrix orthogonally
+/// takes seconds (Gram–Schmidt over 2048 columns: some 15), and SIGTERM must not wait for it
+/// (`models::init` checks the flag once per column). `None`: stopped before it was built.
+fn build<N>(ctx: &Ctx, make: impl FnOnce() -> N) -> Option<N> {
+    cancel::within(&ctx.control.stop_flag(), make)
+}
+
+/// The end of a run stopped before its network existed: no step, no weights.
+fn stopped_before_the_first_step() -> End {
+    End {
+        status: Status::Interrupted,
+        steps_done: 0,
+        diverged_at: None,
+        error: None,
     }
 }
 

@@ -310,3 +310,77 @@ fn huge_numbers_and_missing_output_folders_are_named_plainly() {
         "{stderr}"
     );
 }
+
+/// Starts `gradlab run FILE --headless` in `dir`, sends SIGTERM after `after`, and returns the
+/// exit code and the recorded entry.
+fn terminated_after(
+    dir: &Path,
+    file: &Path,
+    after: std::time::Duration,
+) -> (Option<i32>, gradlab::ledger::Entry) {
+    let mut child = gradlab_std()
+        .current_dir(dir)
+        .env("GRADLAB_LEDGER", dir.join("ledger"))
+        .arg("run")
+        .arg(file)
+        .arg("--headless")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    let ledger = Ledger::open(dir.join("ledger")).unwrap();
+    (
+        status.code(),
+        ledger
+            .entries()
+            .last()
+            .cloned()
+            .expect("the run is recorded"),
+    )
+}
+
+/// An LSTM of 1000 time steps × 2048 units: building it (four 2048² orthogonal blocks, some
+/// 15 s of Gram–Schmidt) and one step (a minute) are each far longer than the second the test
+/// waits before SIGTERM.
+fn long_lstm(dir: &Path, recurrent_init: &str) -> std::path::PathBuf {
+    write_experiment(
+        dir,
+        "long-lstm",
+        &format!(
+            "[experiment]\nname = \"long-lstm\"\nseed = 1\n[data]\ntask = \"adding\"\nseq_len = 1000\n\
+             train_size = 64\ntest_size = 0\n[model]\nkind = \"lstm\"\nwidth = 2048\n\
+             recurrent_init = \"{recurrent_init}\"\n[train]\nsteps = 3\nbatch_size = 64\n"
+        ),
+    )
+}
+
+#[test]
+fn sigterm_stops_a_run_inside_a_long_step_and_while_its_network_is_built() {
+    // During the first step: the step is abandoned at its next time step, so no step is
+    // done (checking only between steps would finish step 0 first), the weights recorded are
+    // the initial ones, and the exit is 130 as for any interrupted headless run.
+    let dir = tempfile::tempdir().unwrap();
+    let file = long_lstm(dir.path(), "gaussian");
+    let (code, e) = terminated_after(dir.path(), &file, std::time::Duration::from_secs(3));
+    assert_eq!(code, Some(130));
+    assert_eq!(e.status, gradlab::train::Status::Interrupted);
+    assert_eq!(e.metrics.steps_done, 0);
+    // During the orthogonal initialisation: the network is never finished, so the entry
+    // records no weights (waiting for the build would record its 67 MB).
+    let dir = tempfile::tempdir().unwrap();
+    let file = long_lstm(dir.path(), "orthogonal");
+    let (code, e) = terminated_after(dir.path(), &file, std::time::Duration::from_secs(1));
+    assert_eq!(code, Some(130));
+    assert_eq!(
+        (e.status, e.metrics.steps_done),
+        (gradlab::train::Status::Interrupted, 0)
+    );
+    assert_eq!(
+        e.weights.bytes, 0,
+        "stopped while the network was being built"
+    );
+}
