@@ -21,9 +21,11 @@ build:
 ## `fault-injection` lets the crash tests stop an append half way; only test builds have it.
 ## Cargo keeps both builds of the crate side by side, so `make run` after it rebuilds nothing.
 ## The cross-CPU tests replay under qemu-user: `.ci/ensure-qemu` installs it if missing.
+## The second ledger verifier (tools/ledger-verify.py) needs Python's blake3: `.ci/ensure-python`.
 TEST_FEATURES := --features fault-injection
 test:
 	bash .ci/ensure-qemu
+	bash .ci/ensure-python
 	$(CARGO) test --release --locked $(TEST_FEATURES)
 
 ## The unit and integration tests again with every gradlab they start (and the test binaries)
@@ -40,6 +42,7 @@ QEMU ?= qemu-x86_64
 HASWELL_NOT_IN_TCG := -pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm
 test-cpus:
 	@command -v $(QEMU) >/dev/null || { echo "$(QEMU) is missing: apt-get install qemu-user" >&2; exit 1; }
+	bash .ci/ensure-python
 	for cpu in $(CPUS); do \
 	  case $$cpu in \
 	    Haswell) model="$$cpu,$(HASWELL_NOT_IN_TCG)";; \

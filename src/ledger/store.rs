@@ -9,7 +9,6 @@
 //!   entries.jsonl.torn-<n>        bytes `ledger repair` cut off a torn tail
 //! ```
 
-use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use std::fs::{self, File, OpenOptions};
@@ -280,9 +279,19 @@ fn compress(bytes: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to memory cannot fail")
 }
 
+/// The content of an object file: exactly one gzip member, nothing after it (the ledger's
+/// README says so, and a second verifier reads it so).
 fn decompress(gz: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    GzDecoder::new(gz).read_to_end(&mut out)?;
+    let mut decoder = flate2::bufread::GzDecoder::new(gz);
+    decoder.read_to_end(&mut out)?;
+    let rest = decoder.into_inner();
+    if !rest.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes follow the gzip member", rest.len()),
+        ));
+    }
     Ok(out)
 }
 
@@ -466,6 +475,29 @@ mod tests {
         assert!(s.torn.is_none());
         let s = scan(b"");
         assert!(s.lines.is_empty() && s.torn.is_none());
+    }
+
+    #[test]
+    fn an_object_is_one_gzip_member_and_nothing_after_it() {
+        let gz = {
+            let mut e = GzEncoder::new(Vec::new(), Compression::default());
+            e.write_all(b"content").unwrap();
+            e.finish().unwrap()
+        };
+        assert_eq!(decompress(&gz).unwrap(), b"content");
+        for tail in [&b"\0\0"[..], &gz[..]] {
+            let mut two = gz.clone();
+            two.extend_from_slice(tail);
+            assert!(
+                decompress(&two).is_err(),
+                "{} bytes after the member",
+                tail.len()
+            );
+        }
+        assert!(
+            decompress(&gz[..gz.len() - 1]).is_err(),
+            "a truncated member"
+        );
     }
 
     #[test]
