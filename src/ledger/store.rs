@@ -419,7 +419,7 @@ pub fn repair(dir: &Path) -> io::Result<Repair> {
         .write(true)
         .create_new(true)
         .open(&side)?;
-    f.write_all(&torn)?;
+    f.write_all(torn)?;
     f.sync_all()?;
     sync_dir(dir)?;
     let entries = OpenOptions::new().write(true).open(dir.join(ENTRIES))?;

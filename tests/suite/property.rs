@@ -231,7 +231,7 @@ proptest! {
                 if cut_at_a_line {
                     prop_assert!(report.ok(), "{:?}", report.problems);
                 } else {
-                    prop_assert_eq!(report.first_bad_line(), Some(line_of(&original, at)),
+                    prop_assert_eq!(report.first_bad_line(), Some(line_of(original, at)),
                         "{:?}", report.problems);
                     // Opening checks every hash and parse (verify also the chain, the objects
                     // and the claims): a line that breaks those stops it, naming that line.

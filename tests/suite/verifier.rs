@@ -653,7 +653,7 @@ fn both_verifiers_agree_on_the_repository_ledger_and_on_every_tampering() {
             "the trace not stored",
             run,
             Box::new(|b| {
-                let t = set(&get(b, "trace").to_string(), "file_hash", "null");
+                let t = set(get(b, "trace"), "file_hash", "null");
                 set(b, "trace", &t)
             }),
             false,
@@ -662,7 +662,7 @@ fn both_verifiers_agree_on_the_repository_ledger_and_on_every_tampering() {
             "the weights not stored",
             run,
             Box::new(|b| {
-                let w = set(&get(b, "weights").to_string(), "file_hash", "null");
+                let w = set(get(b, "weights"), "file_hash", "null");
                 set(b, "weights", &w)
             }),
             true,
@@ -719,7 +719,7 @@ fn both_verifiers_agree_on_the_repository_ledger_and_on_every_tampering() {
             "the merged entry's weights not stored, the original's stored",
             1,
             Box::new(|b| {
-                let w = set(&get(b, "weights").to_string(), "file_hash", "null");
+                let w = set(get(b, "weights"), "file_hash", "null");
                 set(b, "weights", &w)
             }),
             false,
