@@ -7,7 +7,7 @@ pub mod sweep;
 
 use out::{out, outln};
 
-use crate::experiment::{Experiment, Overrides};
+use crate::experiment::{ConfigError, Experiment, Overrides};
 use crate::headless;
 use crate::train::{self, Control, DeviceKind, Outcome, RunEnv, Status};
 use crate::tui;
@@ -149,16 +149,51 @@ pub enum Command {
 }
 
 /// Parses the process arguments, runs, and maps the result to an exit code
-/// (0 success, 1 a failed run or check, 2 bad input, 130 interrupted).
+/// (0 success, 1 a failed run or check, 2 bad input, 74 the disk, the ledger or an output
+/// failed, 130 interrupted).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", chain(&e));
-            ExitCode::from(2)
+            ExitCode::from(error_code(&e))
         }
     }
+}
+
+/// sysexits' EX_IOERR: what went wrong is not the input but reading or writing.
+pub const IO_FAILED: u8 = 74;
+
+/// The exit code of an error, from the first typed cause in its chain: bad input (a config,
+/// an ID, a device this build lacks, anything untyped such as a missing folder) is 2; a
+/// ledger that cannot be read or written, a damaged ledger, or an output that failed (a full
+/// disk, an unwritable file) is 74, so a script can tell "fix the command" from "fix the
+/// machine" — a finished run whose entry cannot be written is the latter.
+pub fn error_code(e: &anyhow::Error) -> u8 {
+    use crate::ledger::LedgerError as L;
+    for cause in e.chain() {
+        if cause.is::<ConfigError>() {
+            return 2;
+        }
+        if let Some(t) = cause.downcast_ref::<crate::train::TrainError>() {
+            return if t.is_bad_input() { 2 } else { 1 };
+        }
+        if let Some(l) = cause.downcast_ref::<L>() {
+            return match l {
+                L::Io { .. }
+                | L::TornTail { .. }
+                | L::BadEntry { .. }
+                | L::Object { .. }
+                | L::Trace { .. } => IO_FAILED,
+                _ => 2,
+            };
+        }
+        if cause.is::<out::OutputError>() || cause.is::<std::io::Error>() {
+            return IO_FAILED;
+        }
+    }
+    2
 }
 
 /// An error and its causes joined by `: ` (anyhow's `{:#}`), leaving out a cause whose text
@@ -229,8 +264,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Theory { file, seeds } => {
             out!(
                 "{}",
-                crate::theory::report(&Experiment::load(&file)?, seeds)
-                    .map_err(anyhow::Error::msg)?
+                crate::theory::report(&Experiment::load(&file)?, seeds)?
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -476,5 +510,37 @@ pub fn exit_code(status: Status) -> ExitCode {
         Status::Completed | Status::Diverged => ExitCode::SUCCESS,
         Status::Interrupted => ExitCode::from(130),
         Status::Failed => ExitCode::from(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::LedgerError;
+
+    #[test]
+    fn errors_map_to_bad_input_or_io_by_their_typed_cause() {
+        let io = || std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left");
+        let ledger_io = anyhow::Error::new(LedgerError::Io {
+            dir: "L".into(),
+            source: io(),
+        })
+        .context("the run finished but cannot be recorded");
+        assert_eq!(error_code(&ledger_io), IO_FAILED);
+        assert_eq!(
+            error_code(&anyhow::Error::new(io()).context("writing x.svg")),
+            IO_FAILED
+        );
+        let bad_id = anyhow::Error::new(LedgerError::NotFound {
+            id: "9".into(),
+            count: 1,
+        });
+        assert_eq!(error_code(&bad_id), 2);
+        let config =
+            Experiment::parse("[model]\ndepth = \"x\"\n", Path::new("x.toml")).unwrap_err();
+        assert_eq!(error_code(&anyhow::Error::new(config)), 2);
+        let device = crate::train::TrainError::DeviceMissing { device: "cuda" };
+        assert_eq!(error_code(&anyhow::Error::new(device)), 2);
+        assert_eq!(error_code(&anyhow::anyhow!("no ledger at L")), 2);
     }
 }

@@ -11,6 +11,20 @@
 use crate::experiment::{Activation, Experiment, Init, ModelSection, Overrides};
 use crate::train::{self, Control, RunEnv};
 
+/// Why a prediction or measurement could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TheoryError {
+    /// The seeds' configs (the experiment with `--seed` moved on) do not validate.
+    #[error(transparent)]
+    Config(#[from] crate::experiment::ConfigError),
+    /// The experiment's data set could not be built.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A measuring run ended before its first probe (it failed or was stopped).
+    #[error("the run ended without a probe: {end}")]
+    NoProbe { end: String },
+}
+
 /// Gauss–Hermite nodes and weights for ∫ e^{−x²} f(x) dx, by Newton's method on the
 /// orthonormal Hermite recurrence (Numerical Recipes' `gauher`).
 pub fn gauss_hermite(n: usize) -> Vec<(f64, f64)> {
@@ -282,21 +296,17 @@ pub fn predict(
 
 /// Measured ‖δ^l‖/‖δ^out‖ at initialisation (the step-0 probe), the geometric mean over
 /// `seeds` consecutive seeds starting at the experiment's.
-pub fn measure(exp: &Experiment, seeds: u64) -> Result<Vec<f64>, String> {
+pub fn measure(exp: &Experiment, seeds: u64) -> Result<Vec<f64>, TheoryError> {
     let mut sum_log: Vec<f64> = Vec::new();
     for k in 0..seeds {
-        let one = exp
-            .clone()
-            .with_overrides(Overrides {
-                steps: Some(1),
-                seed: Some(exp.seed().wrapping_add(k)),
-            })
-            .map_err(|e| e.to_string())?;
+        let one = exp.clone().with_overrides(Overrides {
+            steps: Some(1),
+            seed: Some(exp.seed().wrapping_add(k)),
+        })?;
         let out = train::train(&one, RunEnv::default(), &Control::new(), &mut |_| {});
-        let probe = out
-            .probes
-            .first()
-            .ok_or_else(|| format!("the run ended without a probe: {:?}", out.end))?;
+        let probe = out.probes.first().ok_or_else(|| TheoryError::NoProbe {
+            end: format!("{:?}", out.end),
+        })?;
         let last = probe.layers.last().map_or(1.0, |l| l.delta);
         let logs = probe.layers.iter().map(|l| (l.delta / last).ln());
         if sum_log.is_empty() {
@@ -312,10 +322,10 @@ pub fn measure(exp: &Experiment, seeds: u64) -> Result<Vec<f64>, String> {
 }
 
 /// The `gradlab theory` table: predicted vs measured ‖δ^l‖/‖δ^out‖, layer by layer.
-pub fn report(exp: &Experiment, seeds: u64) -> Result<String, String> {
+pub fn report(exp: &Experiment, seeds: u64) -> Result<String, TheoryError> {
     use std::fmt::Write as _;
     let spec = exp.spec();
-    let ds = crate::data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
+    let ds = crate::data::build(&spec.data, exp.seed())?;
     let p = predict(
         &spec.model,
         ds.input_dim,

@@ -5,6 +5,7 @@
 //! The thread never waits for its listener: a dropped receiver is ignored and the run
 //! finishes so it can still be recorded.
 
+mod error;
 pub mod events;
 mod fused;
 pub mod optim;
@@ -14,6 +15,7 @@ mod runner;
 mod search;
 mod step;
 
+pub use error::TrainError;
 pub use events::*;
 pub use runner::{panics_are_caught, train};
 
@@ -83,7 +85,7 @@ impl DeviceKind {
     }
 
     /// The Burn device, or why this build has none.
-    pub fn device(self) -> Result<Device, String> {
+    pub fn device(self) -> Result<Device, TrainError> {
         match self {
             DeviceKind::Portable | DeviceKind::Cpu | DeviceKind::Flex => Ok(Device::flex()),
             #[cfg(feature = "wgpu")]
@@ -91,11 +93,9 @@ impl DeviceKind {
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda => Ok(Device::cuda(0)),
             #[allow(unreachable_patterns)]
-            other => Err(format!(
-                "device '{}' is not compiled in: rebuild with `cargo build --release --features {}`",
-                other.name(),
-                other.name()
-            )),
+            other => Err(TrainError::DeviceMissing {
+                device: other.name(),
+            }),
         }
     }
 }

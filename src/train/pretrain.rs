@@ -6,6 +6,7 @@
 //! `dbn.pretrain_steps = 0` is exactly the randomly initialised MLP: the comparison between
 //! pretrained and random init changes nothing else.
 
+use super::TrainError;
 use super::events::*;
 use super::runner::{Batcher, Ctx, Record, header_for, objective_name, schedule};
 use crate::models::rbm::{CdConfig, CdState, Dbn, Rbm};
@@ -29,7 +30,7 @@ fn rows_of(t: &Tensor<2>, idx: &[usize], device: &Device) -> Tensor<2> {
 
 /// Pretrains the DBN of `exp` and returns the unrolled sigmoid net, and whether a stop was
 /// requested (the net then holds what was pretrained so far).
-pub(super) fn pretrain(ctx: &Ctx, rec: &mut Record) -> Result<(Mlp, bool), String> {
+pub(super) fn pretrain(ctx: &Ctx, rec: &mut Record) -> Result<(Mlp, bool), TrainError> {
     let Ctx {
         exp,
         env,
@@ -104,7 +105,7 @@ pub(super) fn pretrain(ctx: &Ctx, rec: &mut Record) -> Result<(Mlp, bool), Strin
                     let v = Tensor::cat(scalars, 0)
                         .into_data()
                         .try_to_vec::<f32>()
-                        .map_err(|e| format!("{e:?}"))?;
+                        .map_err(TrainError::readback("the pretraining probe"))?;
                     // Only the first RBM sees binary data, where a likelihood is defined.
                     let exact = evaluating && l == 0;
                     Some(PretrainProbe {

@@ -6,7 +6,7 @@
 use super::events::*;
 use super::probe;
 use super::step::{Stepper, TensorStep};
-use super::{Control, DeviceKind, Outcome, RunEnv, weights_bytes};
+use super::{Control, DeviceKind, Outcome, RunEnv, TrainError, weights_bytes};
 use crate::cancel;
 use crate::data::{self, Dataset, Objective, Split};
 use crate::experiment::{Experiment, ModelKind, ProbeSection};
@@ -109,7 +109,7 @@ fn train_in(
     drop(catching);
     let (end, weights) = match result {
         Ok(Ok(done)) => done,
-        Ok(Err(message)) => (failed(message), Vec::new()),
+        Ok(Err(e)) => (failed(e.to_string()), Vec::new()),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -368,11 +368,11 @@ fn run(
     env: RunEnv,
     control: &Control,
     rec: &mut Record,
-) -> Result<(End, Vec<u8>), String> {
+) -> Result<(End, Vec<u8>), TrainError> {
     let spec = exp.spec();
     let device = env.device.device()?;
     device.seed(exp.seed()); // the lab draws nothing from the backend, but keep it pinned
-    let ds = data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
+    let ds = data::build(&spec.data, exp.seed())?;
     let ctx = Ctx {
         exp,
         env,
@@ -503,7 +503,7 @@ fn fit<N: Network>(
     make: impl Fn(u64) -> N,
     ctx: &Ctx,
     rec: &mut Record,
-) -> Result<(End, Vec<u8>), String> {
+) -> Result<(End, Vec<u8>), TrainError> {
     if ctx.exp.spec().train.optimizer.gradient_free() {
         super::search::search(&make, ctx, rec, None)
     } else {
@@ -536,7 +536,11 @@ fn stopped_before_the_first_step() -> End {
 
 /// Gradient descent on an MLP (or a pretrained DBN, unrolled into one): the fused host step on
 /// the `portable` and `cpu` engines, Burn's tensor ops elsewhere.
-pub(super) fn drive_mlp(mlp: Mlp, ctx: &Ctx, rec: &mut Record) -> Result<(End, Vec<u8>), String> {
+pub(super) fn drive_mlp(
+    mlp: Mlp,
+    ctx: &Ctx,
+    rec: &mut Record,
+) -> Result<(End, Vec<u8>), TrainError> {
     let (t, objective) = (&ctx.exp.spec().train, ctx.ds.objective);
     let engine = ctx.env.device.host_engine(ctx.env.threads);
     if ctx.env.device.fused() && super::fused::supports(&mlp, engine) {
@@ -561,7 +565,7 @@ fn drive_with(
     mut stepper: impl Stepper + Send,
     ctx: &Ctx,
     rec: &mut Record,
-) -> Result<(End, Vec<u8>), String> {
+) -> Result<(End, Vec<u8>), TrainError> {
     let Ctx {
         exp,
         env,
@@ -691,14 +695,14 @@ pub(super) fn evaluate<N: Network>(
     net: &N,
     obj: Objective,
     b: &Batch,
-) -> Result<TestMetrics, String> {
+) -> Result<TestMetrics, TrainError> {
     let (loss, _, correct) = loss_and_delta(obj, net.forward(b.x.clone()), b);
     let mut parts = vec![loss];
     parts.extend(correct);
     let v = Tensor::cat(parts, 0)
         .into_data()
         .try_to_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(TrainError::readback("the test metrics"))?;
     Ok(TestMetrics {
         loss: v[0] as f64,
         accuracy: v.get(1).map(|&c| c as f64 / (b.n * obj.positions()) as f64),

@@ -14,7 +14,7 @@ use super::fused::HostScorer;
 use super::runner::{
     Batches, Ctx, Record, evaluate, header_for, loss_and_delta, objective_name, schedule, to_device,
 };
-use super::weights_bytes;
+use super::{TrainError, weights_bytes};
 use crate::experiment::Optimizer;
 use crate::models::{Network, matrix, named_parameters};
 use crate::rng::Stream;
@@ -45,7 +45,7 @@ pub(super) fn search<N: Network>(
     ctx: &Ctx,
     rec: &mut Record,
     scorer: Option<&HostScorer>,
-) -> Result<(End, Vec<u8>), String> {
+) -> Result<(End, Vec<u8>), TrainError> {
     let Ctx {
         exp,
         env,
@@ -101,7 +101,7 @@ pub(super) fn search<N: Network>(
                 let values = Tensor::cat(scalars, 0)
                     .into_data()
                     .try_to_vec::<f32>()
-                    .map_err(|e| format!("{e:?}"))?;
+                    .map_err(TrainError::readback("the candidates' scores"))?;
                 let per = if classify { 2 } else { 1 };
                 values
                     .chunks(per)

@@ -4,7 +4,7 @@
 use super::optim::{self, Optim};
 use super::probe::{self, LayerSums};
 use super::runner::{Batch, evaluate, loss_and_delta};
-use super::{TestMetrics, weights_bytes};
+use super::{TestMetrics, TrainError, weights_bytes};
 use crate::data::Objective;
 use crate::experiment::TrainSection;
 use crate::models::ops::PortableOps;
@@ -41,9 +41,9 @@ pub trait Stepper {
     /// Probed layer labels, input side first.
     fn layer_names(&self) -> Vec<String>;
     /// Forward, backward, clip and update on `batch`; the probes' sums when `probing`.
-    fn step(&mut self, batch: &Batch, probing: bool) -> Result<StepStats, String>;
+    fn step(&mut self, batch: &Batch, probing: bool) -> Result<StepStats, TrainError>;
     /// Loss and accuracy of the current parameters on `batch`, without training.
-    fn evaluate(&self, batch: &Batch) -> Result<TestMetrics, String>;
+    fn evaluate(&self, batch: &Batch) -> Result<TestMetrics, TrainError>;
     /// The current parameters in the canonical weights layout.
     fn weights(&self) -> Vec<u8>;
 }
@@ -98,7 +98,7 @@ impl<N: Network> Stepper for TensorStep<N> {
         self.net.layer_names()
     }
 
-    fn step(&mut self, batch: &Batch, probing: bool) -> Result<StepStats, String> {
+    fn step(&mut self, batch: &Batch, probing: bool) -> Result<StepStats, TrainError> {
         let (net, zero, on_host) = (&mut self.net, &self.zero, self.on_host);
         let (logits, tape) = net.forward_tape(batch.x.clone());
         let (loss, delta_out, correct) = loss_and_delta(self.objective, logits, batch);
@@ -143,7 +143,7 @@ impl<N: Network> Stepper for TensorStep<N> {
         let values = Tensor::cat(scalars, 0)
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(TrainError::readback("the step's statistics"))?;
         let mut stats = StepStats {
             loss: values[0] as f64,
             grad_sq: values[1] as f64,
@@ -209,7 +209,7 @@ impl<N: Network> Stepper for TensorStep<N> {
         Ok(stats)
     }
 
-    fn evaluate(&self, batch: &Batch) -> Result<TestMetrics, String> {
+    fn evaluate(&self, batch: &Batch) -> Result<TestMetrics, TrainError> {
         evaluate(&self.net, self.objective, batch)
     }
 

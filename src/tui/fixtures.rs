@@ -316,7 +316,7 @@ pub fn predictions(app: &App) -> Vec<Event> {
         .map(|e| {
             Event::Job(super::event::Job::Predicted {
                 config_hash: e.config_hash.0.clone(),
-                profile: super::jobs::predicted_profile(&e.config),
+                profile: super::jobs::predicted_profile(&e.config).map_err(|e| e.to_string()),
             })
         })
         .collect()

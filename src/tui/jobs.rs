@@ -9,12 +9,35 @@
 use super::event::{Event, Exported, Job, Replayed};
 use crate::experiment::{Experiment, ModelKind};
 use crate::ledger::replay::{self as rp, ReplayOptions};
-use crate::ledger::{Entry, Ledger, LedgerOptions, export};
-use crate::train::Control;
+use crate::ledger::{Entry, Ledger, LedgerError, LedgerOptions, export};
+use crate::train::{Control, TrainError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
+
+/// Why a job failed; shown, as text, in the screen that asked for it.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The replay cannot run here (a device this build lacks).
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error("the replay finished but cannot be recorded: {0}")]
+    Record(LedgerError),
+    #[error("the stored trace cannot be exported: {0}")]
+    Export(String),
+    #[error("cannot write '{}': {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::experiment::ConfigError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+}
 
 /// Where the session's ledger is and how it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +54,8 @@ impl LedgerAt {
         }
     }
 
-    pub fn open(&self) -> Result<Ledger, String> {
-        Ledger::open_with(&self.dir, self.options).map_err(|e| e.to_string())
+    pub fn open(&self) -> Result<Ledger, LedgerError> {
+        Ledger::open_with(&self.dir, self.options)
     }
 }
 
@@ -51,7 +74,10 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 pub fn load(at: &LedgerAt, tx: Sender<Event>) {
     let at = at.clone();
     spawn("ledger-load", move || {
-        let entries = at.open().map(|l| l.entries().to_vec());
+        let entries = at
+            .open()
+            .map(|l| l.entries().to_vec())
+            .map_err(|e| e.to_string());
         let _ = tx.send(Event::Job(Job::Loaded(entries)));
     });
 }
@@ -80,7 +106,8 @@ pub fn replay(at: &LedgerAt, seq: u64, control: Arc<Control>, tx: Sender<Event>)
                     control.stop();
                 }
             }
-        });
+        })
+        .map_err(|e| e.to_string());
         let _ = tx.send(Event::Job(Job::Replayed { seq, result }));
     })
 }
@@ -89,10 +116,14 @@ pub fn replay(at: &LedgerAt, seq: u64, control: Arc<Control>, tx: Sender<Event>)
 pub fn export(at: &LedgerAt, seq: u64, out_dir: PathBuf, tx: Sender<Event>) {
     let at = at.clone();
     spawn("export", move || {
-        let result = at.open().and_then(|ledger| {
-            let entry = ledger.find(&seq.to_string()).map_err(|e| e.to_string())?;
-            export_csv(&ledger, entry, &out_dir)
-        });
+        let result = at
+            .open()
+            .map_err(JobError::from)
+            .and_then(|ledger| {
+                let entry = ledger.find(&seq.to_string())?;
+                export_csv(&ledger, entry, &out_dir)
+            })
+            .map_err(|e| e.to_string());
         let _ = tx.send(Event::Job(Job::Exported { seq, result }));
     });
 }
@@ -101,7 +132,7 @@ pub fn export(at: &LedgerAt, seq: u64, out_dir: PathBuf, tx: Sender<Event>) {
 pub fn predict(configs: Vec<(String, String)>, tx: Sender<Event>) {
     spawn("theory", move || {
         for (config_hash, config) in configs {
-            let profile = predicted_profile(&config);
+            let profile = predicted_profile(&config).map_err(|e| e.to_string());
             if tx
                 .send(Event::Job(Job::Predicted {
                     config_hash,
@@ -122,13 +153,11 @@ pub fn replay_entry(
     seq: u64,
     control: &Arc<Control>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Replayed, String> {
+) -> Result<Replayed, JobError> {
     let mut ledger = at.open()?;
-    let plan = rp::plan(&ledger, &seq.to_string(), &ReplayOptions::default())
-        .map_err(|e| e.to_string())?;
+    let plan = rp::plan(&ledger, &seq.to_string(), &ReplayOptions::default())?;
     plan.env.device.device()?;
-    let report = rp::run_plan(&ledger, plan, Some(Arc::clone(control)), progress)
-        .map_err(|e| e.to_string())?;
+    let report = rp::run_plan(&ledger, plan, Some(Arc::clone(control)), progress)?;
     let stopped = control.stop_requested();
     // A stopped rerun differs from its original only because it was cut short: recording
     // it as DIVERGED would put a false verdict in the ledger.
@@ -137,7 +166,7 @@ pub fn replay_entry(
     } else {
         let e = ledger
             .record_replay(&report, Vec::new())
-            .map_err(|e| format!("the replay finished but cannot be recorded: {e}"))?;
+            .map_err(JobError::Record)?;
         Some((e.seq, e.short_hash().to_string()))
     };
     Ok(Replayed {
@@ -167,30 +196,33 @@ pub fn export_file_name(entry: &Entry) -> String {
 /// Writes `entry`'s trace as CSV (one row per probe step and layer) into `out_dir`. An
 /// existing file of the same name is replaced: an entry's trace never changes, so it holds
 /// the same bytes.
-pub fn export_csv(ledger: &Ledger, entry: &Entry, out_dir: &Path) -> Result<Exported, String> {
-    let trace = ledger.load_trace_bytes(entry).map_err(|e| e.to_string())?;
-    let csv = export::export(&trace, export::Format::Csv)?;
+pub fn export_csv(ledger: &Ledger, entry: &Entry, out_dir: &Path) -> Result<Exported, JobError> {
+    let trace = ledger.load_trace_bytes(entry)?;
+    let csv = export::export(&trace, export::Format::Csv).map_err(JobError::Export)?;
     let rows = csv
         .iter()
         .filter(|&&b| b == b'\n')
         .count()
         .saturating_sub(1);
     let path = out_dir.join(export_file_name(entry));
-    std::fs::write(&path, &csv).map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+    std::fs::write(&path, &csv).map_err(|source| JobError::Write {
+        path: path.clone(),
+        source,
+    })?;
     Ok(Exported { path, rows })
 }
 
 /// The mean-field prediction of ‖δ^l‖/‖δ^out‖ at initialisation, input layer first and the
 /// output layer last (= 1), for a canonical config; `None` for model kinds the theory does
 /// not cover. Builds the config's data set: the input statistics set the first layer's q.
-pub fn predicted_profile(config: &str) -> Result<Option<Vec<f64>>, String> {
-    let exp = Experiment::from_canonical(config).map_err(|e| e.to_string())?;
+pub fn predicted_profile(config: &str) -> Result<Option<Vec<f64>>, JobError> {
+    let exp = Experiment::from_canonical(config)?;
     let spec = exp.spec();
     // Mean-field theory here covers plain MLPs only; other kinds get no line.
     if !matches!(spec.model.kind, ModelKind::Mlp) {
         return Ok(None);
     }
-    let data = crate::data::build(&spec.data, exp.seed()).map_err(|e| e.to_string())?;
+    let data = crate::data::build(&spec.data, exp.seed())?;
     let p = crate::theory::predict(
         &spec.model,
         data.input_dim,
@@ -264,7 +296,12 @@ mod tests {
         assert_eq!(r.recorded, None);
         assert_eq!(at.open().unwrap().entries().len(), 5);
         let missing = replay_entry(&at, 9, &Control::new(), &mut |_, _| {});
-        assert!(missing.unwrap_err().starts_with("no entry '9'"));
+        let missing = missing.unwrap_err();
+        assert!(matches!(
+            missing,
+            JobError::Ledger(LedgerError::NotFound { .. })
+        ));
+        assert!(missing.to_string().starts_with("no entry '9'"));
     }
 
     #[test]
@@ -282,7 +319,9 @@ mod tests {
         odd.experiment = "a/b c".into();
         assert_eq!(export_file_name(&odd), "a_b_c-entry-1.csv");
         let gone = export_csv(&ledger, entry, &dir.path().join("no/such/folder"));
-        assert!(gone.unwrap_err().starts_with("cannot write"));
+        let gone = gone.unwrap_err();
+        assert!(matches!(gone, JobError::Write { .. }));
+        assert!(gone.to_string().starts_with("cannot write"));
     }
 
     #[test]

@@ -561,7 +561,7 @@ fn a_torn_tail_is_reported_blocks_appends_and_only_repair_removes_it() {
     let out = gradlab(dir.path())
         .args(["ledger", "list"])
         .assert()
-        .code(2)
+        .code(74)
         .get_output()
         .stderr
         .clone();
@@ -581,7 +581,7 @@ fn a_torn_tail_is_reported_blocks_appends_and_only_repair_removes_it() {
         .arg(&file)
         .args(["--steps", "5"])
         .assert()
-        .code(2);
+        .code(74);
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 
     let out = gradlab(dir.path())
@@ -651,8 +651,8 @@ fn sigkill_mid_append_loses_no_acknowledged_entry() {
     let out = waiting.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "{}",
+        Some(74),
+        "a damaged ledger, not bad input: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("torn"));

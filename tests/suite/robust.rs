@@ -76,7 +76,11 @@ fn a_full_disk_on_stdout_is_an_error_after_the_run_is_recorded() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(74),
+        "an output failure, not bad input: {stderr}"
+    );
     assert!(
         stderr.contains("cannot write to standard output")
             && stderr.contains("No space left on device")
@@ -144,7 +148,11 @@ fn an_unwritable_ledger_is_refused_before_training() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(74),
+        "the ledger failed, not the input: {stderr}"
+    );
     assert!(
         stderr.contains("/proc/nope") && stderr.contains("cannot be written to"),
         "{stderr}"

@@ -14,11 +14,11 @@ mod kernels;
 mod loss;
 mod optim;
 
-use super::TestMetrics;
 use super::probe::{self, LayerSums};
 use super::runner::{Batch, evaluate};
 use super::step::{LayerStats, StepStats, Stepper};
 use super::weights_bytes;
+use super::{TestMetrics, TrainError};
 use crate::data::Objective;
 use crate::experiment::{Activation, TrainSection};
 use crate::models::activation::GELU_SATURATED_Z;
@@ -190,7 +190,7 @@ impl Stepper for FusedMlp {
         self.net.layer_names()
     }
 
-    fn step(&mut self, batch: &Batch, probing: bool) -> Result<StepStats, String> {
+    fn step(&mut self, batch: &Batch, probing: bool) -> Result<StepStats, TrainError> {
         let n = batch.n;
         let (act, slope) = (self.net.activation, self.net.slope as f32);
         let engine = self.engine;
@@ -351,7 +351,7 @@ impl Stepper for FusedMlp {
         })
     }
 
-    fn evaluate(&self, batch: &Batch) -> Result<TestMetrics, String> {
+    fn evaluate(&self, batch: &Batch) -> Result<TestMetrics, TrainError> {
         if !self.engine.portable {
             // The `cpu` engine evaluates with Burn's ops, as it always has (its traces keep
             // their bits); the portable engine never leaves its own arithmetic.

@@ -143,7 +143,10 @@ fn a_damaged_ledger_shows_what_is_wrong_instead_of_crashing() {
     std::fs::write(&entries, bytes).unwrap();
 
     let at = crate::tui::jobs::LedgerAt::new(&ledger_dir, Default::default());
-    let loaded = at.open().map(|l| l.entries().to_vec());
+    let loaded = at
+        .open()
+        .map(|l| l.entries().to_vec())
+        .map_err(|e| e.to_string());
     let error = loaded.as_ref().expect_err("a torn tail cannot be opened");
     assert!(error.contains("torn"), "{error}");
     let report = crate::ledger::verify::verify_dir(&ledger_dir, None);
@@ -271,7 +274,7 @@ fn run_screen_draws_the_theory_line_over_the_measured_profile() {
     let before = rows(draw(&app).backend().buffer());
     app.update(job(Job::Predicted {
         config_hash: exp.hash().0.clone(),
-        profile: crate::tui::jobs::predicted_profile(exp.canonical()),
+        profile: crate::tui::jobs::predicted_profile(exp.canonical()).map_err(|e| e.to_string()),
     }));
     insta::assert_snapshot!("run_theory_80x24", draw(&app).backend());
     let after = rows(draw(&app).backend().buffer());
