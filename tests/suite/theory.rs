@@ -61,3 +61,53 @@ fn theory_command_flags_the_phase() {
             .contains("ordered phase")
     );
 }
+
+/// `gradlab theory` on every shipped experiment exits 0, with the table (its rows the trace's
+/// layer names, ending in `out` at 1.0 for both columns) or a line that says why there is none
+/// — never a panic, never the MLP's table under a residual or recurrent net.
+#[test]
+fn theory_on_every_shipped_experiment_predicts_or_says_why_not() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20);
+    let (mut tables, mut statements) = (0, 0);
+    for file in &files {
+        let out = super::common::gradlab_std()
+            .args(["theory", "--seeds", "1"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {text}{err}",
+            file.display()
+        );
+        let exp = Experiment::load(file).unwrap();
+        match theory::not_covered(&exp) {
+            Some(why) => {
+                assert_eq!(text.trim(), format!("{}: {why}", exp.name()));
+                statements += 1;
+            }
+            None => {
+                assert!(text.contains("χ* = "), "{}: {text}", file.display());
+                let out_row = text.lines().last().unwrap();
+                let cols: Vec<&str> = out_row.split_whitespace().collect();
+                assert_eq!(cols[0], "out", "{}: {text}", file.display());
+                assert_eq!((cols[2], cols[3]), ("1.000e0", "1.000e0"), "{out_row}");
+                tables += 1;
+            }
+        }
+    }
+    assert!(
+        tables >= 14 && statements >= 6,
+        "{tables} tables, {statements} statements"
+    );
+}
