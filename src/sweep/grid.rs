@@ -20,6 +20,11 @@ pub enum GridError {
     Range(String),
     #[error("--set '{0}': a range of more than 10000 values")]
     TooMany(String),
+    #[error(
+        "--set experiment.seed=… with --seeds {0}: each point would run its seed and the next {1}, \
+         which the seed axis runs again — give the seeds as an axis or as --seeds N, not both"
+    )]
+    SeedAxisAndSeeds(u64, u64),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -113,11 +118,15 @@ pub fn expand(
             })
             .collect();
     }
+    if seeds > 1 && axes.iter().any(|a| a.field == "experiment.seed") {
+        return Err(GridError::SeedAxisAndSeeds(seeds, seeds - 1));
+    }
     let mut points = Vec::with_capacity(combos.len() * seeds as usize);
     for settings in combos {
         let configured = base.with_settings(&settings)?;
         for k in 0..seeds.max(1) {
-            let seed = base.seed().wrapping_add(k);
+            // From the point's own seed: a seed axis (`--set experiment.seed=5,6`) sets it.
+            let seed = configured.seed().wrapping_add(k);
             let experiment = configured.clone().with_overrides(Overrides {
                 steps,
                 seed: Some(seed),
@@ -183,6 +192,23 @@ mod tests {
             parse_axis("model.depth=1:2:0"),
             Err(GridError::Range(_))
         ));
+    }
+
+    #[test]
+    fn a_seed_axis_sets_each_points_seed_and_does_not_mix_with_seeds() {
+        let base = Experiment::parse(
+            "[experiment]\nname = \"s\"\nseed = 1\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let axis = [parse_axis("experiment.seed=5,6").unwrap()];
+        let points = expand(&base, &axis, 1, None).unwrap();
+        let seeds: Vec<u64> = points.iter().map(|p| p.seed).collect();
+        assert_eq!(seeds, [5, 6]);
+        let run: Vec<u64> = points.iter().map(|p| p.experiment.seed()).collect();
+        assert_eq!(run, [5, 6], "the runs use the axis' seeds, not the base's");
+        let both = expand(&base, &axis, 2, None).unwrap_err();
+        assert!(both.to_string().contains("--seeds"), "{both}");
     }
 
     #[test]

@@ -529,3 +529,37 @@ fn a_merged_entry_that_no_longer_matches_its_original_is_caught() {
         "{problems:?}"
     );
 }
+
+/// `--set experiment.seed=5,6` is an axis like any other: each point runs and records its own
+/// seed (it was labelled 5 and 6 but ran the base's seed twice); with `--seeds 2` as well the
+/// seeds would overlap, and the sweep is refused before anything runs.
+#[test]
+fn a_seed_axis_runs_each_points_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment_file(dir.path());
+    let ledger = dir.path().join("seeds-ledger");
+    gradlab(dir.path())
+        .arg("--ledger")
+        .arg(&ledger)
+        .args(["sweep"])
+        .arg(&file)
+        .args(["--set", "experiment.seed=5,6", "--seeds", "1", "--steps", "5"])
+        .assert()
+        .success();
+    let seeds: Vec<u64> = entries(&ledger).iter().map(|e| e.seeds.experiment).collect();
+    assert_eq!(seeds, [5, 6]);
+    let e = entries(&ledger);
+    assert_ne!(e[0].trace.hash, e[1].trace.hash, "two seeds, two runs");
+    let out = gradlab(dir.path())
+        .arg("--ledger")
+        .arg(dir.path().join("refused"))
+        .args(["sweep"])
+        .arg(&file)
+        .args(["--set", "experiment.seed=5,6", "--seeds", "2", "--steps", "5"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--seeds"));
+    assert!(!dir.path().join("refused").exists(), "nothing ran, nothing was written");
+}
