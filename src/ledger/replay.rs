@@ -6,7 +6,7 @@ use super::entry::{Agreement, Difference, Entry, EntryKind, Verdict, VerdictKind
 use super::{Ledger, LedgerError, environment};
 use crate::experiment::Experiment;
 use crate::rng::Stream;
-use crate::train::{self, Control, DeviceKind, Event, Outcome, RunEnv};
+use crate::train::{self, Control, DeviceKind, Event, Outcome, RunEnv, TraceFormat};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -51,6 +51,22 @@ pub struct ReplayReport {
     pub machine: Option<String>,
 }
 
+/// The trace format of an entry, from its stored trace's header.
+fn trace_format(ledger: &Ledger, e: &Entry) -> Result<TraceFormat, LedgerError> {
+    let trace = ledger.load_trace_bytes(e)?;
+    let first = trace.split(|&b| b == b'\n').next().unwrap_or_default();
+    let format = serde_json::from_slice::<serde_json::Value>(first)
+        .ok()
+        .and_then(|h| h.get("format").and_then(|f| f.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    TraceFormat::from_name(&format).ok_or_else(|| LedgerError::Trace {
+        seq: e.seq,
+        message: format!(
+            "its format '{format}' is unknown to this build (it knows gradlab-trace/1 and /2)"
+        ),
+    })
+}
+
 /// Finds the entry, rebuilds its experiment and environment, and lists the warnings.
 pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, LedgerError> {
     let original = ledger.find(id)?.clone();
@@ -83,6 +99,8 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
             seq,
             version: original.seeds.version.unwrap_or(1),
         })?;
+    // So is its trace format: it decides when a probe step's test metrics are taken.
+    env.trace = trace_format(ledger, &original)?;
     if env.device != recorded {
         warnings.push(format!(
             "backend differs: the entry ran on '{}', this replay runs on '{}'",

@@ -5,8 +5,34 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version tag of the trace format, written in every header.
-pub const TRACE_FORMAT: &str = "gradlab-trace/1";
+/// The trace format a run writes (its header's `format`), and what a probe step's test
+/// metrics describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TraceFormat {
+    /// `gradlab-trace/1`: the test metrics of a probe step were taken after its update, the
+    /// rest of the record before it (entries made before format 2; their replays still do).
+    V1,
+    /// `gradlab-trace/2`: every field of a probe step's record, test metrics included,
+    /// describes the weights before that step's update.
+    #[default]
+    V2,
+}
+
+impl TraceFormat {
+    /// The header's `format` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceFormat::V1 => "gradlab-trace/1",
+            TraceFormat::V2 => "gradlab-trace/2",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [TraceFormat::V1, TraceFormat::V2]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+}
 
 /// First trace line: what ran, where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

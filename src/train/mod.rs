@@ -108,6 +108,8 @@ pub struct RunEnv {
     pub threads: usize,
     /// The f64 functions of the data and init path (recorded as `seeds.version`).
     pub streams: crate::rng::Version,
+    /// The trace format to write (a replay writes its original's).
+    pub trace: TraceFormat,
 }
 
 impl Default for RunEnv {
@@ -116,6 +118,7 @@ impl Default for RunEnv {
             device: DeviceKind::Portable,
             threads: 1,
             streams: crate::rng::Version::default(),
+            trace: TraceFormat::default(),
         }
     }
 }

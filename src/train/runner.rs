@@ -160,7 +160,7 @@ pub(super) fn header_for(
     objective: &str,
 ) -> Header {
     Header {
-        format: TRACE_FORMAT.into(),
+        format: env.trace.name().into(),
         experiment: exp.name().into(),
         config_hash: exp.hash().0.clone(),
         seed: exp.seed(),
@@ -611,6 +611,13 @@ fn drive_with(
         }
         let (probing, evaluating) = schedule(step, steps, &spec.probe);
         let batch = batches.next(ctx);
+        // A probe step's record describes one state of the network, the weights before its
+        // update: the test metrics too (trace format 2; format 1 took them after the update,
+        // and replays of its entries still do).
+        let test_before = match (&test_batch, evaluating, env.trace) {
+            (Some(b), true, TraceFormat::V2) => Some(stepper.evaluate(b)?),
+            _ => None,
+        };
         // Within the stop flag: a long recurrent step is abandoned at its next time step
         // (see `crate::cancel`) and the network is as the last finished step left it.
         let flag = ctx.control.stop_flag();
@@ -645,9 +652,9 @@ fn drive_with(
                     p
                 })
                 .collect();
-            let test = match (&test_batch, evaluating) {
-                (Some(b), true) => Some(stepper.evaluate(b)?),
-                _ => None,
+            let test = match (&test_batch, evaluating, env.trace) {
+                (Some(b), true, TraceFormat::V1) => Some(stepper.evaluate(b)?),
+                _ => test_before,
             };
             rec.probe(Probe {
                 step,

@@ -30,7 +30,7 @@ pub fn header(exp: &Experiment) -> Header {
     let mut layers: Vec<String> = (1..=depth).map(|i| format!("h{i}")).collect();
     layers.push("out".into());
     Header {
-        format: train::TRACE_FORMAT.into(),
+        format: train::TraceFormat::default().name().into(),
         experiment: exp.name().into(),
         config_hash: exp.hash().0.clone(),
         seed: exp.seed(),

@@ -543,10 +543,20 @@ fn a_seed_axis_runs_each_points_seed() {
         .arg(&ledger)
         .args(["sweep"])
         .arg(&file)
-        .args(["--set", "experiment.seed=5,6", "--seeds", "1", "--steps", "5"])
+        .args([
+            "--set",
+            "experiment.seed=5,6",
+            "--seeds",
+            "1",
+            "--steps",
+            "5",
+        ])
         .assert()
         .success();
-    let seeds: Vec<u64> = entries(&ledger).iter().map(|e| e.seeds.experiment).collect();
+    let seeds: Vec<u64> = entries(&ledger)
+        .iter()
+        .map(|e| e.seeds.experiment)
+        .collect();
     assert_eq!(seeds, [5, 6]);
     let e = entries(&ledger);
     assert_ne!(e[0].trace.hash, e[1].trace.hash, "two seeds, two runs");
@@ -555,11 +565,21 @@ fn a_seed_axis_runs_each_points_seed() {
         .arg(dir.path().join("refused"))
         .args(["sweep"])
         .arg(&file)
-        .args(["--set", "experiment.seed=5,6", "--seeds", "2", "--steps", "5"])
+        .args([
+            "--set",
+            "experiment.seed=5,6",
+            "--seeds",
+            "2",
+            "--steps",
+            "5",
+        ])
         .assert()
         .code(2)
         .get_output()
         .clone();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--seeds"));
-    assert!(!dir.path().join("refused").exists(), "nothing ran, nothing was written");
+    assert!(
+        !dir.path().join("refused").exists(),
+        "nothing ran, nothing was written"
+    );
 }

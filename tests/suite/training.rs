@@ -226,3 +226,52 @@ fn overrides_change_the_recorded_config() {
     assert_eq!(out.header.seed, 9);
     assert_eq!(out.end.steps_done, 3);
 }
+
+/// Every record of a probe step describes one state of the network, the weights before that
+/// step's update — the test metrics too: two optimisers starting from the same weights report
+/// the same test loss at step 0 (taking it after the update, they differed: 2.43 vs 2.33), on
+/// every engine, and the header says so (`gradlab-trace/2`).
+#[test]
+fn a_probe_steps_test_metrics_describe_the_weights_before_its_update() {
+    use gradlab::train::{DeviceKind, TraceFormat};
+    let engines = [DeviceKind::Portable, DeviceKind::Cpu, DeviceKind::Flex];
+    for (device, trace) in engines
+        .map(|d| (d, TraceFormat::V2))
+        .into_iter()
+        .chain([(DeviceKind::Portable, TraceFormat::V1)])
+    {
+        let env = RunEnv {
+            device,
+            trace,
+            ..RunEnv::default()
+        };
+        let test_at_0: Vec<_> = ["sgd", "adam"]
+            .iter()
+            .map(|opt| {
+                let body = small_experiment("timing", "[probe]\nevery = 5\ntest_every = 5\n")
+                    .replace(
+                        "learning_rate = 0.1",
+                        &format!("learning_rate = 0.1\noptimizer = \"{opt}\""),
+                    );
+                let exp = Experiment::parse(&body, Path::new("t.toml")).unwrap();
+                let out = train::train(&exp, env, &Control::new(), &mut |_| {});
+                assert_eq!(out.header.format, trace.name());
+                assert_eq!(out.end.status, Status::Completed);
+                let first = &out.probes[0];
+                (
+                    first.loss,
+                    first.test.clone().expect("step 0 is a test step"),
+                )
+            })
+            .collect();
+        if trace == TraceFormat::V2 {
+            let what = format!("{device:?}: one state, whatever the optimiser");
+            assert_eq!(test_at_0[0], test_at_0[1], "{what}");
+        } else {
+            // Format 1, as its entries' replays still run: train loss before the update, test
+            // loss after it, so the optimisers' first updates show in the test loss.
+            assert_eq!(test_at_0[0].0, test_at_0[1].0);
+            assert_ne!(test_at_0[0].1, test_at_0[1].1);
+        }
+    }
+}
