@@ -258,10 +258,7 @@ fn a_probe_steps_test_metrics_describe_the_weights_before_its_update() {
                 assert_eq!(out.header.format, trace.name());
                 assert_eq!(out.end.status, Status::Completed);
                 let first = &out.probes[0];
-                (
-                    first.loss,
-                    first.test.clone().expect("step 0 is a test step"),
-                )
+                (first.loss, first.test.expect("step 0 is a test step"))
             })
             .collect();
         if trace == TraceFormat::V2 {
