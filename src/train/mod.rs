@@ -5,6 +5,7 @@
 //! The thread never waits for its listener: a dropped receiver is ignored and the run
 //! finishes so it can still be recorded.
 
+mod batch;
 mod error;
 pub mod events;
 mod fused;
