@@ -311,21 +311,27 @@ impl Entry {
     /// so on through merges of merges. Two entries describe the same record when their
     /// lineages meet, which is how merging stays idempotent.
     pub fn lineage(&self) -> Vec<String> {
-        let mut out = vec![self.hash.clone()];
-        let mut origin = self.origin.clone();
-        while let Some(o) = origin {
-            out.push(o.hash.clone());
-            origin = Entry::from_line(o.line.as_bytes())
-                .ok()
-                .and_then(|e| e.origin);
-        }
-        out
+        lineage_of(&self.hash, self.origin.as_ref())
     }
 
     /// Start time as seconds since the epoch (None if the stamp is malformed).
     pub fn started_unix(&self) -> Option<i64> {
         super::time::parse(&self.started)
     }
+}
+
+/// Every hash a record is known by: `own`, then its origin's hash, then — while the embedded
+/// line is a valid entry with an origin of its own — that one's, and so on down.
+pub fn lineage_of(own: &str, origin: Option<&Origin>) -> Vec<String> {
+    let mut out = vec![own.to_string()];
+    let mut origin = origin.cloned();
+    while let Some(o) = origin {
+        out.push(o.hash);
+        origin = Entry::from_line(o.line.as_bytes())
+            .ok()
+            .and_then(|e| e.origin);
+    }
+    out
 }
 
 /// Why a line is not a valid entry.
@@ -339,6 +345,19 @@ pub enum LineError {
         "hash mismatch: the line hashes to {computed}, it claims {claimed} (the entry was altered)"
     )]
     HashMismatch { claimed: String, computed: String },
+}
+
+/// The layer names of a trace header (`layers`; a non-string name is `""`, none is empty).
+pub fn layer_names(header: &Value) -> Vec<String> {
+    header
+        .get("layers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|n| n.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What an entry claims about its trace, derived from the trace records alone; `verify`
@@ -399,15 +418,7 @@ impl TraceSummary {
                 .unwrap_or_default()
                 .to_string()
         };
-        let names: Vec<String> = header
-            .get("layers")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|n| n.as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names = layer_names(header);
         let last = probes.last();
         let last_test = probes
             .iter()

@@ -70,17 +70,7 @@ fn csv(trace: &[u8]) -> Result<String, String> {
         let record: Value =
             serde_json::from_slice(line).map_err(|e| format!("trace line {}: {e}", n + 1))?;
         match record.get("type").and_then(Value::as_str) {
-            Some("header") if n == 0 => {
-                names = record
-                    .get("layers")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .map(|n| n.as_str().unwrap_or_default().to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-            }
+            Some("header") if n == 0 => names = super::entry::layer_names(&record),
             Some("probe") => probe_rows(&record, &names, &mut out),
             _ => {}
         }

@@ -543,6 +543,16 @@ pub(crate) fn summarize(outcome: &Outcome) -> Result<TraceSummary, String> {
 
 /// Parses every line strictly: a torn tail or an invalid line is an error.
 fn parse_all(dir: &Path, bytes: &[u8]) -> Result<Vec<Entry>, LedgerError> {
+    parse_lines(dir, bytes, Entry::from_line)
+}
+
+/// Every line of the entries file's `bytes` read by `parse` (which checks its hash), on
+/// every core; a torn tail or a bad line is an error naming the line.
+pub(crate) fn parse_lines<T: Send>(
+    dir: &Path,
+    bytes: &[u8],
+    parse: fn(&[u8]) -> Result<T, LineError>,
+) -> Result<Vec<T>, LedgerError> {
     let scan = store::scan(bytes);
     let path = dir.join(store::ENTRIES);
     if let Some(torn) = &scan.torn {
@@ -560,7 +570,7 @@ fn parse_all(dir: &Path, bytes: &[u8]) -> Result<Vec<Entry>, LedgerError> {
             .par_iter()
             .enumerate()
             .map(|(i, l)| {
-                Entry::from_line(l).map_err(|source| LedgerError::BadEntry {
+                parse(l).map_err(|source| LedgerError::BadEntry {
                     path: path.clone(),
                     line: i + 1,
                     source,

@@ -2,7 +2,7 @@
 //! but only the listed ones built — a 20,000-entry ledger is listed without building 20,000
 //! configs, code identities and layer profiles it would not show.
 
-use super::entry::{EntryKind, LineError, VerdictKind, line_hash};
+use super::entry::{EntryKind, LineError, Origin, VerdictKind, line_hash, lineage_of};
 use super::{LedgerError, store};
 use crate::experiment::ConfigHash;
 use crate::train::Status;
@@ -41,7 +41,7 @@ pub struct Row {
     trace: IgnoredAny,
     weights: IgnoredAny,
     #[serde(default)]
-    pub origin: Option<RowOrigin>,
+    pub origin: Option<Origin>,
     prev: IgnoredAny,
     pub hash: String,
 }
@@ -56,13 +56,6 @@ pub struct RowVerdict {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RowMetrics {
     pub train_loss: Option<f64>,
-}
-
-/// Where a merged entry came from: the original's hash, and its line for deeper lineage.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RowOrigin {
-    pub hash: String,
-    pub line: String,
 }
 
 impl Row {
@@ -80,49 +73,19 @@ impl Row {
 
     /// Every hash the entry is known by (as [`super::Entry::lineage`]).
     pub fn lineage(&self) -> Vec<String> {
-        let mut out = vec![self.hash.clone()];
-        let mut origin = self.origin.clone();
-        while let Some(o) = origin {
-            out.push(o.hash.clone());
-            origin = Row::from_line(o.line.as_bytes())
-                .ok()
-                .and_then(|r| r.origin);
-        }
-        out
+        lineage_of(&self.hash, self.origin.as_ref())
     }
 }
 
 /// Every entry of the ledger in `dir` as a row, read on every core; refuses a torn tail and
 /// a bad line as opening the ledger does.
 pub fn read_rows(dir: &Path) -> Result<Vec<Row>, LedgerError> {
-    use rayon::prelude::*;
     let _lock = store::read_lock(dir);
     let bytes = store::read_entries(dir).map_err(|source| LedgerError::Io {
         dir: dir.to_path_buf(),
         source,
     })?;
-    let scan = store::scan(&bytes);
-    let path = dir.join(store::ENTRIES);
-    if let Some(torn) = scan.torn {
-        return Err(LedgerError::TornTail {
-            path,
-            line: scan.lines.len() + 1,
-            bytes: torn.len(),
-        });
-    }
-    store::on_every_core(|| {
-        scan.lines
-            .par_iter()
-            .enumerate()
-            .map(|(i, l)| {
-                Row::from_line(l).map_err(|source| LedgerError::BadEntry {
-                    path: path.clone(),
-                    line: i + 1,
-                    source,
-                })
-            })
-            .collect()
-    })
+    super::parse_lines(dir, &bytes, Row::from_line)
 }
 
 /// The seq of every hash an entry is known by (its own first, then merged lineages), to

@@ -537,49 +537,33 @@ fn a_merged_entry_that_no_longer_matches_its_original_is_caught() {
 fn a_seed_axis_runs_each_points_seed() {
     let dir = tempfile::tempdir().unwrap();
     let file = experiment_file(dir.path());
+    let seed_axis = |ledger: &Path, seeds: &str| {
+        gradlab(dir.path())
+            .arg("--ledger")
+            .arg(ledger)
+            .arg("sweep")
+            .arg(&file)
+            .args([
+                "--set",
+                "experiment.seed=5,6",
+                "--seeds",
+                seeds,
+                "--steps",
+                "5",
+            ])
+            .assert()
+            .get_output()
+            .clone()
+    };
     let ledger = dir.path().join("seeds-ledger");
-    gradlab(dir.path())
-        .arg("--ledger")
-        .arg(&ledger)
-        .args(["sweep"])
-        .arg(&file)
-        .args([
-            "--set",
-            "experiment.seed=5,6",
-            "--seeds",
-            "1",
-            "--steps",
-            "5",
-        ])
-        .assert()
-        .success();
-    let seeds: Vec<u64> = entries(&ledger)
-        .iter()
-        .map(|e| e.seeds.experiment)
-        .collect();
-    assert_eq!(seeds, [5, 6]);
+    assert!(seed_axis(&ledger, "1").status.success());
     let e = entries(&ledger);
+    let seeds: Vec<u64> = e.iter().map(|e| e.seeds.experiment).collect();
+    assert_eq!(seeds, [5, 6]);
     assert_ne!(e[0].trace.hash, e[1].trace.hash, "two seeds, two runs");
-    let out = gradlab(dir.path())
-        .arg("--ledger")
-        .arg(dir.path().join("refused"))
-        .args(["sweep"])
-        .arg(&file)
-        .args([
-            "--set",
-            "experiment.seed=5,6",
-            "--seeds",
-            "2",
-            "--steps",
-            "5",
-        ])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
+    let refused = dir.path().join("refused");
+    let out = seed_axis(&refused, "2");
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--seeds"));
-    assert!(
-        !dir.path().join("refused").exists(),
-        "nothing ran, nothing was written"
-    );
+    assert!(!refused.exists(), "nothing ran, nothing was written");
 }
