@@ -86,7 +86,9 @@ struct Parsed {
     /// The hash the line claims (the chain goes on from it even when the line is bad).
     claimed: Option<String>,
     entry: Result<Entry, String>,
-    /// `format` first, then `config_hash`, `started`, `ended`, the trace's being stored.
+    /// A wrong `format` (reported before the chain's checks).
+    format: Option<String>,
+    /// `config_hash`, `started`, `ended` (reported after them).
     own: Vec<String>,
     /// The merged entry's origin checks (reported last).
     origin: Vec<String>,
@@ -101,18 +103,15 @@ impl Parsed {
                 return Parsed {
                     claimed,
                     entry: Err(e.to_string()),
+                    format: None,
                     own: Vec::new(),
                     origin: Vec::new(),
                 };
             }
         };
+        let format = (entry.format != LEDGER_FORMAT)
+            .then(|| format!("format is '{}', expected '{LEDGER_FORMAT}'", entry.format));
         let mut own = Vec::new();
-        if entry.format != LEDGER_FORMAT {
-            own.push(format!(
-                "format is '{}', expected '{LEDGER_FORMAT}'",
-                entry.format
-            ));
-        }
         let config_hash = hex_hash(entry.config.as_bytes());
         if config_hash != entry.config_hash.0 {
             own.push(format!(
@@ -129,6 +128,7 @@ impl Parsed {
         Parsed {
             claimed,
             entry: Ok(entry),
+            format,
             own,
             origin,
         }
@@ -198,11 +198,7 @@ fn verify_on_this_pool(dir: &Path, head: Option<&str>) -> VerifyReport {
                     continue;
                 }
             };
-            let mut own = p.own.into_iter();
-            let mut whats: Vec<String> = Vec::new();
-            if entry.format != LEDGER_FORMAT {
-                whats.extend(own.next());
-            }
+            let mut whats: Vec<String> = p.format.into_iter().collect();
             if entry.seq != n as u64 {
                 whats.push(format!(
                     "seq is {} but it is line {n}: an entry was deleted, inserted or moved",
@@ -215,7 +211,7 @@ fn verify_on_this_pool(dir: &Path, head: Option<&str>) -> VerifyReport {
                     entry.prev
                 ));
             }
-            whats.extend(own);
+            whats.extend(p.own);
             match (&entry.kind, &entry.replay_of, &entry.verdict) {
                 (super::EntryKind::Run, None, None) => {}
                 (super::EntryKind::Replay, Some(of), Some(_)) => {
