@@ -96,6 +96,10 @@ pub enum Command {
         /// Average the measurement over this many seeds (the file's seed and the next ones).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
         seeds: u64,
+        /// The phase diagram instead: `--grid sigma_w=0.5:4:0.1 --grid sigma_b=0:1:0.05`
+        /// (start:stop:step or a list), χ* over the plane with the order–chaos line.
+        #[arg(long, value_name = "FIELD=VALUES")]
+        grid: Vec<String>,
     },
     /// Inspect and check the ledger of runs.
     Ledger {
@@ -160,6 +164,37 @@ pub fn main() -> ExitCode {
             ExitCode::from(error_code(&e))
         }
     }
+}
+
+/// The σ_w and σ_b values of `theory --grid` (each defaults to the one value of the file's
+/// usual range when not given).
+fn phase_axes(grid: &[String]) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (mut w, mut b) = (None, None);
+    for arg in grid {
+        let axis = crate::sweep::grid::parse_axis(arg)?;
+        let values: Vec<f64> = axis
+            .values
+            .iter()
+            .map(|v| v.parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| anyhow::anyhow!("--grid '{arg}': the values must be numbers"))?;
+        if values
+            .iter()
+            .any(|v| !v.is_finite() || *v < 0.0 || *v > 100.0)
+        {
+            anyhow::bail!("--grid '{arg}': σ values must be between 0 and 100");
+        }
+        match axis.field.trim_start_matches("model.") {
+            "sigma_w" => w = Some(values),
+            "sigma_b" => b = Some(values),
+            other => anyhow::bail!(
+                "--grid '{arg}': '{other}' is not an axis (allowed: sigma_w, sigma_b)"
+            ),
+        }
+    }
+    let w = w.unwrap_or_else(|| (5..=40).map(|i| i as f64 / 10.0).collect());
+    let b = b.unwrap_or_else(|| (0..=20).map(|i| i as f64 / 20.0).collect());
+    Ok((w, b))
 }
 
 /// sysexits' EX_IOERR: what went wrong is not the input but reading or writing.
@@ -261,11 +296,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             canonical,
             ignore_memory,
         } => check(&files, canonical, ignore_memory),
-        Command::Theory { file, seeds } => {
-            out!(
-                "{}",
-                crate::theory::report(&Experiment::load(&file)?, seeds)?
-            )?;
+        Command::Theory { file, seeds, grid } => {
+            let exp = Experiment::load(&file)?;
+            if grid.is_empty() {
+                out!("{}", crate::theory::report(&exp, seeds)?)?;
+            } else {
+                let (w, b) = phase_axes(&grid)?;
+                out!("{}", crate::theory::phase_diagram(&exp, &w, &b))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger { command } => ledger::dispatch(&cli.ledger, command),

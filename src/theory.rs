@@ -294,6 +294,102 @@ pub fn predict(
     }
 }
 
+/// The infinitely deep, infinitely wide net of Schoenholz et al. 2017 (weights of variance
+/// σ_w²/N, biases of variance σ_b²): the fixed point q* of the length map, χ* = σ_w²·E[φ′²] at
+/// it, and the depth scale ξ = −1/ln χ* over which ‖δ‖ vanishes or grows.
+pub fn phase(act: Activation, slope: f64, sigma_w2: f64, sigma_b2: f64) -> (f64, f64, f64) {
+    let g = Gaussian::default();
+    let mut q = 1.0;
+    for _ in 0..5000 {
+        let next = sigma_w2 * moments(&g, act, slope, q).0 + sigma_b2;
+        let done = (next - q).abs() <= 1e-13 * q.abs().max(1e-13);
+        q = next;
+        if done || !q.is_finite() {
+            break;
+        }
+    }
+    let chi = sigma_w2 * moments(&g, act, slope, q).1;
+    let xi = if chi > 0.0 && chi != 1.0 {
+        -1.0 / chi.ln()
+    } else {
+        f64::INFINITY
+    };
+    (q, chi, xi)
+}
+
+/// The σ_w² at which χ* first reaches 1 for this σ_b² (the order–chaos line): the first
+/// crossing on a scan of σ_w² up to 20 in steps of 0.05, then bisection. None when χ* stays
+/// below 1 there. (The scan, not one bisection over a wide bracket: far into the chaotic phase
+/// χ* of a bounded φ falls again as q* grows, so a bracket's ends can both be below 1.)
+pub fn critical_sigma_w2(act: Activation, slope: f64, sigma_b2: f64) -> Option<f64> {
+    let chi = |s: f64| phase(act, slope, s, sigma_b2).1;
+    let above = (1..=400)
+        .map(|k| k as f64 * 0.05)
+        .find(|&s| chi(s) >= 1.0)?;
+    let (mut lo, mut hi) = ((above - 0.05).max(0.0), above);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if chi(mid) < 1.0 { lo = mid } else { hi = mid }
+    }
+    Some(0.5 * (lo + hi))
+}
+
+/// `gradlab theory FILE --grid sigma_w=… --grid sigma_b=…`: χ* over the (σ_w, σ_b) plane for
+/// the file's activation, a row per σ_b (`·` ordered, `#` chaotic, `|` within 2 % of the
+/// edge), each with the σ_w² of the order–chaos line, and the trainable depth ≈ 6ξ at the
+/// file's own (σ_w, σ_b) — the depth a sweep's trainability heatmap should show dying.
+pub fn phase_diagram(exp: &Experiment, sigma_w: &[f64], sigma_b: &[f64]) -> String {
+    use std::fmt::Write as _;
+    let m = &exp.spec().model;
+    let (act, slope) = (m.activation, m.leaky_slope);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: {} nets in the mean-field limit (Schoenholz et al. 2017, weights N(0, σ_w²/N), biases N(0, σ_b²))",
+        exp.name(),
+        act.name()
+    );
+    let _ = writeln!(
+        s,
+        "σ_w from {} to {} across; · ordered (χ* < 1, δ vanishes), # chaotic (χ* > 1, δ explodes), | the edge (|χ* − 1| < 2 %)",
+        sigma_w.first().copied().unwrap_or(0.0),
+        sigma_w.last().copied().unwrap_or(0.0)
+    );
+    for &b in sigma_b {
+        let row: String = sigma_w
+            .iter()
+            .map(|&w| {
+                let chi = phase(act, slope, w * w, b * b).1;
+                if (chi - 1.0).abs() < 0.02 {
+                    '|'
+                } else if chi < 1.0 {
+                    '·'
+                } else {
+                    '#'
+                }
+            })
+            .collect();
+        let edge = critical_sigma_w2(act, slope, b * b).map_or("none".into(), |c| {
+            format!("σ_w² = {c:.3} (σ_w = {:.3})", c.sqrt())
+        });
+        let _ = writeln!(
+            s,
+            "σ_b = {b:<6.3} σ_b² = {:<7.4} {row}  edge at {edge}",
+            b * b
+        );
+    }
+    let (_, chi, xi) = phase(act, slope, m.sigma_w * m.sigma_w, m.sigma_b * m.sigma_b);
+    let _ = writeln!(
+        s,
+        "this file (σ_w = {}, σ_b = {}): χ* = {chi:.4}, ξ = {:.1} layers, trainable to depth ≈ 6ξ = {:.0}",
+        m.sigma_w,
+        m.sigma_b,
+        xi.abs(),
+        6.0 * xi.abs()
+    );
+    s
+}
+
 /// Measured ‖δ^l‖/‖δ^out‖ at initialisation (the step-0 probe), the geometric mean over
 /// `seeds` consecutive seeds starting at the experiment's.
 pub fn measure(exp: &Experiment, seeds: u64) -> Result<Vec<f64>, TheoryError> {
@@ -487,6 +583,24 @@ mod tests {
             "{:?}",
             p.delta_ratio
         );
+    }
+
+    #[test]
+    fn the_order_chaos_line_is_schoenholz_s() {
+        // Schoenholz et al. 2017, Fig. 1: for tanh at σ_b² = 0.05 the edge is at σ_w² ≈ 1.76.
+        let c = critical_sigma_w2(Activation::Tanh, 0.0, 0.05).unwrap();
+        assert!((c - 1.76).abs() < 0.02, "{c}");
+        // σ_b = 0: q* = 0 and χ* = σ_w²·tanh′(0)² — the edge is σ_w² = 1. At the edge q* → 0
+        // only algebraically, so the iterated fixed point stops a little above 0 and the
+        // computed edge a little above 1.
+        let c0 = critical_sigma_w2(Activation::Tanh, 0.0, 0.0).unwrap();
+        assert!((c0 - 1.0).abs() < 5e-3, "{c0}");
+        // The line moves to larger σ_w² as σ_b grows.
+        let c1 = critical_sigma_w2(Activation::Tanh, 0.0, 0.2).unwrap();
+        assert!(c1 > c, "{c1} vs {c}");
+        // Either side of it: ordered below, chaotic above.
+        assert!(phase(Activation::Tanh, 0.0, c * 0.9, 0.05).1 < 1.0);
+        assert!(phase(Activation::Tanh, 0.0, c * 1.1, 0.05).1 > 1.0);
     }
 
     #[test]

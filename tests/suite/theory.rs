@@ -111,3 +111,54 @@ fn theory_on_every_shipped_experiment_predicts_or_says_why_not() {
         "{tables} tables, {statements} statements"
     );
 }
+
+/// `gradlab theory FILE --grid …` draws the order–chaos plane for the file's activation, with
+/// the edge where Schoenholz et al. 2017 (Fig. 1) put it: σ_w² ≈ 1.76 at σ_b² = 0.05 for tanh.
+#[test]
+fn the_phase_diagram_puts_the_edge_of_chaos_where_the_paper_does() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = super::common::gradlab_std()
+        .args(["theory"])
+        .arg(root.join("experiments/tanh-naive-20.toml"))
+        .args([
+            "--grid",
+            "sigma_w=0.5:4:0.1",
+            "--grid",
+            "sigma_b=0.2236068,0.5",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("σ_b² = 0.0500"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let edge: f64 = row
+        .split("edge at σ_w² = ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{row}"));
+    assert!((edge - 1.76).abs() < 0.02, "{row}");
+    // Ordered left of the edge, chaotic right of it, on the drawn row.
+    let cells: String = row
+        .chars()
+        .filter(|c| matches!(c, '·' | '#' | '|'))
+        .collect();
+    let first_chaotic = cells.find('#').unwrap();
+    assert!(cells[..first_chaotic].chars().all(|c| c != '#'));
+    assert!(cells.starts_with('·') && cells.ends_with('#'), "{cells}");
+    // A bad axis is bad input.
+    let bad = super::common::gradlab_std()
+        .args(["theory"])
+        .arg(root.join("experiments/tanh-naive-20.toml"))
+        .args(["--grid", "depth=1,2"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
