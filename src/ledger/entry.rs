@@ -261,6 +261,19 @@ pub fn claimed_hash(line: &[u8]) -> Option<&str> {
     hash_field(line).map(|(_, h)| h)
 }
 
+/// A line (without its newline) read as `T` once its own hash is checked: an entry, or the
+/// row `ledger list` reads of one.
+pub fn read_line<T: serde::de::DeserializeOwned>(line: &[u8]) -> Result<T, LineError> {
+    let (computed, claimed) = line_hash(line).ok_or(LineError::NoHashField)?;
+    if computed != claimed {
+        return Err(LineError::HashMismatch {
+            claimed: claimed.to_string(),
+            computed,
+        });
+    }
+    serde_json::from_slice(line).map_err(|e| LineError::Json(e.to_string()))
+}
+
 /// blake3 of a line's body and the hash the line claims (None: no well-formed hash field);
 /// the body is hashed in place, never copied.
 pub fn line_hash(line: &[u8]) -> Option<(String, &str)> {
@@ -292,14 +305,7 @@ impl Entry {
 
     /// Parses one line (without its newline), checking its own hash.
     pub fn from_line(line: &[u8]) -> Result<Entry, LineError> {
-        let (computed, claimed) = line_hash(line).ok_or(LineError::NoHashField)?;
-        if computed != claimed {
-            return Err(LineError::HashMismatch {
-                claimed: claimed.to_string(),
-                computed,
-            });
-        }
-        serde_json::from_slice(line).map_err(|e| LineError::Json(e.to_string()))
+        read_line(line)
     }
 
     /// The first 12 hex digits of the hash.

@@ -2,7 +2,7 @@
 //! but only the listed ones built — a 20,000-entry ledger is listed without building 20,000
 //! configs, code identities and layer profiles it would not show.
 
-use super::entry::{EntryKind, LineError, Origin, VerdictKind, line_hash, lineage_of};
+use super::entry::{EntryKind, LineError, Origin, VerdictKind, lineage_of, read_line};
 use super::{LedgerError, store};
 use crate::experiment::ConfigHash;
 use crate::train::Status;
@@ -61,14 +61,7 @@ pub struct RowMetrics {
 impl Row {
     /// Checks the line's hash, then reads the row.
     pub fn from_line(line: &[u8]) -> Result<Row, LineError> {
-        let (computed, claimed) = line_hash(line).ok_or(LineError::NoHashField)?;
-        if computed != claimed {
-            return Err(LineError::HashMismatch {
-                claimed: claimed.to_string(),
-                computed,
-            });
-        }
-        serde_json::from_slice(line).map_err(|e| LineError::Json(e.to_string()))
+        read_line(line)
     }
 
     /// Every hash the entry is known by (as [`super::Entry::lineage`]).
