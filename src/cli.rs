@@ -479,7 +479,9 @@ fn run_headless(
     };
     let report = || -> Result<()> {
         if let Some(path) = trace {
-            std::fs::write(path, &outcome.trace)
+            outcome
+                .trace
+                .save(path)
                 .with_context(|| format!("writing the trace to {}", path.display()))?;
         }
         out!("{}", headless::summary(&outcome))?;
@@ -521,7 +523,9 @@ fn run_tui(
             None => "not recorded (--no-ledger)".to_string(),
         };
         if let Some(path) = trace {
-            std::fs::write(path, &outcome.trace)
+            outcome
+                .trace
+                .save(path)
                 .with_context(|| format!("writing the trace to {}", path.display()))?;
             note += &format!("; trace written to {}", path.display());
         }

@@ -71,7 +71,7 @@ pub fn summary(out: &Outcome) -> String {
         out.wall_s,
         out.steps_per_s()
     );
-    let (Some(first), Some(last)) = (out.probes.first(), out.probes.last()) else {
+    let (Some(first), Some(last)) = (out.trace.first_probe(), out.trace.last_probe()) else {
         return s;
     };
     let _ = writeln!(

@@ -400,9 +400,12 @@ pub fn measure(exp: &Experiment, seeds: u64) -> Result<Vec<f64>, TheoryError> {
             seed: Some(exp.seed().wrapping_add(k)),
         })?;
         let out = train::train(&one, RunEnv::default(), &Control::new(), &mut |_| {});
-        let probe = out.probes.first().ok_or_else(|| TheoryError::NoProbe {
-            end: format!("{:?}", out.end),
-        })?;
+        let probe = out
+            .trace
+            .first_probe()
+            .ok_or_else(|| TheoryError::NoProbe {
+                end: format!("{:?}", out.end),
+            })?;
         let last = probe.layers.last().map_or(1.0, |l| l.delta);
         let logs = probe.layers.iter().map(|l| (l.delta / last).ln());
         if sum_log.is_empty() {

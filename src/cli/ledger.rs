@@ -192,7 +192,9 @@ fn keep_unrecorded(exp: &Experiment, outcome: &Outcome) -> String {
     ));
     let trace = base.with_extension("trace.jsonl");
     let weights = base.with_extension("weights.bin");
-    match std::fs::write(&trace, &outcome.trace)
+    match outcome
+        .trace
+        .save(&trace)
         .and_then(|()| std::fs::write(&weights, &outcome.weights))
     {
         Ok(()) => format!(
@@ -296,12 +298,28 @@ pub fn dispatch(dir: &Path, command: LedgerCommand) -> Result<ExitCode> {
         LedgerCommand::Export { id, format, out } => {
             let ledger = open(dir)?;
             let e = ledger.find(&id)?;
-            let bytes =
-                export::export(&ledger.load_trace_bytes(e)?, format).map_err(anyhow::Error::msg)?;
-            match out {
-                Some(path) => std::fs::write(&path, bytes)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => super::out::print_bytes(&bytes).map_err(super::out::OutputError)?,
+            // Streamed: the object is checked first (a damaged trace writes nothing, not
+            // even the file), then converted as it decompresses.
+            ledger.check_trace(e).map_err(anyhow::Error::from)?;
+            let written = match &out {
+                Some(path) => {
+                    let mut f = std::fs::File::create(path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    export::export_entry(&ledger, e, format, &mut f)
+                }
+                None => export::export_entry(&ledger, e, format, &mut super::out::Stdout),
+            };
+            match written {
+                Ok(_) => {}
+                Err(export::ExportError::Ledger(l)) => return Err(l.into()),
+                Err(export::ExportError::Write(w)) => {
+                    return Err(match &out {
+                        Some(path) => {
+                            anyhow::Error::from(w).context(format!("writing {}", path.display()))
+                        }
+                        None => super::out::OutputError(w).into(),
+                    });
+                }
             }
         }
         LedgerCommand::Repair => {

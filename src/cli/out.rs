@@ -29,6 +29,20 @@ pub fn print_bytes(bytes: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Standard output as a writer, through [`print_bytes`] (a closed pipe ends it quietly).
+/// Wrap it in a buffer: each write is flushed.
+pub struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        print_bytes(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The error of a failed write to stdout, for the user.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write to standard output: {0}")]

@@ -487,50 +487,154 @@ impl TraceSummary {
         })
     }
 
-    /// Parses trace bytes (JSON Lines), then summarises them. Only what the summary reads
-    /// is built as JSON values — the header, the end, the first and last probes in full, and
-    /// every record's `type` and `test` — the rest of each record (a probe's per-layer arrays,
-    /// most of a trace's bytes) is checked as JSON but never turned into a tree: `verify`
-    /// summarises every trace of the ledger.
+    /// Parses trace bytes (JSON Lines), then summarises them (see [`SummaryBuilder`]).
     pub fn from_trace_bytes(trace: &[u8]) -> Result<TraceSummary, String> {
+        let mut b = SummaryBuilder::default();
+        b.feed(trace);
+        b.finish()
+    }
+}
+
+/// What a trace line is kept as while a summary is built.
+enum Slot {
+    /// Parsed in full: the first line, the first probe.
+    Full(Value),
+    /// Only its `type` and `test`.
+    Peek(Option<Value>, Option<Value>),
+}
+
+/// A trace summary built from the trace's bytes as they stream past, in any chunks. Only
+/// what the summary reads is built as JSON values — the header, the end, the first and last
+/// probes in full, and every record's `type` and `test` — the rest of each record (a probe's
+/// per-layer arrays, most of a trace's bytes) is checked as JSON but never turned into a
+/// tree, and the bytes are never all held: `verify` summarises every trace of the ledger,
+/// and a run's trace may be 100 MB.
+#[derive(Default)]
+pub struct SummaryBuilder {
+    /// The line being assembled across chunks.
+    pending: Vec<u8>,
+    /// Lines seen, empty ones included (line numbers count them).
+    lines: usize,
+    slots: Vec<Slot>,
+    first_probe: bool,
+    /// The latest probe line: (slot, bytes).
+    last_probe: Option<(usize, Vec<u8>)>,
+    /// The latest line: (slot, bytes).
+    last_line: Option<(usize, Vec<u8>)>,
+    error: Option<String>,
+}
+
+impl SummaryBuilder {
+    /// Takes the next bytes of the trace.
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        while let Some(at) = memchr::memchr(b'\n', chunk) {
+            if self.pending.is_empty() {
+                self.line(&chunk[..at]);
+            } else {
+                let mut line = std::mem::take(&mut self.pending);
+                line.extend_from_slice(&chunk[..at]);
+                self.line(&line);
+                line.clear();
+                self.pending = line;
+            }
+            chunk = &chunk[at + 1..];
+        }
+        self.pending.extend_from_slice(chunk);
+    }
+
+    fn line(&mut self, l: &[u8]) {
         use serde_json::value::RawValue;
-        let lines: Vec<(usize, &[u8])> = trace
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .filter(|(_, l)| !l.is_empty())
-            .collect();
-        let at = |i: usize| format!("trace line {}", i + 1);
+        let i = self.lines;
+        self.lines += 1;
+        if l.is_empty() || self.error.is_some() {
+            return;
+        }
+        let at = || format!("trace line {}", i + 1);
         // A key given twice: the last one counts, as in a full parse.
-        let mut peeks: Vec<(Option<Value>, Option<Value>)> = Vec::with_capacity(lines.len());
-        for &(i, l) in &lines {
+        let peek = (|| -> Result<(Option<Value>, Option<Value>), String> {
             let top: std::collections::HashMap<String, &RawValue> =
-                serde_json::from_slice(l).map_err(|e| format!("{}: {e}", at(i)))?;
+                serde_json::from_slice(l).map_err(|e| format!("{}: {e}", at()))?;
             let value = |k: &str| -> Result<Option<Value>, String> {
                 top.get(k)
                     .map(|raw| {
-                        serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", at(i)))
+                        serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", at()))
                     })
                     .transpose()
             };
-            peeks.push((value("type")?, value("test")?));
-        }
-        let is_probe = |p: &(Option<Value>, Option<Value>)| {
-            p.0.as_ref().and_then(Value::as_str) == Some("probe")
+            Ok((value("type")?, value("test")?))
+        })();
+        let (kind, test) = match peek {
+            Ok(p) => p,
+            Err(e) => {
+                self.error = Some(e);
+                return;
+            }
         };
-        let first_probe = peeks.iter().position(is_probe);
-        let last_probe = peeks.iter().rposition(is_probe);
-        let mut values = Vec::with_capacity(lines.len());
-        for (k, ((i, l), (kind, test))) in lines.iter().zip(peeks).enumerate() {
-            if k == 0 || k + 1 == lines.len() || Some(k) == first_probe || Some(k) == last_probe {
-                values.push(serde_json::from_slice(l).map_err(|e| format!("{}: {e}", at(*i)))?);
-            } else {
-                let mut m = serde_json::Map::new();
-                m.extend(kind.map(|v| ("type".to_string(), v)));
-                m.extend(test.map(|v| ("test".to_string(), v)));
-                values.push(Value::Object(m));
+        let k = self.slots.len();
+        let probe = kind.as_ref().and_then(Value::as_str) == Some("probe");
+        let slot = if k == 0 || (probe && !self.first_probe) {
+            match serde_json::from_slice(l) {
+                Ok(v) => Slot::Full(v),
+                Err(e) => {
+                    self.error = Some(format!("{}: {e}", at()));
+                    return;
+                }
+            }
+        } else {
+            Slot::Peek(kind, test)
+        };
+        self.first_probe |= probe;
+        self.slots.push(slot);
+        let keep = |kept: &mut Option<(usize, Vec<u8>)>| {
+            let (slot, bytes) = kept.get_or_insert_with(|| (k, Vec::new()));
+            *slot = k;
+            bytes.clear();
+            bytes.extend_from_slice(l);
+        };
+        if probe {
+            keep(&mut self.last_probe);
+        }
+        keep(&mut self.last_line);
+    }
+
+    /// The summary of everything fed (a last line without a newline counts).
+    pub fn finish(mut self) -> Result<TraceSummary, String> {
+        let rest = std::mem::take(&mut self.pending);
+        self.line(&rest);
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        for (k, bytes) in [self.last_probe, self.last_line].into_iter().flatten() {
+            if let Slot::Peek(..) = self.slots[k] {
+                // Valid JSON already (peeked above).
+                let v = serde_json::from_slice(&bytes).map_err(|e| format!("trace: {e}"))?;
+                self.slots[k] = Slot::Full(v);
             }
         }
-        Self::from_values(&values)
+        let values: Vec<Value> = self
+            .slots
+            .into_iter()
+            .map(|s| match s {
+                Slot::Full(v) => v,
+                Slot::Peek(kind, test) => {
+                    let mut m = serde_json::Map::new();
+                    m.extend(kind.map(|v| ("type".to_string(), v)));
+                    m.extend(test.map(|v| ("test".to_string(), v)));
+                    Value::Object(m)
+                }
+            })
+            .collect();
+        TraceSummary::from_values(&values)
+    }
+}
+
+impl std::io::Write for SummaryBuilder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use std::fmt::Write as _;
+use std::io::{self, Write};
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,11 +33,164 @@ pub const CSV_COLUMNS: &[&str] = &[
     "saturation",
 ];
 
-/// The trace in the given format.
+/// Why an export did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The stored trace is missing or damaged (nothing was written), or not a trace.
+    #[error(transparent)]
+    Ledger(#[from] super::LedgerError),
+    /// Writing the output failed.
+    #[error("writing the export: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// Streams `entry`'s stored trace to `out` in the given format, returning the rows written
+/// (JSON: lines; CSV: data rows). The object is checked in a first pass, so a damaged trace
+/// writes nothing; the second pass converts as it decompresses: a 100 MB trace is never held.
+pub fn export_entry(
+    ledger: &super::Ledger,
+    entry: &super::Entry,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<usize, ExportError> {
+    use super::{LedgerError, object};
+    let object_error = |source| LedgerError::Object {
+        seq: entry.seq,
+        source,
+    };
+    object::check_object(ledger.dir(), &entry.trace.hash).map_err(object_error)?;
+    let mut sink = Export::new(format, out);
+    object::read_object_into(ledger.dir(), &entry.trace.hash, &mut |chunk| {
+        sink.feed(chunk)
+    })
+    .map_err(object_error)?;
+    sink.finish().map_err(|e| match e {
+        Failed::Write(e) => ExportError::Write(e),
+        Failed::Trace(message) => LedgerError::Trace {
+            seq: entry.seq,
+            message,
+        }
+        .into(),
+    })
+}
+
+/// The trace in the given format, in memory (tests and small traces).
 pub fn export(trace: &[u8], format: Format) -> Result<Vec<u8>, String> {
-    match format {
-        Format::Json => Ok(trace.to_vec()),
-        Format::Csv => csv(trace).map(String::into_bytes),
+    let mut out = Vec::new();
+    let mut sink = Export::new(format, &mut out);
+    sink.feed(trace);
+    sink.finish().map_err(|e| match e {
+        Failed::Write(e) => e.to_string(),
+        Failed::Trace(m) => m,
+    })?;
+    Ok(out)
+}
+
+enum Failed {
+    Write(io::Error),
+    Trace(String),
+}
+
+/// The converter, fed the trace's bytes in any chunks; the first failure stops it.
+struct Export<'a> {
+    format: Format,
+    out: io::BufWriter<&'a mut dyn Write>,
+    pending: Vec<u8>,
+    line: usize,
+    names: Vec<String>,
+    rows: usize,
+    row: String,
+    failed: Option<Failed>,
+}
+
+impl<'a> Export<'a> {
+    fn new(format: Format, out: &'a mut dyn Write) -> Self {
+        let mut e = Self {
+            format,
+            out: io::BufWriter::with_capacity(1 << 16, out),
+            pending: Vec::new(),
+            line: 0,
+            names: Vec::new(),
+            rows: 0,
+            row: String::new(),
+            failed: None,
+        };
+        if format == Format::Csv {
+            let head = CSV_COLUMNS.join(",") + "\n";
+            e.write(head.as_bytes());
+        }
+        e
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.failed.is_none()
+            && let Err(e) = self.out.write_all(bytes)
+        {
+            self.failed = Some(Failed::Write(e));
+        }
+    }
+
+    fn feed(&mut self, mut chunk: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.format == Format::Json {
+            self.rows += memchr::memchr_iter(b'\n', chunk).count();
+            self.write(chunk);
+            return;
+        }
+        while let Some(at) = memchr::memchr(b'\n', chunk) {
+            if self.pending.is_empty() {
+                self.record(&chunk[..at]);
+            } else {
+                let mut line = std::mem::take(&mut self.pending);
+                line.extend_from_slice(&chunk[..at]);
+                self.record(&line);
+                line.clear();
+                self.pending = line;
+            }
+            chunk = &chunk[at + 1..];
+        }
+        self.pending.extend_from_slice(chunk);
+    }
+
+    /// One record at a time: a trace of 100 MB is never a tree of JSON values.
+    fn record(&mut self, line: &[u8]) {
+        let n = self.line;
+        self.line += 1;
+        if line.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let record: Value = match serde_json::from_slice(line) {
+            Ok(v) => v,
+            Err(e) => {
+                self.failed = Some(Failed::Trace(format!("trace line {}: {e}", n + 1)));
+                return;
+            }
+        };
+        match record.get("type").and_then(Value::as_str) {
+            Some("header") if n == 0 => self.names = super::entry::layer_names(&record),
+            Some("probe") => {
+                let mut row = std::mem::take(&mut self.row);
+                row.clear();
+                self.rows += probe_rows(&record, &self.names, &mut row);
+                self.write(row.as_bytes());
+                self.row = row;
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(mut self) -> Result<usize, Failed> {
+        let rest = std::mem::take(&mut self.pending);
+        if self.format == Format::Csv {
+            self.record(&rest);
+        }
+        if let Some(f) = self.failed {
+            return Err(f);
+        }
+        self.out.flush().map_err(Failed::Write)?;
+        Ok(self.rows)
     }
 }
 
@@ -57,29 +211,9 @@ fn quote(s: &str) -> String {
     }
 }
 
-/// One record at a time: a trace of 100 MB is never a 100 MB tree of JSON values (the rows
-/// are most of what is held, and they are the output).
-fn csv(trace: &[u8]) -> Result<String, String> {
-    let mut names: Vec<String> = Vec::new();
-    let mut out = CSV_COLUMNS.join(",");
-    out.push('\n');
-    for (n, line) in trace.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let record: Value =
-            serde_json::from_slice(line).map_err(|e| format!("trace line {}: {e}", n + 1))?;
-        match record.get("type").and_then(Value::as_str) {
-            Some("header") if n == 0 => names = super::entry::layer_names(&record),
-            Some("probe") => probe_rows(&record, &names, &mut out),
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-/// The rows of one probe record: one per layer, the step's columns repeated.
-fn probe_rows(p: &Value, names: &[String], out: &mut String) {
+/// The rows of one probe record: one per layer, the step's columns repeated. Returns how
+/// many.
+fn probe_rows(p: &Value, names: &[String], out: &mut String) -> usize {
     let test = p.get("test");
     let step_cells = [
         cell(p.get("step")),
@@ -89,6 +223,7 @@ fn probe_rows(p: &Value, names: &[String], out: &mut String) {
         cell(test.and_then(|t| t.get("accuracy"))),
     ]
     .join(",");
+    let mut rows = 0;
     for (i, layer) in p
         .get("layers")
         .and_then(Value::as_array)
@@ -96,6 +231,7 @@ fn probe_rows(p: &Value, names: &[String], out: &mut String) {
         .flatten()
         .enumerate()
     {
+        rows += 1;
         let name = names.get(i).cloned().unwrap_or_default();
         let _ = write!(out, "{step_cells},{i},{}", quote(&name));
         for col in &CSV_COLUMNS[7..] {
@@ -103,6 +239,7 @@ fn probe_rows(p: &Value, names: &[String], out: &mut String) {
         }
         out.push('\n');
     }
+    rows
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! merges, by any hash in their lineage — are skipped, so merging twice adds nothing.
 
 use super::entry::{Entry, Origin, hex_hash};
+use super::object;
 use super::store::{self, ENTRIES};
 use super::verify::verify_dir;
 use super::{Ledger, LedgerError, time};
@@ -123,7 +124,7 @@ pub fn merge(ledger: &mut Ledger, sources: &[PathBuf]) -> Result<MergeReport, Me
             let Some(file_hash) = &obj.file_hash else {
                 continue;
             };
-            let path = store::object_path(&src.dir, &obj.hash);
+            let path = object::object_path(&src.dir, &obj.hash);
             let gz = std::fs::read(&path).map_err(|source| MergeError::Io {
                 dir: src.dir.clone(),
                 source,
@@ -134,7 +135,7 @@ pub fn merge(ledger: &mut Ledger, sources: &[PathBuf]) -> Result<MergeReport, Me
                     what: format!("{} no longer has the verified bytes", path.display()),
                 });
             }
-            obj.file_hash = Some(store::put_compressed(&here, &obj.hash, &gz).map_err(io_here)?);
+            obj.file_hash = Some(object::put_compressed(&here, &obj.hash, &gz).map_err(io_here)?);
         }
         draft.origin = Some(Origin {
             source: src.dir.display().to_string(),

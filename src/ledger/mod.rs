@@ -19,6 +19,7 @@ pub mod entry;
 pub mod environment;
 pub mod export;
 pub mod merge;
+pub mod object;
 pub mod render;
 pub mod replay;
 pub mod row;
@@ -81,7 +82,7 @@ pub enum LedgerError {
     Object {
         seq: u64,
         #[source]
-        source: store::ObjectError,
+        source: object::ObjectError,
     },
     #[error(
         "entry {seq}: the weights object is not stored (it was over the size cap when recorded)"
@@ -261,16 +262,19 @@ impl Ledger {
         let mut entry = self.draft(exp, env, outcome, started, extra)?;
         store::ensure_dir(&self.dir).map_err(io)?;
         // Objects first: once the entry line is durable, everything it names is too.
-        let (trace_hash, trace_file) = store::put_object(&self.dir, &outcome.trace).map_err(io)?;
+        // Streamed from the run's spool: a long trace is never all in memory here either.
+        let trace_file =
+            object::put_stream(&self.dir, outcome.trace.hash(), &mut outcome.trace.reader())
+                .map_err(io)?;
         entry.trace = ObjectRef {
-            hash: trace_hash,
-            bytes: outcome.trace.len() as u64,
+            hash: outcome.trace.hash().to_string(),
+            bytes: outcome.trace.len(),
             file_hash: Some(trace_file),
         };
         let weights_hash = entry::hex_hash(&outcome.weights);
         let weights_file = if outcome.weights.len() as u64 <= self.options.weights_cap {
             Some(
-                store::put_object(&self.dir, &outcome.weights)
+                object::put_object(&self.dir, &outcome.weights)
                     .map_err(io)?
                     .1,
             )
@@ -463,9 +467,20 @@ impl Ledger {
         verify::verify_dir(&self.dir, None)
     }
 
+    /// Checks the entry's trace object (one gzip member whose content has the recorded hash)
+    /// as it streams, holding none of it.
+    pub fn check_trace(&self, entry: &Entry) -> Result<(), LedgerError> {
+        object::check_object(&self.dir, &entry.trace.hash)
+            .map(|_| ())
+            .map_err(|source| LedgerError::Object {
+                seq: entry.seq,
+                source,
+            })
+    }
+
     /// The entry's trace bytes, checked against its hash.
     pub fn load_trace_bytes(&self, entry: &Entry) -> Result<Vec<u8>, LedgerError> {
-        store::read_object(&self.dir, &entry.trace.hash)
+        object::read_object(&self.dir, &entry.trace.hash)
             .map(|(bytes, _)| bytes)
             .map_err(|source| LedgerError::Object {
                 seq: entry.seq,
@@ -494,7 +509,7 @@ impl Ledger {
         if entry.weights.file_hash.is_none() {
             return Err(LedgerError::WeightsNotStored { seq: entry.seq });
         }
-        store::read_object(&self.dir, &entry.weights.hash)
+        object::read_object(&self.dir, &entry.weights.hash)
             .map(|(bytes, _)| bytes)
             .map_err(|source| LedgerError::Object {
                 seq: entry.seq,
@@ -511,34 +526,13 @@ pub fn repair(dir: &Path) -> Result<store::Repair, LedgerError> {
     })
 }
 
-/// The trace summary of an outcome, from its records as JSON values (exact f64s, so the
-/// numbers written in the entry are the trace's own spellings). Only what the summary reads
-/// is built in full — the header, the end, the first and the last probe; of the others their
-/// kind and test metrics — so a run of 2,000 probes of 200 layers is not, at the moment it is
-/// recorded, 2,000 trees of 1,800 numbers.
+/// The trace summary of an outcome, read from its trace's bytes as they stream (so the
+/// numbers written in the entry are the trace's own spellings, as `verify` rederives them).
 pub(crate) fn summarize(outcome: &Outcome) -> Result<TraceSummary, String> {
-    let value = |line: TraceLine| serde_json::to_value(line).map_err(|e| e.to_string());
-    let mut lines = vec![value(TraceLine::Header(outcome.header.clone()))?];
-    let last = outcome.probes.len().saturating_sub(1);
-    for (i, p) in outcome.probes.iter().enumerate() {
-        if i == 0 || i == last {
-            lines.push(value(TraceLine::Probe(p.clone()))?);
-        } else {
-            let mut m = serde_json::Map::new();
-            m.insert("type".into(), "probe".into());
-            if let Some(t) = &p.test {
-                m.insert(
-                    "test".into(),
-                    serde_json::to_value(t).map_err(|e| e.to_string())?,
-                );
-            }
-            lines.push(serde_json::Value::Object(m));
-        }
-    }
-    lines.push(
-        serde_json::to_value(TraceLine::End(outcome.end.clone())).map_err(|e| e.to_string())?,
-    );
-    TraceSummary::from_values(&lines)
+    let mut builder = entry::SummaryBuilder::default();
+    std::io::copy(&mut outcome.trace.reader(), &mut builder)
+        .map_err(|e| format!("reading the run's trace back: {e}"))?;
+    builder.finish()
 }
 
 /// Parses every line strictly: a torn tail or an invalid line is an error.
@@ -633,23 +627,28 @@ mod tests {
             &crate::train::Control::new(),
             &mut |_| {},
         );
-        assert!(outcome.probes.len() > 3);
-        let middle = &outcome.probes[1..outcome.probes.len() - 1];
+        let probes = outcome.probes();
+        assert!(probes.len() > 3);
+        let middle = &probes[1..probes.len() - 1];
         assert!(middle.iter().any(|p| p.test.is_some()));
         // Every record in full, as the summary was made before.
         let mut full =
             vec![serde_json::to_value(TraceLine::Header(outcome.header.clone())).unwrap()];
-        for p in &outcome.probes {
+        for p in &probes {
             full.push(serde_json::to_value(TraceLine::Probe(p.clone())).unwrap());
         }
         full.push(serde_json::to_value(TraceLine::End(outcome.end.clone())).unwrap());
         let expected = TraceSummary::from_values(&full).unwrap();
+        // Parsed back from the trace's text, every number is the one written (serde_json's
+        // `float_roundtrip`: its default parser is not correctly rounded).
         assert_eq!(summarize(&outcome).unwrap(), expected);
         assert!(expected.metrics.test_loss.is_some());
-        // From the trace's text the same, but for the last bit of a few numbers (serde_json's
-        // float parsing is not correctly rounded: why `verify` compares to 4 ulps).
-        let from_bytes = TraceSummary::from_trace_bytes(&outcome.trace).unwrap();
-        assert_eq!(from_bytes.metrics.probes, expected.metrics.probes);
-        assert_eq!(from_bytes.layers.len(), expected.layers.len());
+        // Fed in odd chunks, the same.
+        let bytes = outcome.trace.bytes().unwrap();
+        let mut b = entry::SummaryBuilder::default();
+        for chunk in bytes.chunks(977) {
+            b.feed(chunk);
+        }
+        assert_eq!(b.finish().unwrap(), expected);
     }
 }

@@ -3,7 +3,7 @@
 //! where they part. Audit: replay a seeded random sample of entries.
 
 use super::entry::{Agreement, Difference, Entry, EntryKind, Verdict, VerdictKind};
-use super::{Ledger, LedgerError, environment};
+use super::{Ledger, LedgerError, environment, object};
 use crate::experiment::Experiment;
 use crate::rng::Stream;
 use crate::train::{self, Control, DeviceKind, Event, Outcome, RunEnv, TraceFormat};
@@ -35,7 +35,7 @@ pub struct Plan {
 }
 
 /// The result of a replay.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ReplayReport {
     pub original: Entry,
     pub experiment: Experiment,
@@ -168,8 +168,8 @@ pub fn run_plan(
     control: Option<Arc<Control>>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ReplayReport, LedgerError> {
-    // Read the stored trace first: a damaged record is reported before any training.
-    let original_trace = ledger.load_trace_bytes(&plan.original)?;
+    // Check the stored trace first: a damaged record is reported before any training.
+    ledger.check_trace(&plan.original)?;
     let original_weights = match ledger.load_weights(&plan.original) {
         Ok(w) => Some(w),
         Err(LedgerError::WeightsNotStored { .. }) => None,
@@ -184,11 +184,45 @@ pub fn run_plan(
         }
     };
     let outcome = train::train(&plan.experiment, plan.env, &control, &mut sink);
+    let io = |source| LedgerError::Io {
+        dir: ledger.dir().to_path_buf(),
+        source,
+    };
+    // Equal hashes make the verdict EXACT and leave only the headers to compare: read just
+    // their first lines, so replaying a 100 MB trace does not hold two of them.
+    let exact = plan.original.trace.hash == outcome.trace.hash()
+        && plan.original.weights.hash == outcome.weights_hash();
+    let (original_trace, rerun_trace) = if exact {
+        let mut first = Vec::new();
+        object::read_object_into(ledger.dir(), &plan.original.trace.hash, &mut |chunk| {
+            if !first.contains(&b'\n') {
+                first.extend_from_slice(chunk);
+            }
+        })
+        .map_err(|source| LedgerError::Object {
+            seq: plan.original.seq,
+            source,
+        })?;
+        let mut rerun = Vec::new();
+        std::io::BufRead::read_until(
+            &mut std::io::BufReader::new(outcome.trace.reader()),
+            b'\n',
+            &mut rerun,
+        )
+        .map_err(io)?;
+        (first_line(first), first_line(rerun))
+    } else {
+        (
+            ledger.load_trace_bytes(&plan.original)?,
+            outcome.trace.bytes().map_err(io)?,
+        )
+    };
     let (verdict, header_differences) = compare(
         &plan.original,
         &original_trace,
         original_weights.as_deref(),
         &outcome,
+        &rerun_trace,
     );
     Ok(ReplayReport {
         original: plan.original,
@@ -201,6 +235,14 @@ pub fn run_plan(
         warnings: plan.warnings,
         machine: plan.machine,
     })
+}
+
+/// The bytes up to and including the first newline.
+fn first_line(mut bytes: Vec<u8>) -> Vec<u8> {
+    if let Some(at) = memchr::memchr(b'\n', &bytes) {
+        bytes.truncate(at + 1);
+    }
+    bytes
 }
 
 /// Replays entry `id` (seq or hash prefix) in its recorded environment. Does not append:
@@ -233,14 +275,16 @@ pub fn compare(
     trace: &[u8],
     weights: Option<&[u8]>,
     rerun: &Outcome,
+    rerun_trace: &[u8],
 ) -> (Verdict, Vec<Difference>) {
-    let exact = trace == rerun.trace.as_slice() && original.weights.hash == rerun.weights_hash();
+    let rerun_weights = &rerun.weights[..];
+    let rerun_weights_hash = rerun.weights_hash();
+    let exact = trace == rerun_trace && original.weights.hash == rerun_weights_hash;
     let a: Vec<&[u8]> = trace
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .collect();
-    let b: Vec<&[u8]> = rerun
-        .trace
+    let b: Vec<&[u8]> = rerun_trace
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .collect();
@@ -270,11 +314,11 @@ pub fn compare(
     let first = (1..a.len().max(b.len()))
         .find_map(|i| record_diff(a.get(i).copied(), b.get(i).copied(), &layers))
         .or_else(|| {
-            (original.weights.hash != rerun.weights_hash())
-                .then(|| weights_diff(&original.weights.hash, weights, &rerun.weights))
+            (original.weights.hash != rerun_weights_hash)
+                .then(|| weights_diff(&original.weights.hash, weights, rerun_weights))
         })
         .or_else(|| header_differences.first().cloned())
-        .unwrap_or_else(|| weights_diff(&original.weights.hash, weights, &rerun.weights));
+        .unwrap_or_else(|| weights_diff(&original.weights.hash, weights, rerun_weights));
     let agreement = agreement(&a, &b, &first, original, rerun);
     let close = agreement.first_relative.is_some_and(|r| r <= CLOSE_FIRST)
         && conclusions_hold(original, rerun);

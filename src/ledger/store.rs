@@ -9,10 +9,8 @@
 //!   entries.jsonl.torn-<n>        bytes `ledger repair` cut off a torn tail
 //! ```
 
-use flate2::write::GzEncoder;
-use flate2::{Compression, GzBuilder};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -227,160 +225,6 @@ pub fn append_line(dir: &Path, line: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Where the object with this content hash lives.
-pub fn object_path(dir: &Path, hash: &str) -> PathBuf {
-    dir.join(OBJECTS)
-        .join(&hash[..2])
-        .join(format!("{hash}.gz"))
-}
-
-/// Why a stored object cannot be trusted.
-#[derive(Debug, thiserror::Error)]
-pub enum ObjectError {
-    #[error("object file {path} is missing")]
-    Missing { path: PathBuf },
-    #[error("object file {path} cannot be read: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "object file {path} has blake3 {found}, the entry recorded {expected} (the file was altered)"
-    )]
-    FileHash {
-        path: PathBuf,
-        expected: String,
-        found: String,
-    },
-    #[error("object file {path} is not valid gzip: {message}")]
-    Corrupt { path: PathBuf, message: String },
-    #[error("object file {path} holds content with blake3 {found}, not {expected}")]
-    ContentHash {
-        path: PathBuf,
-        expected: String,
-        found: String,
-    },
-    #[error("object file {path} holds {found} bytes, the entry recorded {expected}")]
-    Length {
-        path: PathBuf,
-        expected: u64,
-        found: u64,
-    },
-}
-
-/// gzip with a fixed header (no name, mtime 0), so equal content compresses to equal files
-/// with one flate2 version.
-fn compress(bytes: &[u8]) -> Vec<u8> {
-    let mut enc: GzEncoder<Vec<u8>> = GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), Compression::default());
-    enc.write_all(bytes).expect("writing to memory cannot fail");
-    enc.finish().expect("writing to memory cannot fail")
-}
-
-/// The content of an object file: exactly one gzip member, nothing after it (the ledger's
-/// README says so, and a second verifier reads it so).
-fn decompress(gz: &[u8]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut decoder = flate2::bufread::GzDecoder::new(gz);
-    decoder.read_to_end(&mut out)?;
-    let rest = decoder.into_inner();
-    if !rest.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} bytes follow the gzip member", rest.len()),
-        ));
-    }
-    Ok(out)
-}
-
-/// Reads an object file and returns `(content, blake3 of the file)`, checking that the
-/// content hashes to `hash`.
-pub fn read_object(dir: &Path, hash: &str) -> Result<(Vec<u8>, String), ObjectError> {
-    let path = object_path(dir, hash);
-    let gz = fs::read(&path).map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => ObjectError::Missing { path: path.clone() },
-        _ => ObjectError::Io {
-            path: path.clone(),
-            source,
-        },
-    })?;
-    let file_hash = super::entry::hex_hash(&gz);
-    let content = decompress(&gz).map_err(|e| ObjectError::Corrupt {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    let found = super::entry::hex_hash(&content);
-    if found != hash {
-        return Err(ObjectError::ContentHash {
-            path,
-            expected: hash.into(),
-            found,
-        });
-    }
-    Ok((content, file_hash))
-}
-
-/// Stores `bytes` under their blake3 and returns `(hash, blake3 of the stored file)`.
-///
-/// An existing valid object is kept as it is (content addressing makes it the same bytes);
-/// a damaged one is replaced. The file is written beside its final name, fsynced, renamed
-/// into place and the folder fsynced, so a reader sees the whole object or none.
-pub fn put_object(dir: &Path, bytes: &[u8]) -> io::Result<(String, String)> {
-    let hash = super::entry::hex_hash(bytes);
-    if let Ok((_, file_hash)) = read_object(dir, &hash) {
-        return Ok((hash, file_hash));
-    }
-    let gz = compress(bytes);
-    write_object_file(dir, &hash, &gz)?;
-    Ok((hash, super::entry::hex_hash(&gz)))
-}
-
-/// Stores an already compressed object file as it is (a merge copies another ledger's file
-/// byte for byte, so its recorded `file_hash` still holds). An existing valid object is kept.
-/// Returns the blake3 of the file now in place. The caller has checked that `gz` is valid
-/// and holds content hashing to `hash`.
-pub fn put_compressed(dir: &Path, hash: &str, gz: &[u8]) -> io::Result<String> {
-    if let Ok((_, file_hash)) = read_object(dir, hash) {
-        return Ok(file_hash);
-    }
-    write_object_file(dir, hash, gz)?;
-    Ok(super::entry::hex_hash(gz))
-}
-
-/// Writes `gz` at the object path of `hash`: beside its final name, fsynced, renamed into
-/// place and the folder fsynced, so a reader sees the whole object or none.
-fn write_object_file(dir: &Path, hash: &str, gz: &[u8]) -> io::Result<()> {
-    let path = object_path(dir, hash);
-    let folder = path.parent().expect("an object path has a folder");
-    let objects = dir.join(OBJECTS);
-    // Each newly created folder is made durable in its parent.
-    if !objects.is_dir() {
-        fs::create_dir_all(&objects)?;
-        sync_dir(dir)?;
-    }
-    if !folder.is_dir() {
-        fs::create_dir_all(folder)?;
-        sync_dir(&objects)?;
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = folder.join(format!("{hash}.{}-{nanos}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(gz)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        sync_dir(folder)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// What `repair` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repair {
@@ -475,53 +319,6 @@ mod tests {
         assert!(s.torn.is_none());
         let s = scan(b"");
         assert!(s.lines.is_empty() && s.torn.is_none());
-    }
-
-    #[test]
-    fn an_object_is_one_gzip_member_and_nothing_after_it() {
-        let gz = {
-            let mut e = GzEncoder::new(Vec::new(), Compression::default());
-            e.write_all(b"content").unwrap();
-            e.finish().unwrap()
-        };
-        assert_eq!(decompress(&gz).unwrap(), b"content");
-        for tail in [&b"\0\0"[..], &gz[..]] {
-            let mut two = gz.clone();
-            two.extend_from_slice(tail);
-            assert!(
-                decompress(&two).is_err(),
-                "{} bytes after the member",
-                tail.len()
-            );
-        }
-        assert!(
-            decompress(&gz[..gz.len() - 1]).is_err(),
-            "a truncated member"
-        );
-    }
-
-    #[test]
-    fn objects_round_trip_and_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let (hash, file_hash) = put_object(dir.path(), b"hello").unwrap();
-        assert_eq!(hash, super::super::entry::hex_hash(b"hello"));
-        let (content, again) = read_object(dir.path(), &hash).unwrap();
-        assert_eq!(
-            (content.as_slice(), again.as_str()),
-            (&b"hello"[..], file_hash.as_str())
-        );
-        assert_eq!(
-            put_object(dir.path(), b"hello").unwrap(),
-            (hash.clone(), file_hash)
-        );
-        // A damaged object is replaced by the next store of the same content.
-        fs::write(object_path(dir.path(), &hash), b"junk").unwrap();
-        assert!(matches!(
-            read_object(dir.path(), &hash),
-            Err(ObjectError::Corrupt { .. })
-        ));
-        put_object(dir.path(), b"hello").unwrap();
-        assert!(read_object(dir.path(), &hash).is_ok());
     }
 
     #[test]

@@ -511,7 +511,7 @@ mod tests {
         .unwrap();
         let mut ledger = Ledger::open(dir.path()).unwrap();
         let done = train::train(&exp, RunEnv::default(), &Control::new(), &mut |_| {});
-        let mut stopped = done.clone();
+        let mut stopped = train::train(&exp, RunEnv::default(), &Control::new(), &mut |_| {});
         stopped.end.status = Status::Interrupted;
         let now = std::time::SystemTime::now();
         ledger

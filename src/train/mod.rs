@@ -15,10 +15,12 @@ pub mod probe;
 mod runner;
 mod search;
 mod step;
+mod trace;
 
 pub use error::TrainError;
 pub use events::*;
 pub use runner::{panics_are_caught, train};
+pub use trace::{Trace, TraceReader};
 
 use crate::experiment::Experiment;
 use burn::tensor::Device;
@@ -154,14 +156,13 @@ impl Control {
 }
 
 /// Everything a finished run leaves behind.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outcome {
     pub header: Header,
     pub end: End,
-    /// Every probe, in step order (also inside `trace`).
-    pub probes: Vec<Probe>,
-    /// The JSON Lines trace, byte for byte.
-    pub trace: Vec<u8>,
+    /// The JSON Lines trace, byte for byte (spooled to a temporary file when long), with
+    /// its first and last probe at hand.
+    pub trace: Trace,
     /// Final parameters in the canonical layout (see `weights_bytes`).
     pub weights: Vec<u8>,
     pub wall_s: f64,
@@ -170,7 +171,14 @@ pub struct Outcome {
 impl Outcome {
     /// blake3 of the trace bytes.
     pub fn trace_hash(&self) -> String {
-        blake3::hash(&self.trace).to_hex().to_string()
+        self.trace.hash().to_string()
+    }
+    /// Every probe record, parsed back from the trace (tests and short runs: a long run's
+    /// probes are its trace's size in memory).
+    pub fn probes(&self) -> Vec<Probe> {
+        self.trace
+            .probes()
+            .expect("a run's own trace reads back and parses")
     }
     /// blake3 of the canonical weights bytes.
     pub fn weights_hash(&self) -> String {

@@ -7,6 +7,7 @@ pub(super) use super::batch::{Batch, Batcher, Batches, to_device};
 use super::events::*;
 use super::probe;
 use super::step::{Stepper, TensorStep};
+use super::trace::TraceWriter;
 use super::{Control, DeviceKind, Outcome, RunEnv, TrainError, weights_bytes};
 use crate::cancel;
 use crate::data::{self, Dataset, Objective};
@@ -92,15 +93,13 @@ fn train_in(
 ) -> Outcome {
     keep_freed_memory();
     let start = Instant::now();
-    let mut trace = Vec::new();
-    let mut probes = Vec::new();
+    let mut trace = TraceWriter::new();
     let mut header = None;
     let catching = Catching::enter();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut rec = Record {
             sink: &mut *sink,
             trace: &mut trace,
-            probes: &mut probes,
             header: &mut header,
             start,
         };
@@ -121,9 +120,9 @@ fn train_in(
     };
     let header = header.unwrap_or_else(|| header_for(exp, env, Vec::new(), "unknown"));
     if trace.is_empty() {
-        push_line(&mut trace, &TraceLine::Header(header.clone()));
+        trace.push(&TraceLine::Header(header.clone()));
     }
-    push_line(&mut trace, &TraceLine::End(end.clone()));
+    trace.push(&TraceLine::End(end.clone()));
     let wall_s = start.elapsed().as_secs_f64();
     sink(Event::Finished {
         end: end.clone(),
@@ -132,8 +131,7 @@ fn train_in(
     Outcome {
         header,
         end,
-        probes,
-        trace,
+        trace: trace.finish(),
         weights,
         wall_s,
     }
@@ -146,11 +144,6 @@ fn failed(message: String) -> End {
         diverged_at: None,
         error: Some(message),
     }
-}
-
-pub(super) fn push_line(trace: &mut Vec<u8>, line: &TraceLine) {
-    serde_json::to_writer(&mut *trace, line).expect("trace records always serialize");
-    trace.push(b'\n');
 }
 
 pub(super) fn header_for(
@@ -241,8 +234,7 @@ pub(super) fn loss_and_delta(
 /// What a run writes as it goes, kept outside `run` so a panic cannot lose it.
 pub(super) struct Record<'a> {
     pub(super) sink: &'a mut dyn FnMut(Event),
-    pub(super) trace: &'a mut Vec<u8>,
-    pub(super) probes: &'a mut Vec<Probe>,
+    pub(super) trace: &'a mut TraceWriter,
     pub(super) header: &'a mut Option<Header>,
     pub(super) start: Instant,
 }
@@ -250,15 +242,14 @@ pub(super) struct Record<'a> {
 impl Record<'_> {
     /// Writes the header line and announces the run.
     pub(super) fn start(&mut self, header: Header) {
-        push_line(self.trace, &TraceLine::Header(header.clone()));
+        self.trace.push(&TraceLine::Header(header.clone()));
         *self.header = Some(header.clone());
         (self.sink)(Event::Started(header));
     }
 
     /// Records a probe in the trace and the outcome, and sends it.
     pub(super) fn probe(&mut self, probe: Probe) {
-        push_line(self.trace, &TraceLine::Probe(probe.clone()));
-        self.probes.push(probe.clone());
+        self.trace.push(&TraceLine::Probe(probe.clone()));
         (self.sink)(Event::Probe {
             probe,
             wall_s: self.start.elapsed().as_secs_f64(),
@@ -267,7 +258,7 @@ impl Record<'_> {
 
     /// Appends a line to the trace.
     pub(super) fn line(&mut self, line: &TraceLine) {
-        push_line(self.trace, line);
+        self.trace.push(line);
     }
 
     pub(super) fn wall_s(&self) -> f64 {

@@ -26,8 +26,6 @@ pub enum JobError {
     Train(#[from] TrainError),
     #[error("the replay finished but cannot be recorded: {0}")]
     Record(LedgerError),
-    #[error("the stored trace cannot be exported: {0}")]
-    Export(String),
     #[error("cannot write '{}': {source}", path.display())]
     Write {
         path: PathBuf,
@@ -197,18 +195,19 @@ pub fn export_file_name(entry: &Entry) -> String {
 /// existing file of the same name is replaced: an entry's trace never changes, so it holds
 /// the same bytes.
 pub fn export_csv(ledger: &Ledger, entry: &Entry, out_dir: &Path) -> Result<Exported, JobError> {
-    let trace = ledger.load_trace_bytes(entry)?;
-    let csv = export::export(&trace, export::Format::Csv).map_err(JobError::Export)?;
-    let rows = csv
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        .saturating_sub(1);
+    // Checked before the file is made: a damaged trace leaves nothing behind.
+    ledger.check_trace(entry)?;
     let path = out_dir.join(export_file_name(entry));
-    std::fs::write(&path, &csv).map_err(|source| JobError::Write {
+    let write_error = |source| JobError::Write {
         path: path.clone(),
         source,
-    })?;
+    };
+    let mut f = std::fs::File::create(&path).map_err(write_error)?;
+    let rows = match export::export_entry(ledger, entry, export::Format::Csv, &mut f) {
+        Ok(rows) => rows,
+        Err(export::ExportError::Ledger(e)) => return Err(e.into()),
+        Err(export::ExportError::Write(e)) => return Err(write_error(e)),
+    };
     Ok(Exported { path, rows })
 }
 

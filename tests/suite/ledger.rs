@@ -3,7 +3,8 @@
 
 use super::common::{copy_dir, gradlab, gradlab_std, small_experiment, write_experiment};
 use gradlab::experiment::{Experiment, Overrides};
-use gradlab::ledger::store::{self, ENTRIES};
+use gradlab::ledger::object;
+use gradlab::ledger::store::ENTRIES;
 #[cfg(feature = "fault-injection")]
 use gradlab::ledger::store::{FAULT_ENV, FAULT_MARKER};
 use gradlab::ledger::verify::verify_dir;
@@ -306,7 +307,7 @@ fn flipping_any_byte_of_an_object_is_detected_and_the_entry_named() {
             ledger.entries()[0].trace.hash != obj.hash
                 && ledger.entries()[0].weights.hash != obj.hash
         );
-        let path = store::object_path(dir.path(), &obj.hash);
+        let path = object::object_path(dir.path(), &obj.hash);
         let original = std::fs::read(&path).unwrap();
         for at in 0..original.len() {
             for mask in [0x01u8, 0xff] {
@@ -908,7 +909,7 @@ fn weights_over_the_cap_are_hashed_but_not_stored() {
     let ledger = Ledger::open(dir.path().join("ledger")).unwrap();
     let e = &ledger.entries()[0];
     assert!(e.weights.file_hash.is_none() && e.weights.bytes > 0);
-    assert!(!store::object_path(&dir.path().join("ledger"), &e.weights.hash).exists());
+    assert!(!object::object_path(&dir.path().join("ledger"), &e.weights.hash).exists());
     assert!(ledger.verify().ok());
     let out = gradlab(dir.path())
         .args(["replay", "1"])
@@ -1171,7 +1172,13 @@ fn replay_verdicts_tell_rounding_from_a_changed_setting() {
         ..RunEnv::default()
     };
     let rerun = train::train(&edited, env, &Control::new(), &mut |_| {});
-    let (verdict, _) = ledger::replay::compare(&original, &trace, weights.as_deref(), &rerun);
+    let (verdict, _) = ledger::replay::compare(
+        &original,
+        &trace,
+        weights.as_deref(),
+        &rerun,
+        &rerun.trace.bytes().unwrap(),
+    );
     assert_eq!(verdict.result, VerdictKind::Diverged, "{verdict:?}");
     // Step 0's gradients are the same; its update is 1.2× as long: ‖ΔW‖/‖W‖ of the first
     // layer is the first number to differ, by 0.2 / 1.2 relative.

@@ -48,20 +48,21 @@ fn ledger(dir: &Path) -> String {
         ..RunEnv::default()
     };
     let mut outcome = train::train(&exp, env, &Control::new(), &mut |_| {});
-    for (k, p) in outcome.probes.iter_mut().enumerate() {
+    let mut probes = outcome.probes();
+    for (k, p) in probes.iter_mut().enumerate() {
         p.time = (1..=12)
             .map(|t| 0.8f64.powi(12 - t) * (1.0 + 0.01 * k as f64))
             .collect();
     }
     let mut trace = Vec::new();
     let records = std::iter::once(TraceLine::Header(outcome.header.clone()))
-        .chain(outcome.probes.iter().cloned().map(TraceLine::Probe))
+        .chain(probes.into_iter().map(TraceLine::Probe))
         .chain([TraceLine::End(outcome.end.clone())]);
     for r in records {
         serde_json::to_writer(&mut trace, &r).unwrap();
         trace.push(b'\n');
     }
-    outcome.trace = trace;
+    outcome.trace = train::Trace::from_bytes(trace);
     let mut ledger = Ledger::open(dir.join("ledger")).unwrap();
     let e = ledger
         .record_run(&exp, env, &outcome, SystemTime::now())

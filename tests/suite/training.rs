@@ -29,7 +29,7 @@ fn delta_profile(path: &str, seed: u64) -> (f64, f64) {
             seed: Some(seed),
         },
     );
-    let layers = &out.probes[0].layers;
+    let layers = &out.probes()[0].layers;
     let first = layers[0].delta / layers.last().unwrap().delta;
     let max = layers.iter().map(|l| l.delta).fold(0.0, f64::max);
     let min = layers.iter().map(|l| l.delta).fold(f64::INFINITY, f64::min);
@@ -76,7 +76,7 @@ fn weight_gradient_hides_what_delta_shows() {
             seed: Some(1),
         },
     );
-    let l = &out.probes[0].layers;
+    let l = &out.probes()[0].layers;
     let gw = l[0].grad_w / l[l.len() - 2].grad_w;
     let d = l[0].delta / l[l.len() - 2].delta;
     assert!((0.05..20.0).contains(&gw), "∂W ratio {gw}");
@@ -101,7 +101,7 @@ fn same_config_same_seed_gives_identical_trace_and_weights() {
     );
     assert_eq!(a.trace, b.trace);
     assert_eq!(a.weights, b.weights);
-    assert_eq!(a.probes.len(), 40);
+    assert_eq!(a.probes().len(), 40);
     let c = run(
         "experiments/tanh-xavier-20.toml",
         Overrides {
@@ -172,7 +172,7 @@ fn a_diverging_run_ends_as_diverged_not_a_crash() {
     assert_eq!(out.end.status, Status::Diverged);
     let at = out.end.diverged_at.expect("diverged runs name the step");
     assert!(at < 200);
-    let text = String::from_utf8(out.trace.clone()).unwrap();
+    let text = String::from_utf8(out.trace.bytes().unwrap()).unwrap();
     let last = text.lines().last().unwrap();
     assert!(
         last.contains("\"status\":\"diverged\"") && last.contains(&format!("\"diverged_at\":{at}")),
@@ -210,7 +210,7 @@ fn stopping_is_cooperative_and_reported() {
     });
     assert_eq!(out.end.status, Status::Interrupted);
     assert_eq!(out.end.steps_done, 6);
-    assert_eq!(out.probes.len(), 6);
+    assert_eq!(out.probes().len(), 6);
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn a_probe_steps_test_metrics_describe_the_weights_before_its_update() {
                 let out = train::train(&exp, env, &Control::new(), &mut |_| {});
                 assert_eq!(out.header.format, trace.name());
                 assert_eq!(out.end.status, Status::Completed);
-                let first = &out.probes[0];
+                let first = &out.probes()[0];
                 (first.loss, first.test.expect("step 0 is a test step"))
             })
             .collect();

@@ -45,7 +45,7 @@ fn run_file(file: &str, steps: usize, seed: u64) -> Outcome {
 }
 
 fn lines(out: &Outcome) -> Vec<TraceLine> {
-    String::from_utf8(out.trace.clone())
+    String::from_utf8(out.trace.bytes().unwrap())
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -53,7 +53,7 @@ fn lines(out: &Outcome) -> Vec<TraceLine> {
 }
 
 fn last_test_loss(out: &Outcome) -> f64 {
-    out.probes
+    out.probes()
         .iter()
         .rev()
         .find_map(|p| p.test)
@@ -89,7 +89,7 @@ fn parse_weights(mut bytes: &[u8]) -> Vec<(String, Vec<f32>)> {
 /// ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ at initialisation (the step-0 probe).
 fn time_ratio(file: &str, seed: u64) -> f64 {
     let out = run_file(file, 1, seed);
-    let t = &out.probes[0].time;
+    let t = &out.probes()[0].time;
     assert_eq!(t.len(), 50, "one entry per time step");
     t[0] / t[t.len() - 1]
 }
@@ -166,7 +166,7 @@ fn residual_net_trains_at_a_depth_where_the_plain_net_stalls() {
             o,
         ));
         let ratio = |out: &Outcome| {
-            let l = &out.probes[0].layers;
+            let l = &out.probes()[0].layers;
             l[0].delta / l[l.len() - 1].delta
         };
         assert!(
@@ -190,11 +190,11 @@ fn residual_net_trains_at_a_depth_where_the_plain_net_stalls() {
             last_test_loss(&res)
         );
         // The skip path is probed at the stem and after every block, and nowhere else.
-        let first = &res.probes[0].layers;
+        let first = &res.probes()[0].layers;
         assert_eq!(first.iter().filter(|l| l.skip_delta.is_some()).count(), 51);
         assert!(first.last().unwrap().skip_delta.is_none());
         assert!(
-            plain.probes[0]
+            plain.probes()[0]
                 .layers
                 .iter()
                 .all(|l| l.skip_delta.is_none())
@@ -261,7 +261,7 @@ fn global_norm_clipping_tames_the_exploding_rnn() {
         let tame = run_file("rnn-exploding-clipped.toml", 300, seed);
         assert_eq!(tame.end.status, Status::Completed, "seed {seed}");
         assert!(
-            tame.probes
+            tame.probes()
                 .iter()
                 .all(|p| p.loss.is_finite() && p.loss < 2.0),
             "seed {seed}"
@@ -323,7 +323,7 @@ fn rbm_likelihood_improves_and_cd10_beats_cd1() {
 #[test]
 fn dbn_pretraining_rescues_the_deep_sigmoid_net() {
     for seed in [1, 2] {
-        let acc = |out: &Outcome| out.probes.last().unwrap().test.unwrap().accuracy.unwrap();
+        let acc = |out: &Outcome| out.probes().last().unwrap().test.unwrap().accuracy.unwrap();
         let dbn = run_file("dbn-digits.toml", 400, seed);
         let random = run_file("random-init-digits.toml", 400, seed);
         assert!(acc(&dbn) > 0.5, "seed {seed}: pretrained {}", acc(&dbn));
@@ -355,7 +355,7 @@ fn dbn_without_pretraining_is_the_same_net_as_the_mlp() {
         o,
     ));
     let mlp = on_cpu(&experiment(&text("random-init-digits.toml"), &[], o));
-    assert_eq!(dbn.probes, mlp.probes);
+    assert_eq!(dbn.probes(), mlp.probes());
     assert_eq!(dbn.weights, mlp.weights);
     let phases: Vec<String> = lines(&dbn)
         .into_iter()
@@ -412,10 +412,10 @@ fn dbn_phases_samples_and_the_steps_cap() {
             .iter()
             .all(|im| im.len() == 64 && im.iter().all(|v| (0.0..=1.0).contains(v)))
     );
-    assert_eq!(out.probes.len(), 5);
+    assert_eq!(out.probes().len(), 5);
     assert_eq!(out.end.steps_done, 5);
     // The trace carries phases and pretraining probes as their own line types.
-    let kinds: Vec<String> = std::str::from_utf8(&out.trace)
+    let kinds: Vec<String> = std::str::from_utf8(&out.trace.bytes().unwrap())
         .unwrap()
         .lines()
         .map(|l| {
@@ -446,7 +446,7 @@ fn rprop_trains_the_deep_sigmoid_net_where_sgd_stalls() {
         };
         let sgd = run(&experiment(&text("sgd-sigmoid-10.toml"), &edits, o));
         let rprop = run(&experiment(&text("rprop-sigmoid-10.toml"), &edits, o));
-        let final_loss = |out: &Outcome| out.probes.last().unwrap().loss;
+        let final_loss = |out: &Outcome| out.probes().last().unwrap().loss;
         assert!(
             final_loss(&sgd) > 0.68,
             "seed {seed}: sgd {}",
@@ -485,7 +485,7 @@ fn gradient_free_searches_keep_their_best_and_report_fitness() {
         assert_eq!(out.header.search.as_deref(), Some(optimizer));
         assert!(out.header.layers.is_empty());
         let best: Vec<f64> = out
-            .probes
+            .probes()
             .iter()
             .map(|p| p.fitness.expect("every probe carries fitness").best)
             .collect();
@@ -497,7 +497,7 @@ fn gradient_free_searches_keep_their_best_and_report_fitness() {
             best.last().unwrap() < &best[0],
             "{optimizer} made progress: {best:?}"
         );
-        for p in &out.probes {
+        for p in &out.probes() {
             let f = p.fitness.unwrap();
             assert!(p.layers.is_empty() && f.mean >= f.best && p.loss == f.best);
         }
@@ -622,7 +622,7 @@ fn copy_memory_is_scored_per_recalled_symbol() {
         },
     );
     let out = run(&exp);
-    let p = &out.probes[0];
+    let p = &out.probes()[0];
     // At initialisation the 8-way choices are near chance: loss ≈ ln 8.
     assert!((p.loss - 8f64.ln()).abs() < 0.2, "{}", p.loss);
     let acc = p.accuracy.unwrap();
