@@ -90,9 +90,14 @@ pub enum Command {
         #[command(flatten)]
         env: EnvArgs,
     },
-    /// Mean-field prediction of ‖δ‖ per layer at initialisation next to the measurement.
+    /// Mean-field prediction at initialisation next to the measurement: ‖δ‖ per layer (MLPs,
+    /// DBNs, residual nets) or ‖∂L/∂h_t‖ per time step (RNNs, LSTMs).
     Theory {
         file: PathBuf,
+        /// The table as one JSON object: model, theory, and per row name, predicted and
+        /// measured ratio (or the reason there is no prediction).
+        #[arg(long, conflicts_with = "grid")]
+        json: bool,
         /// Average the measurement over this many seeds (the file's seed and the next ones).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
         seeds: u64,
@@ -296,9 +301,17 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             canonical,
             ignore_memory,
         } => check(&files, canonical, ignore_memory),
-        Command::Theory { file, seeds, grid } => {
+        Command::Theory {
+            file,
+            json,
+            seeds,
+            grid,
+        } => {
             let exp = Experiment::load(&file)?;
-            if grid.is_empty() {
+            if json {
+                let v = crate::theory::report_json(&exp, seeds)?;
+                outln!("{v}")?;
+            } else if grid.is_empty() {
                 out!("{}", crate::theory::report(&exp, seeds)?)?;
             } else {
                 let (w, b) = phase_axes(&grid)?;

@@ -8,8 +8,11 @@
 //! which each init scheme sets differently (see `effective_sigma2`). At the fixed point q*
 //! of the variance map, ξ = −1/ln χ* is the depth over which δ changes by a factor e.
 
-use crate::experiment::{Activation, Experiment, Init, ModelSection, Overrides};
-use crate::train::{self, Control, RunEnv};
+pub mod profile;
+pub mod recurrent;
+pub mod residual;
+
+use crate::experiment::{Activation, Experiment, Init, ModelSection};
 
 /// Why a prediction or measurement could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,9 @@ pub enum TheoryError {
     /// A measuring run ended before its first probe (it failed or was stopped).
     #[error("the run ended without a probe: {end}")]
     NoProbe { end: String },
+    /// The theory's rows are not the trace's layers (a bug, reported rather than printed).
+    #[error("the theory's rows ({rows}) are not the trace's layers ({trace})")]
+    Misaligned { trace: String, rows: String },
 }
 
 /// Gauss–Hermite nodes and weights for ∫ e^{−x²} f(x) dx, by Newton's method on the
@@ -226,6 +232,16 @@ impl Prediction {
     }
 }
 
+/// Mean of x² over each example's `dim` inputs.
+pub fn example_q(x: &[f32], dim: usize) -> Vec<f64> {
+    if dim == 0 {
+        return Vec::new();
+    }
+    x.chunks_exact(dim)
+        .map(|r| r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / dim as f64)
+        .collect()
+}
+
 /// Mean of x² over the training inputs: the q of the data fed to the first layer.
 pub fn input_q(x: &[f32]) -> f64 {
     if x.is_empty() {
@@ -390,138 +406,89 @@ pub fn phase_diagram(exp: &Experiment, sigma_w: &[f64], sigma_b: &[f64]) -> Stri
     s
 }
 
-/// Measured ‖δ^l‖/‖δ^out‖ at initialisation (the step-0 probe), the geometric mean over
-/// `seeds` consecutive seeds starting at the experiment's.
-pub fn measure(exp: &Experiment, seeds: u64) -> Result<Vec<f64>, TheoryError> {
-    let mut sum_log: Vec<f64> = Vec::new();
-    for k in 0..seeds {
-        let one = exp.clone().with_overrides(Overrides {
-            steps: Some(1),
-            seed: Some(exp.seed().wrapping_add(k)),
-        })?;
-        let out = train::train(&one, RunEnv::default(), &Control::new(), &mut |_| {});
-        let probe = out
-            .trace
-            .first_probe()
-            .ok_or_else(|| TheoryError::NoProbe {
-                end: format!("{:?}", out.end),
-            })?;
-        let last = probe.layers.last().map_or(1.0, |l| l.delta);
-        let logs = probe.layers.iter().map(|l| (l.delta / last).ln());
-        if sum_log.is_empty() {
-            sum_log = logs.collect();
-        } else {
-            sum_log.iter_mut().zip(logs).for_each(|(s, v)| *s += v);
-        }
-    }
-    Ok(sum_log
-        .into_iter()
-        .map(|s| (s / seeds as f64).exp())
-        .collect())
-}
-
-/// Why `gradlab theory` has no prediction for `exp`, if it has none: the mean-field recursion
-/// here is the plain feed-forward net's (Schoenholz et al. 2017), so a residual or recurrent
-/// net gets a statement, not the MLP's table with its rows misaligned and its numbers wrong.
+/// Why `gradlab theory` has no prediction for `exp`, if it has none: only a gradient-free
+/// search, which propagates no gradient. Every gradient-trained kind has its theory
+/// ([`profile::predict`]).
 pub fn not_covered(exp: &Experiment) -> Option<String> {
-    use crate::experiment::ModelKind;
     let spec = exp.spec();
-    if spec.train.optimizer.gradient_free() {
-        return Some(format!(
+    spec.train.optimizer.gradient_free().then(|| {
+        format!(
             "a {} search propagates no gradient, so there is no ‖δ‖ profile to predict or measure",
             spec.train.optimizer.name()
-        ));
-    }
-    let (what, paper) = match spec.model.kind {
-        ModelKind::Mlp | ModelKind::Dbn => return None,
-        ModelKind::Resnet => (
-            "residual nets (the plain net's q-map does not describe h ← h + α·F(h))",
-            "Yang & Schoenholz 2017 give the residual one",
-        ),
-        ModelKind::Rnn => (
-            "recurrent nets through time",
-            "Chen, Pennington & Schoenholz 2018 give the recurrent map's",
-        ),
-        ModelKind::Lstm => (
-            "LSTMs through time (the cell path's factor depends on the forget gate's statistics)",
-            "not yet derived here",
-        ),
-    };
-    Some(format!(
-        "no mean-field prediction for {what} in this build ({paper}); `gradlab run` measures the \
-         profile (‖δ‖ per layer, ‖∂L/∂h_t‖ per time step for recurrent nets)"
-    ))
+        )
+    })
 }
 
-/// The `gradlab theory` table: predicted vs measured ‖δ^l‖/‖δ^out‖, layer by layer.
+/// The `gradlab theory` table: predicted vs measured, row by row as the trace names them.
 pub fn report(exp: &Experiment, seeds: u64) -> Result<String, TheoryError> {
-    use std::fmt::Write as _;
-    let spec = exp.spec();
-    if let Some(why) = not_covered(exp) {
+    let Some(mut p) = profile::predict(exp)? else {
+        let why = not_covered(exp).unwrap_or_default();
         return Ok(format!("{}: {why}\n", exp.name()));
-    }
-    let ds = crate::data::build(&spec.data, exp.seed())?;
-    let p = predict(
-        &spec.model,
-        ds.input_dim,
-        ds.objective.output_dim(),
-        input_q(&ds.train.x),
-    );
-    let measured = measure(exp, seeds)?;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{}: {} layers of {} {}, init {} σ_w = {} σ_b = {}",
-        exp.name(),
-        spec.model.depth,
-        spec.model.width,
-        spec.model.activation.name(),
-        spec.model.init.name(),
-        spec.model.sigma_w,
-        spec.model.sigma_b
-    );
-    let xi = if p.xi.is_finite() {
-        format!("{:.1} layers", p.xi.abs())
-    } else {
-        "∞".into()
     };
-    let _ = writeln!(
-        s,
-        "χ* = {:.4}, depth scale ξ = {xi}: {}",
-        p.chi_star,
-        p.regime()
+    profile::measure(exp, seeds, &mut p)?;
+    let m = &exp.spec().model;
+    let shape = match m.kind {
+        crate::experiment::ModelKind::Rnn | crate::experiment::ModelKind::Lstm => {
+            format!(
+                "{} of width {} over {} steps",
+                m.kind.name(),
+                m.width,
+                p.rows.len()
+            )
+        }
+        crate::experiment::ModelKind::Resnet => format!(
+            "{} blocks of {} layer(s) of {} {}, layer norm {}",
+            m.depth,
+            m.block_layers,
+            m.width,
+            m.activation.name(),
+            if m.layer_norm { "on" } else { "off" }
+        ),
+        _ => format!("{} layers of {} {}", m.depth, m.width, m.activation.name()),
+    };
+    let mut heading = format!(
+        "{}: {shape}, init {} σ_w = {} σ_b = {}",
+        exp.name(),
+        m.init.name(),
+        m.sigma_w,
+        m.sigma_b
     );
-    let _ = writeln!(
-        s,
-        "‖δ^l‖/‖δ^out‖ at initialisation (measured: geometric mean over {seeds} seed(s))"
-    );
-    if spec.model.kind == crate::experiment::ModelKind::Dbn {
-        let _ = writeln!(
-            s,
-            "a deep belief net: the prediction is for its weights at random initialisation; the \
-             measurement is at the first fine-tuning step, after pretraining, whose weights are \
-             no longer the independent Gaussians the theory assumes"
-        );
+    if let [(c, chi), (x, xi)] = &p.figures[..]
+        && c == "chi_star"
+        && x == "xi"
+    {
+        let xi = if xi.is_finite() {
+            format!("{xi:.1} layers")
+        } else {
+            "∞".into()
+        };
+        heading += &format!("\nχ* = {chi:.4}, depth scale ξ = {xi}");
     }
-    let _ = writeln!(
-        s,
-        "{:<6} {:>10} {:>12} {:>12} {:>12}",
-        "layer", "q^l", "predicted", "measured", "meas/pred"
-    );
-    let names: Vec<String> = (1..=spec.model.depth)
-        .map(|i| format!("h{i}"))
-        .chain(["out".to_string()])
+    Ok(profile::render(&p, &heading))
+}
+
+/// `gradlab theory --json`: the same as one JSON object (a gradient-free search: the
+/// statement, no rows).
+pub fn report_json(exp: &Experiment, seeds: u64) -> Result<serde_json::Value, TheoryError> {
+    let Some(mut p) = profile::predict(exp)? else {
+        return Ok(serde_json::json!({
+            "experiment": exp.name(),
+            "model": exp.spec().model.kind.name(),
+            "theory": null,
+            "reason": not_covered(exp),
+            "rows": [],
+        }));
+    };
+    profile::measure(exp, seeds, &mut p)?;
+    let mut v = serde_json::to_value(&p).expect("a profile serializes");
+    // Figures as an object, non-finite numbers as null (JSON has no ∞).
+    let figures: serde_json::Map<String, serde_json::Value> = p
+        .figures
+        .iter()
+        .map(|(k, x)| (k.clone(), serde_json::json!(x.is_finite().then_some(*x))))
         .collect();
-    for (i, name) in names.iter().enumerate() {
-        let q = p.q.get(i).map_or("-".to_string(), |q| format!("{q:.3e}"));
-        let (pr, me) = (p.delta_ratio[i], measured[i]);
-        let _ = writeln!(
-            s,
-            "{name:<6} {q:>10} {pr:>12.3e} {me:>12.3e} {:>12.3}",
-            me / pr
-        );
-    }
-    Ok(s)
+    v["figures"] = figures.into();
+    Ok(v)
 }
 
 #[cfg(test)]
