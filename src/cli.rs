@@ -105,6 +105,10 @@ pub enum Command {
         /// (start:stop:step or a list), χ* over the plane with the order–chaos line.
         #[arg(long, value_name = "FIELD=VALUES")]
         grid: Vec<String>,
+        /// With --grid: also draw the plane (log10 χ* with the order–chaos line) to this .svg
+        /// or .png.
+        #[arg(long, value_name = "FILE", requires = "grid")]
+        out: Option<PathBuf>,
     },
     /// Inspect and check the ledger of runs.
     Ledger {
@@ -306,6 +310,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
             seeds,
             grid,
+            out,
         } => {
             let exp = Experiment::load(&file)?;
             if json {
@@ -315,7 +320,15 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 out!("{}", crate::theory::report(&exp, seeds)?)?;
             } else {
                 let (w, b) = phase_axes(&grid)?;
+                if let Some(path) = &out {
+                    let figure = crate::figures::phase_plane(&exp, &w, &b);
+                    crate::plot::write(&figure, path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
                 out!("{}", crate::theory::phase_diagram(&exp, &w, &b))?;
+                if let Some(path) = &out {
+                    outln!("wrote {}", path.display())?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

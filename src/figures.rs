@@ -3,12 +3,13 @@
 //!
 //! [`plot::Figure`]: crate::plot::Figure
 
-use crate::experiment::{Experiment, ModelKind};
+use crate::experiment::Experiment;
 use crate::ledger::{Entry, Ledger, LedgerError};
 use crate::plot::{Figure, Series};
 use crate::sweep::run::SWEEP_TAG;
 use crate::sweep::summary::sweep_ids;
 use crate::sweep::{Metric, SummaryError, grid_summary};
+use crate::theory;
 use crate::train::{Probe, TraceLine};
 use std::collections::BTreeMap;
 
@@ -110,10 +111,12 @@ pub enum FigureError {
         "entry {seq} ({experiment}) has no per-time-step gradient: --kind time needs a recurrent net's entry"
     )]
     NotRecurrent { seq: u64, experiment: String },
-    #[error(
-        "--theory: entry {seq} ({experiment}) is not an MLP; the mean-field prediction covers MLPs only"
-    )]
-    TheoryNotMlp { seq: u64, experiment: String },
+    #[error("--theory: entry {seq} ({experiment}): {why}")]
+    TheoryNone {
+        seq: u64,
+        experiment: String,
+        why: String,
+    },
     #[error("--theory predicts ‖δ‖ at initialisation: use it with --quantity delta and --at init")]
     TheoryScope,
     #[error("--theory: entry {seq}'s config or data cannot be rebuilt here: {message}")]
@@ -141,10 +144,10 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
     if !matches!(req.kind, Kind::Depth | Kind::Layers) && req.quantity.is_some() {
         return Err(unused("quantity"));
     }
+    if !matches!(req.kind, Kind::Depth | Kind::Time) && req.theory {
+        return Err(unused("theory"));
+    }
     if req.kind != Kind::Depth {
-        if req.theory {
-            return Err(unused("theory"));
-        }
         if req.at.is_some() {
             return Err(unused("at"));
         }
@@ -179,7 +182,7 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
             layers(ledger, entries[0], &labels[0], quantity)
         }
         Kind::Loss => loss(ledger, &entries, &labels),
-        Kind::Time => time(ledger, &entries, &labels),
+        Kind::Time => time(ledger, &entries, &labels, req.theory),
         Kind::Sweep => unreachable!("handled above"),
     }
 }
@@ -314,24 +317,44 @@ fn depth(
     })
 }
 
-/// The mean-field ‖δ^l‖/‖δ^out‖ of an MLP entry, scaled to its measured ‖δ^out‖ at
-/// initialisation, so prediction and measurement meet at the output layer.
-fn prediction(e: &Entry, label: &str) -> Result<Series, FigureError> {
-    let input = |message: String| FigureError::TheoryInput {
+/// The theory's profile of an entry's config (`gradlab theory`'s prediction), on `axis`.
+fn theory_of(
+    e: &Entry,
+    axis: theory::profile::Axis,
+) -> Result<theory::profile::Profile, FigureError> {
+    let none = |why: String| FigureError::TheoryNone {
         seq: e.seq,
-        message,
+        experiment: e.experiment.clone(),
+        why,
     };
-    let exp = Experiment::from_canonical(&e.config).map_err(|err| input(err.to_string()))?;
-    let spec = exp.spec();
-    if !matches!(spec.model.kind, ModelKind::Mlp) {
-        return Err(FigureError::TheoryNotMlp {
+    let exp = Experiment::from_canonical(&e.config).map_err(|err| FigureError::TheoryInput {
+        seq: e.seq,
+        message: err.to_string(),
+    })?;
+    let p = theory::profile::predict(&exp)
+        .map_err(|err| FigureError::TheoryInput {
             seq: e.seq,
-            experiment: e.experiment.clone(),
-        });
+            message: err.to_string(),
+        })?
+        .ok_or_else(|| none(theory::not_covered(&exp).unwrap_or_default()))?;
+    if p.axis != axis {
+        return Err(none(match p.axis {
+            theory::profile::Axis::Time => {
+                "a recurrent net's prediction is through time: draw it with --kind time --theory"
+                    .into()
+            }
+            theory::profile::Axis::Layers => {
+                "its prediction is across layers: draw it with --kind depth --theory".into()
+            }
+        }));
     }
-    let data = crate::data::build(&spec.data, exp.seed()).map_err(|err| input(err.to_string()))?;
-    let q = crate::theory::input_q(&data.train.x);
-    let p = crate::theory::predict(&spec.model, data.input_dim, data.objective.output_dim(), q);
+    Ok(p)
+}
+
+/// The mean-field ‖δ^l‖/‖δ^out‖ of an entry (MLP, DBN, residual net), scaled to its measured
+/// ‖δ^out‖ at initialisation, so prediction and measurement meet at the output layer.
+fn prediction(e: &Entry, label: &str) -> Result<Series, FigureError> {
+    let p = theory_of(e, theory::profile::Axis::Layers)?;
     let out = e
         .layers
         .last()
@@ -340,10 +363,10 @@ fn prediction(e: &Entry, label: &str) -> Result<Series, FigureError> {
     Ok(Series {
         label: format!("theory: {label}"),
         points: p
-            .delta_ratio
+            .rows
             .iter()
             .enumerate()
-            .map(|(i, r)| ((i + 1) as f64, r * out))
+            .filter_map(|(i, r)| r.predicted.map(|v| ((i + 1) as f64, v * out)))
             .collect(),
     })
 }
@@ -432,7 +455,12 @@ fn loss(ledger: &Ledger, entries: &[&Entry], labels: &[String]) -> Result<Figure
     })
 }
 
-fn time(ledger: &Ledger, entries: &[&Entry], labels: &[String]) -> Result<Figure, FigureError> {
+fn time(
+    ledger: &Ledger,
+    entries: &[&Entry],
+    labels: &[String],
+    theory: bool,
+) -> Result<Figure, FigureError> {
     let mut series = Vec::new();
     for (e, label) in entries.iter().zip(labels) {
         let probes = probes(ledger, e)?;
@@ -443,6 +471,25 @@ fn time(ledger: &Ledger, entries: &[&Entry], labels: &[String]) -> Result<Figure
                 experiment: e.experiment.clone(),
             });
         };
+        if theory {
+            // Scaled to the first probe's measured ‖∂L/∂h‖ at the reference step.
+            let p = theory_of(e, theory::profile::Axis::Time)?;
+            let reference = p
+                .rows
+                .iter()
+                .rposition(|r| r.predicted.is_some())
+                .unwrap_or(0);
+            let scale = first.time.get(reference).copied().unwrap_or(1.0);
+            series.push(Series {
+                label: format!("theory: {label}, at initialisation"),
+                points: p
+                    .rows
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(t, r)| r.predicted.map(|v| ((t + 1) as f64, v * scale)))
+                    .collect(),
+            });
+        }
         let mut picks = vec![*first];
         if last.step != first.step {
             picks.push(*last);
@@ -497,13 +544,46 @@ fn sweep(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
         x_label: axis_label(&grid.x_field),
         y_label: axis_label(&grid.y_field),
         values: grid.metric(metric).clone(),
+        // Schoenholz et al. 2017 (Fig. 5): nets train to depth ≈ 6ξ and no deeper.
         overlay: grid.xi_curve.clone().map(|points| Series {
-            label: "ξ, depth scale".into(),
-            points,
+            label: "6ξ: the trainable depth (Schoenholz et al. 2017)".into(),
+            points: points.into_iter().map(|(x, xi)| (x, 6.0 * xi)).collect(),
         }),
         xs: grid.xs,
         ys: grid.ys,
     })
+}
+
+/// The theory's own phase diagram (Schoenholz et al. 2017, Fig. 1): log10 χ* over the
+/// (σ_w, σ_b) plane for `exp`'s activation, with the order–chaos line χ* = 1 drawn over it.
+pub fn phase_plane(exp: &Experiment, sigma_w: &[f64], sigma_b: &[f64]) -> Figure {
+    let m = &exp.spec().model;
+    let (act, slope) = (m.activation, m.leaky_slope);
+    let values = sigma_b
+        .iter()
+        .map(|&b| {
+            sigma_w
+                .iter()
+                .map(|&w| theory::phase(act, slope, w * w, b * b).1.log10())
+                .collect()
+        })
+        .collect();
+    let edge: Vec<(f64, f64)> = sigma_b
+        .iter()
+        .filter_map(|&b| theory::critical_sigma_w2(act, slope, b * b).map(|c| (c.sqrt(), b)))
+        .collect();
+    Figure::Heatmap {
+        title: format!("log10 χ*, {}: ordered < 0 < chaotic", act.name()),
+        x_label: "σ_w".into(),
+        y_label: "σ_b".into(),
+        xs: sigma_w.to_vec(),
+        ys: sigma_b.to_vec(),
+        values,
+        overlay: (!edge.is_empty()).then(|| Series {
+            label: "the edge χ* = 1".into(),
+            points: edge,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -394,11 +394,16 @@ pub fn phase_diagram(exp: &Experiment, sigma_w: &[f64], sigma_b: &[f64]) -> Stri
             b * b
         );
     }
-    let (_, chi, xi) = phase(act, slope, m.sigma_w * m.sigma_w, m.sigma_b * m.sigma_b);
+    // The plane's σ_w² is N·Var(W): the file's init scheme sets it (naive N(0, σ_w²) at
+    // width N is σ_w²·N there, Xavier σ_w², He 2σ_w²).
+    let s2 = effective_sigma2(m.init, m.sigma_w, m.width, m.width);
+    let (_, chi, xi) = phase(act, slope, s2, m.sigma_b * m.sigma_b);
     let _ = writeln!(
         s,
-        "this file (σ_w = {}, σ_b = {}): χ* = {chi:.4}, ξ = {:.1} layers, trainable to depth ≈ 6ξ = {:.0}",
+        "this file ({} init, σ_w = {} at width {}: σ_w² = {s2:.4} on this plane; σ_b = {}): χ* = {chi:.4}, ξ = {:.1} layers, trainable to depth ≈ 6ξ = {:.0}",
+        m.init.name(),
         m.sigma_w,
+        m.width,
         m.sigma_b,
         xi.abs(),
         6.0 * xi.abs()

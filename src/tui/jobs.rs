@@ -7,7 +7,7 @@
 //! `predicted_profile`) that tests call directly.
 
 use super::event::{Event, Exported, Job, Replayed};
-use crate::experiment::{Experiment, ModelKind};
+use crate::experiment::Experiment;
 use crate::ledger::replay::{self as rp, ReplayOptions};
 use crate::ledger::{Entry, Ledger, LedgerError, LedgerOptions, export};
 use crate::train::{Control, TrainError};
@@ -35,6 +35,8 @@ pub enum JobError {
     Config(#[from] crate::experiment::ConfigError),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Theory(#[from] crate::theory::TheoryError),
 }
 
 /// Where the session's ledger is and how it is written.
@@ -211,24 +213,19 @@ pub fn export_csv(ledger: &Ledger, entry: &Entry, out_dir: &Path) -> Result<Expo
     Ok(Exported { path, rows })
 }
 
-/// The mean-field prediction of ‖δ^l‖/‖δ^out‖ at initialisation, input layer first and the
-/// output layer last (= 1), for a canonical config; `None` for model kinds the theory does
-/// not cover. Builds the config's data set: the input statistics set the first layer's q.
+/// The mean-field prediction of ‖δ^l‖/‖δ^out‖ at initialisation, one value per trace layer
+/// (the output's = 1), for a canonical config — `gradlab theory`'s prediction for MLPs, DBNs
+/// and residual nets; `None` for recurrent nets (their theory is through time) and searches.
 pub fn predicted_profile(config: &str) -> Result<Option<Vec<f64>>, JobError> {
     let exp = Experiment::from_canonical(config)?;
-    let spec = exp.spec();
-    // Mean-field theory here covers plain MLPs only; other kinds get no line.
-    if !matches!(spec.model.kind, ModelKind::Mlp) {
-        return Ok(None);
-    }
-    let data = crate::data::build(&spec.data, exp.seed())?;
-    let p = crate::theory::predict(
-        &spec.model,
-        data.input_dim,
-        data.objective.output_dim(),
-        crate::theory::input_q(&data.train.x),
-    );
-    Ok(Some(p.delta_ratio))
+    let p = crate::theory::profile::predict(&exp)?;
+    Ok(p.filter(|p| p.axis == crate::theory::profile::Axis::Layers)
+        .map(|p| {
+            p.rows
+                .iter()
+                .map(|r| r.predicted.unwrap_or(f64::NAN))
+                .collect()
+        }))
 }
 
 #[cfg(test)]

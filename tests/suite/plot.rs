@@ -241,3 +241,53 @@ fn bad_plot_requests_fail_with_a_clear_message_and_write_nothing() {
         .clone();
     assert!(String::from_utf8_lossy(&out.stderr).contains("must end in .svg or .png"));
 }
+
+/// `--theory` draws `gradlab theory`'s prediction for every gradient-trained kind: across
+/// layers for a residual net (`--kind depth`), through time for a recurrent one (`--kind
+/// time`), and names the other kind when asked for the wrong one.
+#[test]
+fn theory_lines_cover_residual_and_recurrent_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    ledger(dir.path());
+    let rnn = write_experiment(
+        dir.path(),
+        "rnn",
+        "[experiment]\nname = \"rnn\"\nseed = 1\n[data]\ntask = \"adding\"\nseq_len = 12\n\
+         train_size = 64\ntest_size = 16\n[model]\nkind = \"rnn\"\nwidth = 16\n\
+         [train]\nsteps = 3\nbatch_size = 16\n",
+    );
+    let res = write_experiment(
+        dir.path(),
+        "res",
+        &small_experiment("res", "").replace(
+            "[model]\n",
+            "[model]\nkind = \"resnet\"\nblock_layers = 1\n",
+        ),
+    );
+    for file in [&res, &rnn] {
+        gradlab(dir.path())
+            .args(["run", "--headless", "--steps", "3"])
+            .arg(file)
+            .assert()
+            .success();
+    }
+    plot(dir.path(), &["6", "--theory", "--out", "r.svg"]).success();
+    check(&dir.path().join("r.svg"), 2, &["theory: "]);
+    plot(
+        dir.path(),
+        &["7", "--kind", "time", "--theory", "--out", "t.svg"],
+    )
+    .success();
+    check(
+        &dir.path().join("t.svg"),
+        3,
+        &["theory: ", "at initialisation"],
+    );
+    let out = plot(dir.path(), &["7", "--theory", "--out", "x.svg"])
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--kind time --theory"), "{err}");
+    assert!(!dir.path().join("x.svg").exists());
+}

@@ -279,6 +279,36 @@ fn the_phase_diagram_puts_the_edge_of_chaos_where_the_paper_does() {
     let first_chaotic = cells.find('#').unwrap();
     assert!(cells[..first_chaotic].chars().all(|c| c != '#'));
     assert!(cells.starts_with('·') && cells.ends_with('#'), "{cells}");
+    // Drawn: the plane as a heatmap with the edge over it.
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("phase.svg");
+    let out = super::common::gradlab_std()
+        .args(["theory"])
+        .arg(root.join("experiments/tanh-naive-20.toml"))
+        .args([
+            "--grid",
+            "sigma_w=0.5:4:0.1",
+            "--grid",
+            "sigma_b=0:1:0.1",
+            "--out",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        drawn.contains("χ* = 1") && drawn.contains("log10 χ*"),
+        "{drawn:.300}"
+    );
+    assert!(
+        drawn.matches("<rect").count() >= 35 * 10,
+        "a cell per grid point"
+    );
     // A bad axis is bad input.
     let bad = super::common::gradlab_std()
         .args(["theory"])
