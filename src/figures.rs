@@ -147,10 +147,8 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
     if !matches!(req.kind, Kind::Depth | Kind::Time) && req.theory {
         return Err(unused("theory"));
     }
-    if req.kind != Kind::Depth {
-        if req.at.is_some() {
-            return Err(unused("at"));
-        }
+    if req.kind != Kind::Depth && req.at.is_some() {
+        return Err(unused("at"));
     }
     if req.kind == Kind::Sweep {
         return sweep(ledger, req);
