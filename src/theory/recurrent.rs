@@ -38,8 +38,8 @@ pub struct TimePrediction {
     pub chi_last: f64,
     /// RNNs with an orthogonal W_rec: the bound ρ^{T−1} on ‖∂L/∂h_1‖/‖∂L/∂h_T‖.
     pub orthogonal_bound: Option<f64>,
-    /// LSTMs: the per-step factor of the most persistent mode, f̄ + ī·tanh′·ρ, at the last
-    /// step's statistics (above 1: the error grows back through time).
+    /// LSTMs: the per-step factor of the most persistent mode, f̄ + ō·tanh′(c)·ī·tanh′(z_g)·ρ,
+    /// at the last step's statistics (above 1: the error grows back through time).
     pub coherent_peak: Option<f64>,
 }
 
@@ -247,7 +247,7 @@ pub fn predict_lstm(
         chi_last: stats.last().map_or(0.0, |s| s.f2),
         coherent_peak: stats
             .last()
-            .map(|s| s.f1 + s.i1 * s.dtanh_g1 * m.spectral_radius),
+            .map(|s| s.f1 + s.o1 * s.dtanh_c1 * s.i1 * s.dtanh_g1 * m.spectral_radius),
         orthogonal_bound: None,
     }
 }

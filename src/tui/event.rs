@@ -49,12 +49,21 @@ pub enum Job {
         seq: u64,
         result: Result<Exported, String>,
     },
-    /// The mean-field δ profile of the config with this hash: `Ok(None)` for model kinds
-    /// the theory does not cover.
+    /// The mean-field profile of the config with this hash: `Ok(None)` for a search (no
+    /// gradient to predict).
     Predicted {
         config_hash: String,
-        profile: Result<Option<Vec<f64>>, String>,
+        profile: Result<Option<Predicted>, String>,
     },
+}
+
+/// A config's predicted profile at initialisation (`gradlab theory`'s).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicted {
+    /// ‖δ^l‖/‖δ^out‖ per trace layer.
+    Layers(Vec<f64>),
+    /// ‖∂L/∂h_t‖/‖∂L/∂h_ref‖ per time step (NaN where none is predicted).
+    Time(Vec<f64>),
 }
 
 /// The end of a replay.

@@ -6,7 +6,7 @@
 //! the UI has gone. The work itself is in plain functions (`replay_entry`, `export_csv`,
 //! `predicted_profile`) that tests call directly.
 
-use super::event::{Event, Exported, Job, Replayed};
+use super::event::{Event, Exported, Job, Predicted, Replayed};
 use crate::experiment::Experiment;
 use crate::ledger::replay::{self as rp, ReplayOptions};
 use crate::ledger::{Entry, Ledger, LedgerError, LedgerOptions, export};
@@ -213,19 +213,23 @@ pub fn export_csv(ledger: &Ledger, entry: &Entry, out_dir: &Path) -> Result<Expo
     Ok(Exported { path, rows })
 }
 
-/// The mean-field prediction of ‖δ^l‖/‖δ^out‖ at initialisation, one value per trace layer
-/// (the output's = 1), for a canonical config — `gradlab theory`'s prediction for MLPs, DBNs
-/// and residual nets; `None` for recurrent nets (their theory is through time) and searches.
-pub fn predicted_profile(config: &str) -> Result<Option<Vec<f64>>, JobError> {
+/// `gradlab theory`'s prediction at initialisation for a canonical config: across layers
+/// for MLPs, DBNs and residual nets, through time for recurrent nets; `None` for searches.
+pub fn predicted_profile(config: &str) -> Result<Option<Predicted>, JobError> {
+    use crate::theory::profile::Axis;
     let exp = Experiment::from_canonical(config)?;
     let p = crate::theory::profile::predict(&exp)?;
-    Ok(p.filter(|p| p.axis == crate::theory::profile::Axis::Layers)
-        .map(|p| {
-            p.rows
-                .iter()
-                .map(|r| r.predicted.unwrap_or(f64::NAN))
-                .collect()
-        }))
+    Ok(p.map(|p| {
+        let ratios = p
+            .rows
+            .iter()
+            .map(|r| r.predicted.unwrap_or(f64::NAN))
+            .collect();
+        match p.axis {
+            Axis::Layers => Predicted::Layers(ratios),
+            Axis::Time => Predicted::Time(ratios),
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -323,14 +327,16 @@ mod tests {
     #[test]
     fn the_predicted_profile_vanishes_for_small_tanh_weights() {
         let [naive, xavier, _] = fixtures::tiny_experiments();
-        let p = predicted_profile(naive.canonical())
-            .unwrap()
-            .expect("an MLP");
+        let Some(Predicted::Layers(p)) = predicted_profile(naive.canonical()).unwrap() else {
+            panic!("an MLP is predicted across layers")
+        };
         assert_eq!(p.len(), 13, "12 hidden layers and the output");
         assert_eq!(p[12], 1.0);
         assert!(p[0] < 1e-6, "{p:?}");
         assert!(p.windows(2).all(|w| w[0] < w[1]), "{p:?}");
-        let q = predicted_profile(xavier.canonical()).unwrap().unwrap();
+        let Some(Predicted::Layers(q)) = predicted_profile(xavier.canonical()).unwrap() else {
+            panic!("an MLP is predicted across layers")
+        };
         assert!(q[0] > 1e-2, "{q:?}");
         assert!(predicted_profile("[model]\ndepth = 0\n").is_err());
     }

@@ -179,11 +179,11 @@ fn every_kind_renders_a_valid_svg_and_png_from_a_real_ledger() {
         .stdout
         .clone();
         assert!(String::from_utf8_lossy(&stdout).contains("(sweep figure)"));
-        // The ξ curve crosses this grid (ξ ≈ 1.4 at σ_w = 0.7, 4.7 at 0.9).
+        // The trainable depth 6ξ is drawn over the grid (ξ ≈ 1.4 at σ_w = 0.7, 4.7 at 0.9).
         check(
             &dir.path().join(out("sweep")),
             1,
-            &["σ_w", "depth (hidden layers)", "white: ξ"],
+            &["σ_w", "depth (hidden layers)", "white: 6ξ"],
         );
         if ext == "svg" {
             let svg = std::fs::read_to_string(dir.path().join(out("sweep"))).unwrap();

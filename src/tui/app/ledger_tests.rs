@@ -180,7 +180,7 @@ fn c_compares_the_marked_entries_and_asks_for_their_theory_once() {
     let hash = want[0].clone();
     app.update(Event::Job(Job::Predicted {
         config_hash: hash.clone(),
-        profile: Ok(Some(vec![0.5, 1.0])),
+        profile: Ok(Some(crate::tui::event::Predicted::Layers(vec![0.5, 1.0]))),
     }));
     assert_eq!(app.theory.ready(&hash), Some(&[0.5, 1.0][..]));
 }

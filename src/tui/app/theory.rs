@@ -1,6 +1,7 @@
 //! The mean-field δ profiles the screens draw as a line, by config hash: computed once per
 //! config by a background job (it builds the config's data set), then looked up per frame.
 
+use crate::tui::event::Predicted;
 use std::collections::HashMap;
 
 /// What is known of one config's predicted profile.
@@ -10,7 +11,9 @@ pub enum Line {
     Pending,
     /// ‖δ^l‖/‖δ^out‖ per layer, input side first, the output layer last (= 1).
     Ready(Vec<f64>),
-    /// A model kind the theory does not cover.
+    /// ‖∂L/∂h_t‖/‖∂L/∂h_ref‖ per time step of a recurrent net (NaN where none).
+    ThroughTime(Vec<f64>),
+    /// No gradient to predict (a gradient-free search).
     NotCovered,
     Failed(String),
 }
@@ -31,9 +34,10 @@ impl Theory {
         true
     }
 
-    pub fn set(&mut self, config_hash: String, profile: Result<Option<Vec<f64>>, String>) {
+    pub fn set(&mut self, config_hash: String, profile: Result<Option<Predicted>, String>) {
         let line = match profile {
-            Ok(Some(p)) => Line::Ready(p),
+            Ok(Some(Predicted::Layers(p))) => Line::Ready(p),
+            Ok(Some(Predicted::Time(p))) => Line::ThroughTime(p),
             Ok(None) => Line::NotCovered,
             Err(e) => Line::Failed(e),
         };
@@ -44,10 +48,18 @@ impl Theory {
         self.lines.get(config_hash)
     }
 
-    /// The predicted ratios, when computed.
+    /// The predicted ratios across layers, when computed.
     pub fn ready(&self, config_hash: &str) -> Option<&[f64]> {
         match self.lines.get(config_hash) {
             Some(Line::Ready(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The predicted ratios through time, when computed.
+    pub fn through_time(&self, config_hash: &str) -> Option<&[f64]> {
+        match self.lines.get(config_hash) {
+            Some(Line::ThroughTime(p)) => Some(p),
             _ => None,
         }
     }

@@ -85,7 +85,13 @@ fn series<'a>(app: &'a App) -> Vec<Series<'a>> {
                         None,
                         Some("theory: layer count differs from the entry".into()),
                     ),
-                    Some(Prediction::NotCovered) => (None, Some("theory: MLPs only".into())),
+                    Some(Prediction::ThroughTime(_)) => (
+                        None,
+                        Some("theory: through time (Run screen, plot --kind time)".into()),
+                    ),
+                    Some(Prediction::NotCovered) => {
+                        (None, Some("theory: none (no gradient to predict)".into()))
+                    }
                     Some(Prediction::Failed(e)) => (None, Some(format!("theory failed: {e}"))),
                     Some(Prediction::Pending) | None => (None, Some("theory: computing…".into())),
                 }

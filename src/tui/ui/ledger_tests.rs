@@ -286,6 +286,27 @@ fn run_screen_draws_the_theory_line_over_the_measured_profile() {
     assert!(!gradw.iter().any(|r| r.contains("━ theory")));
 }
 
+/// A recurrent net's theory is through time: its marks sit on the time panel's bars, anchored
+/// at the last step, and the layer prediction slot stays empty.
+#[test]
+fn run_screen_draws_the_theory_through_time_for_a_recurrent_net() {
+    let mut app = fixtures::recurrent((100, 30), ColorMode::Ansi16, 40);
+    let hash = app.run.as_ref().unwrap().config_hash.clone();
+    let before = rows(draw(&app).backend().buffer());
+    // Vanishing 1.1× per step back from t = 50, as a mean-field RNN would predict.
+    let ratios: Vec<f64> = (1..=50).map(|t| 1.1f64.powi(t - 50)).collect();
+    app.update(job(Job::Predicted {
+        config_hash: hash.clone(),
+        profile: Ok(Some(crate::tui::event::Predicted::Time(ratios))),
+    }));
+    assert!(app.theory.ready(&hash).is_none(), "not a layer profile");
+    insta::assert_snapshot!("run_theory_through_time_100x30", draw(&app).backend());
+    let after = rows(draw(&app).backend().buffer());
+    let marks = |t: &[String]| t.iter().map(|r| r.matches('━').count()).sum::<usize>();
+    assert!(marks(&after) > marks(&before), "the theory adds ━ marks");
+    assert!(after.iter().any(|r| r.contains("━ theory")));
+}
+
 #[test]
 fn every_ledger_screen_draws_at_every_size_without_panicking() {
     let mut app = comparing(SMALL, ColorMode::TrueColor, &[1, 2, 3, 4, 5]);

@@ -53,7 +53,14 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
         let focused = p == run.view.focus;
         match p {
             Panel::Layers => layers(run, theme, rect, buf, focused, with_sat_column),
-            Panel::Profile if recurrent => run_models::through_time(run, theme, rect, buf, focused),
+            Panel::Profile if recurrent => run_models::through_time(
+                run,
+                theme,
+                rect,
+                buf,
+                focused,
+                app.theory.through_time(&run.config_hash),
+            ),
             Panel::Heatmap if dbn_panel => run_models::dbn(run, theme, rect, buf, focused),
             Panel::Profile => profile(
                 run,

@@ -2,7 +2,7 @@
 //! of a gradient-free search, and a deep belief net's pretraining curves and samples.
 
 use super::run::waiting;
-use super::widgets::{Decades, decade, depth_bars};
+use super::widgets::{Decades, decade, depth_bars, mean_log, row_of};
 use super::{num, panel, put, sci};
 use crate::tui::app::RunState;
 use crate::tui::app::run::{Series, log10};
@@ -33,14 +33,33 @@ pub fn phase_note(run: &RunState) -> Option<String> {
 
 /// ‖∂L/∂h_t‖ by time step, t = 1 on the left, on a log scale like the depth profile; the
 /// title carries h_1/h_T, the share of the last step's error that reaches the first.
-pub fn through_time(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bool) {
+pub fn through_time(
+    run: &RunState,
+    theme: &Theme,
+    area: Rect,
+    buf: &mut Buffer,
+    focused: bool,
+    theory: Option<&[f64]>,
+) {
     let time = run.through_time();
     let ratio = run.time_ratio().map_or("—".into(), sci);
-    let block = panel(
+    // The theory's ‖∂L/∂h_t‖/‖∂L/∂h_ref‖ (at initialisation), anchored at the measured
+    // value of the reference step — the last step it predicts.
+    let predicted: Option<Vec<f64>> = theory.filter(|r| r.len() == time.len()).and_then(|r| {
+        let at = r.iter().rposition(|v| v.is_finite())?;
+        let anchor = time[at].log10();
+        anchor
+            .is_finite()
+            .then(|| r.iter().map(|v| v.log10() + anchor).collect())
+    });
+    let mut block = panel(
         theme,
         format!(" ‖∂L/∂h_t‖ vs t · log10 · h1/hT {ratio} "),
         focused,
     );
+    if predicted.is_some() {
+        block = block.title_bottom(Line::styled(" ━ theory ", theme.theory()).right_aligned());
+    }
     let inner = block.inner(area);
     block.render(area, buf);
     let logs: Vec<f64> = time.iter().map(|&v| log10(v) as f64).collect();
@@ -67,6 +86,17 @@ pub fn through_time(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer,
         let rs: Vec<Regime> = time[r].iter().map(|&v| Regime::classify(v, last)).collect();
         theme.regime(worst(&rs))
     });
+    // The prediction over the bars, one mark per bar at its predicted height.
+    if let Some(p) = &predicted {
+        for c in &cols {
+            if let Some(mean) = mean_log(p, c.layers.clone()).filter(|m| *m > d.lo && *m < d.hi) {
+                let y = row_of(plot, d.level(mean));
+                for dx in 0..c.width {
+                    buf[(c.x + dx, y)].set_char('━').set_style(theme.theory());
+                }
+            }
+        }
+    }
     let y = inner.bottom() - 1;
     let (Some(a), Some(b)) = (cols.first(), cols.last()) else {
         return;
