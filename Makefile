@@ -8,7 +8,7 @@ ifdef CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/gradlab
 endif
 
-.PHONY: run build test test-cpus bench bench-peers check fmt clippy clean seed-ledger
+.PHONY: run build test test-cpus test-cluster bench bench-peers check fmt clippy clean seed-ledger
 
 ## The main job: the terminal UI on the default experiment (headless without a terminal).
 run: build
@@ -53,6 +53,12 @@ test-cpus:
 	  CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(QEMU) -cpu $$model" \
 	    $(CARGO) test --release --locked $(TEST_FEATURES) --lib --test tests -- --skip suite::pty $(TESTS) || exit 1; \
 	done
+
+## The README's cluster recipes, run for real on this machine: GNU parallel --sshlogin to an
+## sshd on 127.0.0.1 and a single-node Slurm job array (apt-get installs what is missing; root).
+## Each must give the sweep table `gradlab sweep --jobs 2` gives. Stops all it starts.
+test-cluster: build
+	GRADLAB_BIN=$(abspath $(BIN)) bash .ci/test-cluster
 
 ## Benchmarks (never part of `make test`).
 bench:
