@@ -8,7 +8,7 @@ ifdef CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/gradlab
 endif
 
-.PHONY: run build test test-cpus test-cluster bench bench-peers check fmt clippy clean seed-ledger
+.PHONY: run build test test-cpus test-cluster test-gpu bench bench-peers check fmt clippy clean seed-ledger
 
 ## The main job: the terminal UI on the default experiment (headless without a terminal).
 run: build
@@ -59,6 +59,12 @@ test-cpus:
 ## Each must give the sweep table `gradlab sweep --jobs 2` gives. Stops all it starts.
 test-cluster: build
 	GRADLAB_BIN=$(abspath $(BIN)) bash .ci/test-cluster
+
+## Burn's wgpu backend on Mesa's software Vulkan driver (lavapipe, installed if missing): every
+## model kind trains a few steps on `--device wgpu`, is recorded with the device, and replays
+## CLOSE on the CPU. Builds `--features wgpu` into its own target folder (a long first build).
+test-gpu:
+	bash .ci/test-gpu
 
 ## Benchmarks (never part of `make test`).
 bench:
