@@ -542,11 +542,21 @@ fn sweep(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
         x_label: axis_label(&grid.x_field),
         y_label: axis_label(&grid.y_field),
         values: grid.metric(metric).clone(),
-        // Schoenholz et al. 2017 (Fig. 5): nets train to depth ≈ 6ξ and no deeper.
-        overlay: grid.xi_curve.clone().map(|points| Series {
-            label: "6ξ: the trainable depth (Schoenholz et al. 2017)".into(),
-            points: points.into_iter().map(|(x, xi)| (x, 6.0 * xi)).collect(),
-        }),
+        // Schoenholz et al. 2017: over σ_w × depth, nets train to depth ≈ 6ξ and no deeper
+        // (Fig. 5); over σ_w × σ_b, the order–chaos line of the theory's plane (Fig. 1).
+        overlay: grid
+            .xi_curve
+            .clone()
+            .map(|points| Series {
+                label: "6ξ: the trainable depth (Schoenholz et al. 2017)".into(),
+                points: points.into_iter().map(|(x, xi)| (x, 6.0 * xi)).collect(),
+            })
+            .or_else(|| {
+                grid.edge_curve.clone().map(|points| Series {
+                    label: "the theory's edge χ* = 1".into(),
+                    points,
+                })
+            }),
         xs: grid.xs,
         ys: grid.ys,
     })

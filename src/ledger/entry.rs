@@ -512,7 +512,7 @@ enum Slot {
 #[derive(Default)]
 pub struct SummaryBuilder {
     /// The line being assembled across chunks.
-    pending: Vec<u8>,
+    split: super::lines::Lines,
     /// Lines seen, empty ones included (line numbers count them).
     lines: usize,
     slots: Vec<Slot>,
@@ -526,20 +526,10 @@ pub struct SummaryBuilder {
 
 impl SummaryBuilder {
     /// Takes the next bytes of the trace.
-    pub fn feed(&mut self, mut chunk: &[u8]) {
-        while let Some(at) = memchr::memchr(b'\n', chunk) {
-            if self.pending.is_empty() {
-                self.line(&chunk[..at]);
-            } else {
-                let mut line = std::mem::take(&mut self.pending);
-                line.extend_from_slice(&chunk[..at]);
-                self.line(&line);
-                line.clear();
-                self.pending = line;
-            }
-            chunk = &chunk[at + 1..];
-        }
-        self.pending.extend_from_slice(chunk);
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut split = std::mem::take(&mut self.split);
+        split.feed(chunk, &mut |l| self.line(l));
+        self.split = split;
     }
 
     fn line(&mut self, l: &[u8]) {
@@ -599,8 +589,8 @@ impl SummaryBuilder {
 
     /// The summary of everything fed (a last line without a newline counts).
     pub fn finish(mut self) -> Result<TraceSummary, String> {
-        let rest = std::mem::take(&mut self.pending);
-        self.line(&rest);
+        let mut split = std::mem::take(&mut self.split);
+        split.finish(&mut |l| self.line(l));
         if let Some(e) = self.error {
             return Err(e);
         }

@@ -95,7 +95,7 @@ enum Failed {
 struct Export<'a> {
     format: Format,
     out: io::BufWriter<&'a mut dyn Write>,
-    pending: Vec<u8>,
+    split: super::lines::Lines,
     line: usize,
     names: Vec<String>,
     rows: usize,
@@ -108,7 +108,7 @@ impl<'a> Export<'a> {
         let mut e = Self {
             format,
             out: io::BufWriter::with_capacity(1 << 16, out),
-            pending: Vec::new(),
+            split: Default::default(),
             line: 0,
             names: Vec::new(),
             rows: 0,
@@ -130,7 +130,7 @@ impl<'a> Export<'a> {
         }
     }
 
-    fn feed(&mut self, mut chunk: &[u8]) {
+    fn feed(&mut self, chunk: &[u8]) {
         if self.failed.is_some() {
             return;
         }
@@ -139,19 +139,9 @@ impl<'a> Export<'a> {
             self.write(chunk);
             return;
         }
-        while let Some(at) = memchr::memchr(b'\n', chunk) {
-            if self.pending.is_empty() {
-                self.record(&chunk[..at]);
-            } else {
-                let mut line = std::mem::take(&mut self.pending);
-                line.extend_from_slice(&chunk[..at]);
-                self.record(&line);
-                line.clear();
-                self.pending = line;
-            }
-            chunk = &chunk[at + 1..];
-        }
-        self.pending.extend_from_slice(chunk);
+        let mut split = std::mem::take(&mut self.split);
+        split.feed(chunk, &mut |l| self.record(l));
+        self.split = split;
     }
 
     /// One record at a time: a trace of 100 MB is never a tree of JSON values.
@@ -182,9 +172,9 @@ impl<'a> Export<'a> {
     }
 
     fn finish(mut self) -> Result<usize, Failed> {
-        let rest = std::mem::take(&mut self.pending);
         if self.format == Format::Csv {
-            self.record(&rest);
+            let mut split = std::mem::take(&mut self.split);
+            split.finish(&mut |l| self.record(l));
         }
         if let Some(f) = self.failed {
             return Err(f);

@@ -18,6 +18,7 @@
 pub mod entry;
 pub mod environment;
 pub mod export;
+mod lines;
 pub mod merge;
 pub mod object;
 pub mod render;

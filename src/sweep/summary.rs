@@ -282,6 +282,11 @@ pub struct SweepGrid {
     /// (σ_w, ξ) points, finely sampled over the σ_w range (∞ at the edge of chaos is left
     /// out). Networks much deeper than ξ do not pass δ through (Schoenholz et al. 2017).
     pub xi_curve: Option<Vec<(f64, f64)>>,
+    /// For σ_w × σ_b sweeps of MLPs: the theory's order–chaos line χ* = 1 (Schoenholz et al.
+    /// 2017, Fig. 1) as (σ_w, σ_b) points in the config's own σ_w (the init sets how it maps to
+    /// N·Var(W)), finely sampled over the σ_b range — the theory's phase diagram under the
+    /// sweep's trainability heatmap.
+    pub edge_curve: Option<Vec<(f64, f64)>>,
 }
 
 impl SweepGrid {
@@ -436,6 +441,9 @@ pub fn grid_summary(ledger: &Ledger, sweep_id: &str) -> Result<SweepGrid, Summar
     let xi_curve = (x_field == "model.sigma_w" && y_field == "model.depth")
         .then(|| xi_curve(&base, &xs))
         .flatten();
+    let edge_curve = (x_field == "model.sigma_w" && y_field == "model.sigma_b")
+        .then(|| edge_curve(&base, &ys))
+        .flatten();
     Ok(SweepGrid {
         id,
         x_field,
@@ -445,7 +453,30 @@ pub fn grid_summary(ledger: &Ledger, sweep_id: &str) -> Result<SweepGrid, Summar
         cells,
         values,
         xi_curve,
+        edge_curve,
     })
+}
+
+/// The order–chaos line over the σ_b range, 200 samples, in the config's σ_w; None unless an
+/// MLP (the plane is the plain net's).
+fn edge_curve(base: &Experiment, sigma_bs: &[f64]) -> Option<Vec<(f64, f64)>> {
+    let m = &base.spec().model;
+    if !matches!(m.kind, ModelKind::Mlp) {
+        return None;
+    }
+    let (lo, hi) = (*sigma_bs.first()?, *sigma_bs.last()?);
+    // N·Var(W) is σ_w² times this for every init scheme (at the hidden layers' equal fans).
+    let per_unit = crate::theory::effective_sigma2(m.init, 1.0, m.width, m.width);
+    let n = 200;
+    Some(
+        (0..n)
+            .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
+            .filter_map(|b| {
+                crate::theory::critical_sigma_w2(m.activation, m.leaky_slope, b * b)
+                    .map(|c| ((c / per_unit).sqrt(), b))
+            })
+            .collect(),
+    )
 }
 
 /// |ξ(σ_w)| of the base experiment's MLP over the σ_w range, 200 samples; None when the

@@ -567,3 +567,57 @@ fn a_seed_axis_runs_each_points_seed() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--seeds"));
     assert!(!refused.exists(), "nothing ran, nothing was written");
 }
+
+/// A σ_w × σ_b sweep of an MLP carries the theory's order–chaos line (Schoenholz et al. 2017,
+/// Fig. 1) in the config's own σ_w, and `plot --sweep` draws its trainability heatmap over it.
+#[test]
+fn a_sigma_w_by_sigma_b_sweep_is_drawn_over_the_theory_s_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger");
+    let file = experiment_file(dir.path());
+    let out = gradlab(dir.path())
+        .arg("--ledger")
+        .arg(&ledger)
+        .arg("sweep")
+        .arg(&file)
+        .args([
+            "--set",
+            "model.sigma_w=0.8,1.6",
+            "--set",
+            "model.sigma_b=0,0.5",
+        ])
+        .args(["--steps", "3"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let id = sweep_id(&String::from_utf8(out).unwrap());
+    let grid = grid_summary(&Ledger::open(&ledger).unwrap(), &id).unwrap();
+    assert_eq!(
+        (grid.x_field.as_str(), grid.y_field.as_str()),
+        ("model.sigma_w", "model.sigma_b")
+    );
+    assert!(grid.xi_curve.is_none());
+    let edge = grid.edge_curve.expect("σ_w × σ_b of an MLP has the edge");
+    // tanh with Xavier at equal fans: N·Var(W) = σ_w², so σ_b = 0 puts the edge at σ_w ≈ 1
+    // and it moves right as σ_b grows (σ_w² = 1.76 at σ_b² = 0.05, the paper's figure).
+    let (w0, b0) = edge[0];
+    assert!(b0 == 0.0 && (w0 - 1.0).abs() < 5e-3, "{:?}", edge[0]);
+    assert!(edge.windows(2).all(|p| p[1].0 >= p[0].0), "{edge:?}");
+    let at = |b: f64| {
+        edge.iter()
+            .min_by(|p, q| (p.1 - b).abs().total_cmp(&(q.1 - b).abs()))
+            .unwrap()
+    };
+    let near = at(0.05f64.sqrt());
+    assert!((near.0 * near.0 - 1.76).abs() < 0.05, "{near:?}");
+    gradlab(dir.path())
+        .arg("--ledger")
+        .arg(&ledger)
+        .args(["plot", "--sweep", &id, "--out", "plane.svg"])
+        .assert()
+        .success();
+    let svg = std::fs::read_to_string(dir.path().join("plane.svg")).unwrap();
+    assert!(svg.contains("χ* = 1"), "the edge is drawn and named");
+}

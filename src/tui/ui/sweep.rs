@@ -246,6 +246,7 @@ mod tests_support {
             cells: Vec::new(),
             values,
             xi_curve: Some(vec![(0.5, 4.0), (1.0, 9.0), (1.5, 30.0)]),
+            edge_curve: None,
         }
     }
 }
