@@ -15,6 +15,7 @@
 //! - [`render`] and [`export`]: text for the command line, traces as CSV or JSON Lines.
 //! - [`environment`] and [`time`]: code identity, host, UTC stamps.
 
+pub mod compare;
 pub mod entry;
 pub mod environment;
 pub mod export;
