@@ -165,7 +165,14 @@ fn replays_exact(dir: &Path, prefix: &[String], seq: u64, name: &str, extra: &[&
             c.args(args).arg(bin);
             c
         }
-        None => Command::new(bin),
+        // No prefix: where the entries were made — under the suite's runner when one is set
+        // (`make test-cpus`), as `gradlab(dir)` records them.
+        None => {
+            let argv = super::common::gradlab_argv();
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
     };
     let out = cmd
         .current_dir(dir)
