@@ -1,6 +1,7 @@
 //! The command line: clap definitions and the dispatch from each subcommand to the library.
 
 pub mod ledger;
+pub mod lesion;
 pub mod out;
 pub mod plot;
 pub mod sweep;
@@ -117,6 +118,10 @@ pub enum Command {
     },
     /// Rerun a ledger entry and compare it bit for bit with its record (exit 1 if DIVERGED).
     Replay(ledger::ReplayArgs),
+    /// Lesion study of a trained mlp or resnet entry (Veit et al. 2016): delete each block or
+    /// layer, then k at random, at test time; for residual nets the gradient by path length.
+    /// Recorded as a `lesion` entry tied to the trained one (replayable).
+    Lesion(lesion::LesionArgs),
     /// Time the real training step on the peer benchmarks' workloads (JSON lines; see
     /// `make bench-peers`).
     #[command(hide = true)]
@@ -334,6 +339,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ledger { command } => ledger::dispatch(&cli.ledger, command),
         Command::Replay(args) => ledger::replay(&cli.ledger, args),
+        Command::Lesion(args) => lesion::lesion(&cli.ledger, args),
         Command::BenchStep {
             workloads,
             threads,

@@ -14,6 +14,8 @@
 //! - [`train`]: the training loop, optimisers (incl. iRprop−, RMSProp) and clipping, DBN
 //!   pretraining, gradient-free search, per-layer and per-time-step probes, events, traces.
 //! - [`ledger`]: the append-only hash-chained record of every run; verify, replay, audit.
+//! - [`lesion`]: residual nets as ensembles (Veit et al. 2016): lesions and effective paths
+//!   of a trained entry, recorded as their own ledger entry.
 //! - [`theory`]: mean-field prediction of the δ profile (q-map, χ, depth scale ξ).
 //! - [`sweep`]: grids of configs (`--set`), run in parallel, recorded in the ledger.
 //! - [`plot`]: SVG/PNG figures (profiles, training curves, sweeps) with plotters.
@@ -32,6 +34,7 @@ pub mod experiment;
 pub mod figures;
 pub mod headless;
 pub mod ledger;
+pub mod lesion;
 pub mod models;
 pub mod plot;
 pub mod rng;

@@ -167,8 +167,8 @@ pub fn record(
     tags: &[String],
 ) -> Result<Entry> {
     let extra = ledger::Extra {
-        replay: None,
         tags: tags.to_vec(),
+        ..ledger::Extra::default()
     };
     ledger
         .record(exp, env, outcome, started, extra)
@@ -218,7 +218,7 @@ pub fn recorded_line(entry: &Entry, dir: &Path) -> String {
 
 /// A ledger that is read must exist: a mistyped `--ledger` would otherwise read as an empty,
 /// valid ledger ("ok: 0 entries"). A folder without `entries.jsonl` is an empty ledger.
-fn existing(dir: &Path) -> Result<()> {
+pub(super) fn existing(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         bail!(
             "no ledger at {}: the folder does not exist (check --ledger or GRADLAB_LEDGER; \

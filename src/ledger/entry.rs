@@ -24,6 +24,8 @@ pub enum EntryKind {
     Run,
     /// A rerun of an earlier entry (`replay_of`) with its verdict.
     Replay,
+    /// A lesion study (`gradlab lesion`) of an earlier run's final weights (`lesion_of`).
+    Lesion,
 }
 
 /// The outcome of comparing a replay with the entry it reran.
@@ -194,6 +196,10 @@ pub struct Entry {
     pub replay_of: Option<String>,
     /// For a replay: the verdict.
     pub verdict: Option<Verdict>,
+    /// For a lesion study: the hash of the trained entry it studied. Absent (not null) on
+    /// other entries, so entries written before lesion studies existed keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lesion_of: Option<String>,
     /// Free labels (a sweep name, `audit`, …).
     pub tags: Vec<String>,
     /// UTC, RFC 3339, whole seconds.
@@ -407,14 +413,20 @@ impl TraceSummary {
             .iter()
             .filter(|l| kind(l).as_deref() == Some("probe"))
             .collect();
-        // Deep belief nets also write `phase` and `pretrain` records between the two ends.
+        // Deep belief nets also write `phase` and `pretrain` records between the two ends,
+        // lesion studies `lesion` and `paths` records.
         let extra = lines
             .iter()
-            .filter(|l| matches!(kind(l).as_deref(), Some("phase" | "pretrain")))
+            .filter(|l| {
+                matches!(
+                    kind(l).as_deref(),
+                    Some("phase" | "pretrain" | "lesion" | "paths")
+                )
+            })
             .count();
         if probes.len() + extra + 2 != lines.len() {
             return Err(
-                "the trace holds records other than one header, probes, phases, pretraining records and one end"
+                "the trace holds records other than one header, probes, phases, pretraining, lesion or paths records and one end"
                     .into(),
             );
         }

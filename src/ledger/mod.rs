@@ -19,6 +19,7 @@ pub mod compare;
 pub mod entry;
 pub mod environment;
 pub mod export;
+pub mod lesion;
 mod lines;
 pub mod merge;
 pub mod object;
@@ -105,6 +106,8 @@ pub enum LedgerError {
          replay it with a newer gradlab"
     )]
     Streams { seq: u64, version: u32 },
+    #[error("entry {seq}: no lesion study: {message}")]
+    Lesion { seq: u64, message: String },
 }
 
 /// Settings of a ledger writer.
@@ -127,6 +130,8 @@ impl Default for LedgerOptions {
 pub struct Extra {
     /// For a replay: the original's hash and the verdict.
     pub replay: Option<(String, Verdict)>,
+    /// For a lesion study: the hash of the trained entry it studied.
+    pub lesion_of: Option<String>,
     pub tags: Vec<String>,
 }
 
@@ -237,6 +242,7 @@ impl Ledger {
     ) -> Result<Entry, LedgerError> {
         let extra = Extra {
             replay: Some((report.original.hash.clone(), report.verdict.clone())),
+            lesion_of: None,
             tags,
         };
         self.record(
@@ -416,13 +422,14 @@ impl Ledger {
         Ok(Entry {
             format: LEDGER_FORMAT.into(),
             seq: 0,
-            kind: if replay_of.is_some() {
-                EntryKind::Replay
-            } else {
-                EntryKind::Run
+            kind: match (&replay_of, &extra.lesion_of) {
+                (Some(_), _) => EntryKind::Replay,
+                (None, Some(_)) => EntryKind::Lesion,
+                (None, None) => EntryKind::Run,
             },
             replay_of,
             verdict,
+            lesion_of: extra.lesion_of,
             tags: extra.tags,
             started: time::rfc3339(started),
             ended: time::rfc3339(SystemTime::now()),
@@ -432,7 +439,14 @@ impl Ledger {
             seeds: Seeds {
                 experiment: exp.seed(),
                 backend: exp.seed(),
-                streams: ["data", "init", "batches"].map(String::from).to_vec(),
+                streams: if outcome.header.lesion.is_some() {
+                    vec!["data", "init", "lesion", "paths"]
+                } else {
+                    vec!["data", "init", "batches"]
+                }
+                .into_iter()
+                .map(String::from)
+                .collect(),
                 version: (env.streams != crate::rng::Version::V1).then(|| env.streams.number()),
             },
             code: environment::code_identity(),

@@ -117,7 +117,15 @@ pub fn list(rows: &[&Row], seqs: &HashMap<String, u64>) -> String {
                     .map_or_else(|| of[..12.min(of.len())].to_string(), u64::to_string);
                 format!("replay of {of}: {}", result_word(v.result))
             }
-            _ => "run".into(),
+            _ => match (&e.kind, &e.lesion_of) {
+                (EntryKind::Lesion, Some(of)) => {
+                    let of = seqs
+                        .get(of)
+                        .map_or_else(|| of[..12.min(of.len())].to_string(), u64::to_string);
+                    format!("lesion of {of}")
+                }
+                _ => "run".into(),
+            },
         };
         let kind = if e.origin.is_some() {
             format!("{kind} (merged)")
@@ -171,7 +179,12 @@ pub fn show(e: &Entry, all: &[Entry]) -> String {
             (EntryKind::Replay, Some(of), Some(v)) => {
                 format!("replay of entry {} ({of}): {}", seq_of(all, of), verdict(v))
             }
-            _ => "run".into(),
+            _ => match (&e.kind, &e.lesion_of) {
+                (EntryKind::Lesion, Some(of)) => {
+                    format!("lesion study of entry {} ({of})", seq_of(all, of))
+                }
+                _ => "run".into(),
+            },
         },
     );
     row("experiment", e.experiment.clone());

@@ -99,8 +99,11 @@ pub fn plan(ledger: &Ledger, id: &str, options: &ReplayOptions) -> Result<Plan, 
             seq,
             version: original.seeds.version.unwrap_or(1),
         })?;
-    // So is its trace format: it decides when a probe step's test metrics are taken.
-    env.trace = trace_format(ledger, &original)?;
+    // So is its trace format: it decides when a probe step's test metrics are taken (a lesion
+    // study trains nothing).
+    if original.kind != EntryKind::Lesion {
+        env.trace = trace_format(ledger, &original)?;
+    }
     if env.device != recorded {
         warnings.push(format!(
             "backend differs: the entry ran on '{}', this replay runs on '{}'",
@@ -183,7 +186,11 @@ pub fn run_plan(
             progress(probe.step + 1, total);
         }
     };
-    let outcome = train::train(&plan.experiment, plan.env, &control, &mut sink);
+    let outcome = if plan.original.kind == EntryKind::Lesion {
+        super::lesion::rerun(ledger, &plan.original)?
+    } else {
+        train::train(&plan.experiment, plan.env, &control, &mut sink)
+    };
     let io = |source| LedgerError::Io {
         dir: ledger.dir().to_path_buf(),
         source,

@@ -23,6 +23,8 @@ pub struct Row {
     pub kind: EntryKind,
     pub replay_of: Option<String>,
     pub verdict: Option<RowVerdict>,
+    #[serde(default)]
+    pub lesion_of: Option<String>,
     tags: IgnoredAny,
     pub started: String,
     ended: IgnoredAny,

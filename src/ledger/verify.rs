@@ -215,15 +215,26 @@ fn verify_on_this_pool(dir: &Path, head: Option<&str>) -> VerifyReport {
                 ));
             }
             whats.extend(p.own);
-            match (&entry.kind, &entry.replay_of, &entry.verdict) {
-                (super::EntryKind::Run, None, None) => {}
-                (super::EntryKind::Replay, Some(of), Some(_)) => {
+            match (
+                &entry.kind,
+                &entry.replay_of,
+                &entry.verdict,
+                &entry.lesion_of,
+            ) {
+                (super::EntryKind::Run, None, None, None) => {}
+                (super::EntryKind::Replay, Some(of), Some(_), None) => {
                     if !seen.contains(of) {
                         whats.push(format!("replay_of {of} is not an earlier entry"));
                     }
                 }
+                (super::EntryKind::Lesion, None, None, Some(of)) => {
+                    if !seen.contains(of) {
+                        whats.push(format!("lesion_of {of} is not an earlier entry"));
+                    }
+                }
                 _ => whats.push(
-                    "kind, replay_of and verdict disagree (a replay has both, a run neither)"
+                    "kind, replay_of, verdict and lesion_of disagree (a replay has replay_of and \
+                     a verdict, a lesion study lesion_of, a run none of them)"
                         .into(),
                 ),
             }

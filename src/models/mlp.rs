@@ -79,6 +79,32 @@ impl Mlp {
         h.pmatmul(layer.weight.clone()).add(layer.bias.clone())
     }
 
+    /// Output logits with the hidden layers marked in `deleted` replaced by the identity (only
+    /// a square layer can be: `lesionable` says which), as in the lesion study of Veit, Wilber &
+    /// Belongie (2016): a plain net has one path, and deleting any layer breaks it.
+    pub fn forward_lesioned(&self, x: Tensor<2>, deleted: &[bool]) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
+            if deleted.get(i).copied().unwrap_or(false) {
+                return h;
+            }
+            let z = Self::dense(layer, h);
+            if i == last {
+                z
+            } else {
+                activation::forward_fast(self.activation, self.slope, z)
+            }
+        })
+    }
+
+    /// Whether layer `i` (0-based) is a hidden layer after the first that maps the width to
+    /// itself, so that deleting it leaves a net that still computes (the first reads the data,
+    /// the last is the read-out).
+    pub fn lesionable(&self, i: usize) -> bool {
+        let [fan_in, fan_out] = self.layers[i].weight.dims();
+        i > 0 && i + 1 < self.layers.len() && fan_in == fan_out
+    }
+
     /// The parameters as a Burn module of `Linear` layers.
     pub fn to_module(&self) -> MlpModule {
         MlpModule {

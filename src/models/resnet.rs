@@ -111,11 +111,21 @@ impl Resnet {
     }
 
     fn run(&self, x: Tensor<2>) -> ResnetTape {
+        self.run_without(x, &[])
+    }
+
+    /// The forward pass with the blocks marked in `deleted` taken out (h ← h: the block is the
+    /// identity); an empty or short mask deletes nothing past its end.
+    fn run_without(&self, x: Tensor<2>, deleted: &[bool]) -> ResnetTape {
         let z0 = apply(&self.stem, x.clone());
         let mut h = self.act(z0.clone());
         let mut streams = vec![h.clone()];
         let mut blocks = Vec::with_capacity(self.blocks.len());
-        for layers in &self.blocks {
+        for (i, layers) in self.blocks.iter().enumerate() {
+            if deleted.get(i).copied().unwrap_or(false) {
+                streams.push(h.clone());
+                continue;
+            }
             let (u, inv_std) = if self.layer_norm {
                 let centred = h.clone().sub(h.clone().pmean_dim(1));
                 let inv = centred
@@ -159,6 +169,60 @@ impl Resnet {
             Some(d) => g.mul(d),
             None => g,
         }
+    }
+
+    /// Output logits with the blocks marked in `deleted` replaced by the identity: the lesion
+    /// study of Veit, Wilber & Belongie (2016), where a residual net loses one path in two per
+    /// deleted block and a plain net loses every path.
+    pub fn forward_lesioned(&self, x: Tensor<2>, deleted: &[bool]) -> Tensor<2> {
+        self.run_without(x, deleted).logits
+    }
+
+    /// ∂L/∂h_0 (the stream after the stem) carried by the paths that take the branch of exactly
+    /// the blocks marked in `through` and the skip of every other: one of the 2^L terms the
+    /// full backward pass adds up (Veit et al. 2016, §4.2), with every Jacobian taken at the
+    /// whole net's forward state, as in their Fig. 6. `tape` is from [`Network::forward_tape`].
+    pub fn path_gradient(
+        &self,
+        tape: &ResnetTape,
+        delta_out: Tensor<2>,
+        through: &[bool],
+    ) -> Tensor<2> {
+        let mut g = delta_out.pmatmul_nt(self.out.weight.clone());
+        for (i, (layers, bt)) in self.blocks.iter().zip(&tape.blocks).enumerate().rev() {
+            if through[i] {
+                g = self.branch_back(layers, bt, g.mul_scalar(self.alpha)).1;
+            }
+        }
+        g
+    }
+
+    /// Back through one block's branch from `d_branch` = ∂L/∂F(u): (∂L/∂z₁, ∂L/∂h by way of
+    /// the branch), through the second layer when there is one and through layer norm.
+    fn branch_back(
+        &self,
+        layers: &[Dense],
+        bt: &BlockTape,
+        d_branch: Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let d_a1 = match layers.get(1) {
+            Some(l2) => d_branch.pmatmul_nt(l2.weight.clone()),
+            None => d_branch,
+        };
+        let dz1 = self.through_act(d_a1, &bt.z1, &bt.a1);
+        let du = dz1.clone().pmatmul_nt(layers[0].weight.clone());
+        let dh = match &bt.inv_std {
+            // d/dh of (h − μ)/σ̂: (du − mean(du) − u·mean(du ⊙ u)) / σ̂, per example.
+            Some(inv) => {
+                let mean_du = du.clone().pmean_dim(1);
+                let mean_du_u = du.clone().mul(bt.u.clone()).pmean_dim(1);
+                du.sub(mean_du)
+                    .sub(bt.u.clone().mul(mean_du_u))
+                    .mul(inv.clone())
+            }
+            None => du,
+        };
+        (dz1, dh)
     }
 
     fn dense_layers(&self) -> Vec<&Dense> {
@@ -258,38 +322,22 @@ impl Network for Resnet {
             index -= 2 * layers.len();
             let skip = g.clone();
             let d_branch = g.clone().mul_scalar(self.alpha);
-            let d_a1 = match (&bt.z2, layers.get(1)) {
-                (Some(z2), Some(l2)) => {
-                    grads[index + 2] = Some(bt.a1.clone().pmatmul_tn(d_branch.clone()));
-                    grads[index + 3] = Some(d_branch.clone().psum_dim(0));
-                    signals.push(LayerSignals {
-                        delta: d_branch.clone(),
-                        output: z2.clone(),
-                        saturated: None,
-                        weight: index + 2,
-                        bias: Some(index + 3),
-                        skip: Some(skip.clone()),
-                        delta_sq: None,
-                    });
-                    d_branch.pmatmul_nt(l2.weight.clone())
-                }
-                _ => d_branch,
-            };
-            let dz1 = self.through_act(d_a1, &bt.z1, &bt.a1);
+            if let (Some(z2), Some(_)) = (&bt.z2, layers.get(1)) {
+                grads[index + 2] = Some(bt.a1.clone().pmatmul_tn(d_branch.clone()));
+                grads[index + 3] = Some(d_branch.clone().psum_dim(0));
+                signals.push(LayerSignals {
+                    delta: d_branch.clone(),
+                    output: z2.clone(),
+                    saturated: None,
+                    weight: index + 2,
+                    bias: Some(index + 3),
+                    skip: Some(skip.clone()),
+                    delta_sq: None,
+                });
+            }
+            let (dz1, dh_branch) = self.branch_back(layers, &bt, d_branch);
             grads[index] = Some(bt.u.clone().pmatmul_tn(dz1.clone()));
             grads[index + 1] = Some(dz1.clone().psum_dim(0));
-            let du = dz1.clone().pmatmul_nt(layers[0].weight.clone());
-            let dh_branch = match &bt.inv_std {
-                // d/dh of (h − μ)/σ̂: (du − mean(du) − u·mean(du ⊙ u)) / σ̂, per example.
-                Some(inv) => {
-                    let mean_du = du.clone().pmean_dim(1);
-                    let mean_du_u = du.clone().mul(bt.u.clone()).pmean_dim(1);
-                    du.sub(mean_du)
-                        .sub(bt.u.clone().mul(mean_du_u))
-                        .mul(inv.clone())
-                }
-                None => du,
-            };
             signals.push(LayerSignals {
                 delta: dz1,
                 saturated: Some(Saturation::Of {

@@ -205,8 +205,8 @@ pub fn run(
         drop(tx);
         for (index, started, outcome) in rx {
             let extra = Extra {
-                replay: None,
                 tags: tags.clone(),
+                ..Extra::default()
             };
             let exp = &plan.points[index].experiment;
             match ledger.record(exp, env, &outcome, started, extra) {

@@ -57,6 +57,51 @@ pub struct Header {
     /// Gradient-free trainer (`genetic`, `random-search`): probes carry `fitness`, no layers.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub search: Option<String>,
+    /// A lesion study's trace (`gradlab lesion`; format `gradlab-lesion/1`): what was studied
+    /// and how. `layers` then names the units that can be deleted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lesion: Option<LesionSpec>,
+}
+
+/// What a lesion study was run on, and with how many draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LesionSpec {
+    /// The hash of the trained entry whose final weights were studied.
+    pub of: String,
+    /// Random lesions drawn per number of deleted units k ≥ 2.
+    pub draws: usize,
+    /// Random paths sampled per path length (residual nets).
+    pub path_draws: usize,
+    /// Test examples every lesion is scored on.
+    pub examples: usize,
+}
+
+/// One lesion of a trained net: the units in `deleted` replaced by the identity, scored on
+/// the test split (Veit, Wilber & Belongie 2016, Fig. 3 and 5). `k = 0` is the intact net.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LesionRecord {
+    pub k: usize,
+    pub deleted: Vec<String>,
+    /// Test error: the share misclassified, or the mean squared error for regression.
+    pub error: f64,
+    /// Test loss (cross-entropy or mean squared error).
+    pub loss: f64,
+}
+
+/// The gradient reaching the residual stream's start through paths of length `k`, those
+/// that take k residual branches and skip the rest (Veit et al. 2016, Fig. 6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathsRecord {
+    pub k: usize,
+    /// How many such paths there are: C(L, k).
+    pub paths: f64,
+    /// Paths sampled (all of them when there are fewer).
+    pub draws: usize,
+    /// Mean over the sampled paths of the mean over examples of ‖∂L/∂h_0‖ along one path.
+    pub mean: f64,
+    /// paths × mean over the same for every k: the share of the total gradient magnitude
+    /// that paths of this length carry.
+    pub share: f64,
 }
 
 /// Statistics of one layer at one probe step.
@@ -206,6 +251,8 @@ pub enum TraceLine {
     End(End),
     Phase(Phase),
     Pretrain(PretrainProbe),
+    Lesion(LesionRecord),
+    Paths(PathsRecord),
 }
 
 /// What the training thread sends. Wall-clock figures ride beside the trace records, never

@@ -20,6 +20,7 @@ mod trace;
 pub use error::TrainError;
 pub use events::*;
 pub use runner::{panics_are_caught, train};
+pub(crate) use trace::TraceWriter;
 pub use trace::{Trace, TraceReader};
 
 use crate::experiment::Experiment;
@@ -208,6 +209,46 @@ pub fn weights_bytes(params: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     out
 }
 
+/// Reads back the canonical weights layout of [`weights_bytes`]: (name, shape, values) per
+/// parameter, in order; `Err` says where the bytes stop making sense.
+pub fn parse_weights(bytes: &[u8]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[at..])
+            .map(|i| at + i)
+            .ok_or_else(|| format!("byte {at}: a parameter line without its newline"))?;
+        let line = std::str::from_utf8(&bytes[at..end])
+            .map_err(|_| format!("byte {at}: a parameter line that is not UTF-8"))?;
+        let mut parts = line.split(' ');
+        let (Some(name), Some("f32"), Some(dims), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("byte {at}: '{line}' is not `name f32 d0xd1`"));
+        };
+        let shape = dims
+            .split('x')
+            .map(|d| d.parse::<usize>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| format!("byte {at}: '{dims}' is not a shape"))?;
+        let n: usize = shape.iter().product();
+        let data = &bytes[end + 1..];
+        if data.len() < 4 * n {
+            return Err(format!(
+                "{name}: {n} values announced, {} bytes left",
+                data.len()
+            ));
+        }
+        let values = data[..4 * n]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.push((name.to_string(), shape, values));
+        at = end + 1 + 4 * n;
+    }
+    Ok(out)
+}
+
 /// Starts `exp` on a new thread. Events arrive on the receiver; the handle yields the outcome.
 pub fn spawn(
     exp: Experiment,
@@ -233,4 +274,29 @@ pub fn init_threads(threads: usize) {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build_global();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_read_back_as_written_and_damage_is_named() {
+        let params = vec![
+            (
+                "h1.weight".to_string(),
+                vec![2, 3],
+                vec![1.0, -2.5, 3.0, 0.0, f32::MIN, 7.0],
+            ),
+            ("h1.bias".to_string(), vec![1, 3], vec![0.5, 0.25, -0.125]),
+        ];
+        let bytes = weights_bytes(&params);
+        assert_eq!(parse_weights(&bytes).unwrap(), params);
+        let cut = parse_weights(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(cut.contains("h1.bias"), "{cut}");
+        let mut bad = bytes.clone();
+        bad[10] = b'q'; // "f32" → "fq2"
+        assert!(parse_weights(&bad).is_err());
+        assert_eq!(parse_weights(b"").unwrap(), Vec::new());
+    }
 }

@@ -165,6 +165,7 @@ pub(super) fn header_for(
         threads: (env.device != DeviceKind::Portable).then_some(env.threads),
         layers,
         search: None,
+        lesion: None,
     }
 }
 

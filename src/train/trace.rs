@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 const SPILL: usize = 4 << 20;
 
 /// A trace being written.
-pub(super) struct TraceWriter {
+pub(crate) struct TraceWriter {
     file: Option<File>,
     /// Bytes safely in `file` (a failed write leaves this where it was).
     in_file: u64,
@@ -32,7 +32,7 @@ pub(super) struct TraceWriter {
 }
 
 impl TraceWriter {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             file: None,
             in_file: 0,
@@ -51,7 +51,7 @@ impl TraceWriter {
     }
 
     /// Appends one record and its newline.
-    pub(super) fn push(&mut self, line: &TraceLine) {
+    pub(crate) fn push(&mut self, line: &TraceLine) {
         let start = self.tail.len();
         serde_json::to_writer(&mut self.tail, line).expect("trace records always serialize");
         self.tail.push(b'\n');
@@ -91,7 +91,7 @@ impl TraceWriter {
         }
     }
 
-    pub(super) fn finish(self) -> Trace {
+    pub(crate) fn finish(self) -> Trace {
         Trace {
             file: self.file,
             in_file: self.in_file,
