@@ -544,15 +544,15 @@ fn run_tui(
     // Opened and checked before the UI starts, so a damaged or read-only ledger is reported
     // on the normal screen before any run.
     let mut book = ledger.map(ledger::open_for_run).transpose()?;
-    let mut record = |exp: &Experiment, outcome: &Outcome| -> Result<String> {
-        let mut note = match &mut book {
+    let mut record = |exp: &Experiment, outcome: &Outcome| -> Result<tui::Recorded> {
+        let (mut note, seq) = match &mut book {
             Some(book) => {
                 let started = std::time::SystemTime::now()
                     - std::time::Duration::from_secs_f64(outcome.wall_s);
                 let entry = ledger::record(book, exp, env, outcome, started, tags)?;
-                ledger::recorded_line(&entry, book.dir())
+                (ledger::recorded_line(&entry, book.dir()), Some(entry.seq))
             }
-            None => "not recorded (--no-ledger)".to_string(),
+            None => ("not recorded (--no-ledger)".to_string(), None),
         };
         if let Some(path) = trace {
             outcome
@@ -561,7 +561,7 @@ fn run_tui(
                 .with_context(|| format!("writing the trace to {}", path.display()))?;
             note += &format!("; trace written to {}", path.display());
         }
-        Ok(note)
+        Ok(tui::Recorded { line: note, seq })
     };
     let at = ledger
         .map(|dir| ledger::options().map(|o| tui::LedgerAt::new(dir, o)))

@@ -42,6 +42,15 @@ pub enum Figure {
     },
     /// ‖∂L/∂h_t‖ against t for recurrent nets, log y.
     TimeProfile { series: Vec<Series> },
+    /// Any curves over a whole-number x: solid lines, and dashed references (one alone is grey).
+    Curves {
+        title: String,
+        x_label: String,
+        y_label: String,
+        series: Vec<Series>,
+        dashed: Vec<Series>,
+        log_y: bool,
+    },
     /// A value over a grid (a sweep): `values[row][col]`, rows = y values, cols = x values;
     /// optionally a curve drawn over it (the theory's depth scale).
     Heatmap {
@@ -301,6 +310,14 @@ fn draw<DB: DrawingBackend>(
             series,
             log_y,
         } => lines(&root, title, "step", "loss", series, &[], *log_y)?,
+        Figure::Curves {
+            title,
+            x_label,
+            y_label,
+            series,
+            dashed,
+            log_y,
+        } => lines(&root, title, x_label, y_label, series, dashed, *log_y)?,
         Figure::TimeProfile { series } => lines(
             &root,
             "‖∂L/∂h_t‖ through time",

@@ -49,6 +49,11 @@ pub enum Job {
         seq: u64,
         result: Result<Exported, String>,
     },
+    /// The lesion study of entry `seq` (from the Run screen), recorded or not.
+    Lesioned {
+        seq: u64,
+        result: Result<Lesioned, String>,
+    },
     /// The mean-field profile of the config with this hash: `Ok(None)` for a search (no
     /// gradient to predict).
     Predicted {
@@ -77,6 +82,18 @@ pub struct Replayed {
     pub recorded: Option<(u64, String)>,
     /// The user stopped it: compared as far as it got, not recorded.
     pub stopped: bool,
+}
+
+/// A finished lesion study, as the Run screen shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lesioned {
+    pub summary: crate::lesion::Summary,
+    /// `block` (a residual net) or `layer` (a plain one).
+    pub unit: &'static str,
+    /// 1 − 1/classes, for classification.
+    pub chance: Option<f64>,
+    /// The lesion entry appended: (seq, short hash).
+    pub recorded: Option<(u64, String)>,
 }
 
 /// A written export.

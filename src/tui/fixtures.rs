@@ -42,6 +42,7 @@ pub fn header(exp: &Experiment) -> Header {
         threads: Some(1),
         layers,
         search: None,
+        lesion: None,
     }
 }
 
@@ -476,4 +477,79 @@ pub fn finetune() -> Event {
         hidden: None,
         steps: 400,
     }))
+}
+
+/// A lesion study of a 16-block residual net as the job reports it: error rising smoothly with
+/// the blocks deleted, the gradient peaking at paths of 4 branches.
+pub fn lesioned(plain: bool) -> super::event::Lesioned {
+    use crate::train::{LesionRecord, PathsRecord};
+    let blocks = 16;
+    let unit = if plain { "h" } else { "b" };
+    let rise = |k: usize| {
+        if plain {
+            if k == 0 {
+                0.06
+            } else {
+                0.89 + 0.001 * k as f64
+            }
+        } else {
+            0.03 + 0.05 * k as f64
+        }
+    };
+    let mut lesions = vec![LesionRecord {
+        k: 0,
+        deleted: Vec::new(),
+        error: rise(0),
+        loss: 0.1,
+    }];
+    for k in 1..=blocks {
+        let draws = if k == 1 { blocks } else { 3 };
+        for d in 0..draws {
+            lesions.push(LesionRecord {
+                k,
+                deleted: vec![format!("{unit}{}", (k + d) % blocks + 1)],
+                error: (rise(k) + 0.01 * d as f64).min(0.95),
+                loss: 0.5,
+            });
+        }
+    }
+    let paths: Vec<PathsRecord> = if plain {
+        Vec::new()
+    } else {
+        (0..=blocks)
+            .map(|k| {
+                let share = (-(k as f64 - 4.0).powi(2) / 5.0).exp() / 3.96;
+                PathsRecord {
+                    k,
+                    paths: crate::lesion::choose(blocks, k),
+                    draws: 20,
+                    mean: share,
+                    share,
+                }
+            })
+            .collect()
+    };
+    super::event::Lesioned {
+        summary: crate::lesion::Summary::new(&lesions, &paths),
+        unit: if plain { "layer" } else { "block" },
+        chance: Some(0.9),
+        recorded: Some((8, "0e8c95ee3332".into())),
+    }
+}
+
+/// A finished, recorded run (entry 7) with its lesion study on screen.
+pub fn lesion_app(size: (u16, u16), mode: ColorMode, plain: bool) -> App {
+    let mut app = running(size, mode, 400, Profile::Vanishing);
+    app.ledger = super::app::LedgerState::at(PathBuf::from("ledger"));
+    app.update(finished(crate::train::Status::Completed, 400, None));
+    app.recorded(Ok(
+        "recorded entry 7 1f2e3d4c5b6a in ledger/entries.jsonl".into()
+    ));
+    app.run.as_mut().expect("running").entry = Some(7);
+    assert_eq!(app.update(ch('d')), Some(super::app::Effect::Lesion(7)));
+    app.update(Event::Job(super::event::Job::Lesioned {
+        seq: 7,
+        result: Ok(lesioned(plain)),
+    }));
+    app
 }

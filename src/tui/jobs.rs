@@ -6,7 +6,7 @@
 //! the UI has gone. The work itself is in plain functions (`replay_entry`, `export_csv`,
 //! `predicted_profile`) that tests call directly.
 
-use super::event::{Event, Exported, Job, Predicted, Replayed};
+use super::event::{Event, Exported, Job, Lesioned, Predicted, Replayed};
 use crate::experiment::Experiment;
 use crate::ledger::replay::{self as rp, ReplayOptions};
 use crate::ledger::{Entry, Ledger, LedgerError, LedgerOptions, export};
@@ -26,6 +26,8 @@ pub enum JobError {
     Train(#[from] TrainError),
     #[error("the replay finished but cannot be recorded: {0}")]
     Record(LedgerError),
+    #[error("the lesion study finished but cannot be recorded: {0}")]
+    LesionRecord(LedgerError),
     #[error("cannot write '{}': {source}", path.display())]
     Write {
         path: PathBuf,
@@ -109,6 +111,39 @@ pub fn replay(at: &LedgerAt, seq: u64, control: Arc<Control>, tx: Sender<Event>)
         })
         .map_err(|e| e.to_string());
         let _ = tx.send(Event::Job(Job::Replayed { seq, result }));
+    })
+}
+
+/// Runs the lesion study of entry `seq` (default draws) and records it. Joined on quit, like
+/// a replay, so the process never exits in the middle of the append.
+pub fn lesion(at: &LedgerAt, seq: u64, tx: Sender<Event>) -> JoinHandle<()> {
+    let at = at.clone();
+    spawn("lesion", move || {
+        let result = lesion_entry(&at, seq).map_err(|e| e.to_string());
+        let _ = tx.send(Event::Job(Job::Lesioned { seq, result }));
+    })
+}
+
+/// [`lesion`]'s work, on the calling thread.
+pub fn lesion_entry(at: &LedgerAt, seq: u64) -> Result<Lesioned, JobError> {
+    let mut ledger = at.open()?;
+    let report = crate::ledger::lesion::lesion(
+        &ledger,
+        &seq.to_string(),
+        crate::lesion::Options::default(),
+    )?;
+    let e = ledger
+        .record_lesion(&report, Vec::new())
+        .map_err(JobError::LesionRecord)?;
+    Ok(Lesioned {
+        summary: report.study.summary(),
+        unit: if report.study.paths.is_empty() {
+            "layer"
+        } else {
+            "block"
+        },
+        chance: report.study.classes.map(|c| 1.0 - 1.0 / c as f64),
+        recorded: Some((e.seq, e.short_hash().to_string())),
     })
 }
 

@@ -22,4 +22,4 @@ pub mod ui;
 pub mod fixtures;
 
 pub use jobs::LedgerAt;
-pub use runtime::{Ended, Finished, Recorder, Start, run};
+pub use runtime::{Ended, Finished, Recorded, Recorder, Start, run};

@@ -22,9 +22,29 @@ use std::time::{Duration, Instant};
 /// Shortest interval between two frames (≈ 30 frames per second).
 pub const FRAME: Duration = Duration::from_millis(33);
 
-/// Records a finished run (the ledger, wired in by the caller) and says how, for the screen:
-/// "recorded as ledger entry #12 abc123…".
-pub type Recorder<'a> = &'a mut dyn FnMut(&Experiment, &Outcome) -> Result<String>;
+/// Records a finished run (the ledger, wired in by the caller) and says how, for the screen.
+pub type Recorder<'a> = &'a mut dyn FnMut(&Experiment, &Outcome) -> Result<Recorded>;
+
+/// What the recorder did with a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// For the screen: "recorded entry 12 abc123… in ledger/entries.jsonl".
+    pub line: String,
+    /// The entry's seq, when the run went into a ledger.
+    pub seq: Option<u64>,
+}
+
+/// Records `outcome` and splits the answer into the screen's line and the entry's seq.
+fn record(
+    recorder: Recorder,
+    exp: &Experiment,
+    outcome: &Outcome,
+) -> (Result<String, String>, Option<u64>) {
+    match recorder(exp, outcome) {
+        Ok(r) => (Ok(r.line), r.seq),
+        Err(e) => (Err(format!("{e:#}")), None),
+    }
+}
 
 /// Where the UI opens.
 pub enum Start {
@@ -69,6 +89,8 @@ struct Jobs {
     active: Option<Active>,
     /// The replay in progress, joined on quit so no append is cut short.
     replay: Option<(Arc<Control>, JoinHandle<()>)>,
+    /// The lesion study in progress, joined on quit for the same reason.
+    lesion: Option<JoinHandle<()>>,
     last: Option<Finished>,
 }
 
@@ -104,6 +126,7 @@ pub fn run(
         ledger,
         active: None,
         replay: None,
+        lesion: None,
         last: None,
     };
     if let Some(exp) = first {
@@ -185,6 +208,9 @@ pub fn run(
         control.stop();
         let _ = handle.join();
     }
+    if let Some(handle) = jobs.lesion.take() {
+        let _ = handle.join();
+    }
     drop(session);
     Ok(Ended {
         last: jobs.last,
@@ -198,10 +224,13 @@ fn hang_up(jobs: &mut Jobs, recorder: Recorder) -> Option<Finished> {
         control.stop();
         let _ = handle.join();
     }
+    if let Some(handle) = jobs.lesion.take() {
+        let _ = handle.join();
+    }
     if let Some(mut a) = jobs.active.take() {
         a.control.stop();
         if let Some(Ok(outcome)) = a.handle.take().map(|h| h.join()) {
-            let recorded = recorder(&a.experiment, &outcome).map_err(|e| format!("{e:#}"));
+            let (recorded, _) = record(recorder, &a.experiment, &outcome);
             jobs.last = Some(finished(&outcome, &recorded));
         }
     }
@@ -256,15 +285,20 @@ fn apply(
         Effect::Record => {
             if let Some(mut a) = jobs.active.take() {
                 let outcome = a.handle.take().expect("a run is joined once").join();
-                let result = match outcome {
+                let (result, seq) = match outcome {
                     Ok(outcome) => {
-                        let recorded =
-                            recorder(&a.experiment, &outcome).map_err(|e| format!("{e:#}"));
+                        let (recorded, seq) = record(recorder, &a.experiment, &outcome);
                         jobs.last = Some(finished(&outcome, &recorded));
-                        recorded
+                        (recorded, seq)
                     }
-                    Err(_) => Err("the training thread died without an outcome".into()),
+                    Err(_) => (
+                        Err("the training thread died without an outcome".into()),
+                        None,
+                    ),
                 };
+                if let Some(run) = &mut app.run {
+                    run.entry = seq;
+                }
                 let next = app.recorded(result);
                 // Whatever the trainer printed while dying is under our frame: redraw all.
                 session.terminal.clear()?;
@@ -335,6 +369,11 @@ fn apply(
             }
         }
         Effect::Predict(configs) => jobs::predict(configs, tx),
+        Effect::Lesion(seq) => {
+            if let Some(at) = &jobs.ledger {
+                jobs.lesion = Some(jobs::lesion(at, seq, tx));
+            }
+        }
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ pub mod theory;
 
 pub use experiments::{Entry, ExperimentsState, Focus};
 pub use ledger::{ExportStatus, LedgerState, Load, ProbeAt, ReplayStatus, VerifyStatus};
-pub use run::{Metric, Panel, Phase, RunState};
+pub use run::{LesionView, Metric, Panel, Phase, RunState};
 pub use theory::Theory;
 
 use super::event::{Event, Job};
@@ -83,6 +83,8 @@ pub enum Effect {
     LoadSweep(String),
     /// Compute the mean-field δ profiles of these (config hash, canonical config).
     Predict(Vec<(String, String)>),
+    /// Run the lesion study of the entry with this seq and record it.
+    Lesion(u64),
 }
 
 /// Smallest terminal the screens are laid out for.
@@ -259,6 +261,17 @@ impl App {
                 }
             }
             Job::Exported { seq, result } => lg.export = Some(ExportStatus::Done { seq, result }),
+            Job::Lesioned { seq, result } => {
+                let recorded = matches!(&result, Ok(r) if r.recorded.is_some());
+                if let Some(run) = &mut self.run
+                    && run.entry == Some(seq)
+                {
+                    run.lesion = Some(LesionView::Done(result));
+                }
+                if recorded && self.screen.of_ledger() {
+                    return self.reload();
+                }
+            }
             Job::Predicted {
                 config_hash,
                 profile,
@@ -535,6 +548,34 @@ impl App {
         None
     }
 
+    /// `d` on a finished run: its lesion study (Veit et al. 2016), or `d` again to hide it.
+    fn lesion_key(&mut self) -> Option<Effect> {
+        let has_ledger = self.ledger.load != Load::Off;
+        let run = self.run.as_mut()?;
+        let refuse = match run.lesion {
+            Some(LesionView::Running { .. }) => Some("the lesion study is still running"),
+            Some(LesionView::Done(_)) => {
+                run.lesion = None;
+                return None;
+            }
+            None if run.phase.active() => Some("a lesion study needs the finished run: s stops it"),
+            None if !matches!(run.model.as_str(), "mlp" | "resnet") => {
+                Some("a lesion study deletes residual blocks or hidden layers: an mlp or a resnet")
+            }
+            None if !has_ledger || run.entry.is_none() => {
+                Some("a lesion study reads the run's ledger entry: this run was not recorded")
+            }
+            None => None,
+        };
+        if let Some(why) = refuse {
+            self.flash = Some(why.into());
+            return None;
+        }
+        let seq = run.entry?;
+        run.lesion = Some(LesionView::Running { seq });
+        Some(Effect::Lesion(seq))
+    }
+
     fn run_key(&mut self, key: KeyEvent) -> Option<Effect> {
         match key.code {
             KeyCode::Char('l') => return self.open_ledger(),
@@ -567,6 +608,7 @@ impl App {
                 }
             }
             KeyCode::Char('g') => run.view.metric = run.view.metric.toggled(),
+            KeyCode::Char('d') => return self.lesion_key(),
             KeyCode::Tab | KeyCode::BackTab => {
                 let i = panels
                     .iter()

@@ -319,7 +319,23 @@ pub struct RunState {
     pub wall_s: f64,
     /// The recorder's answer, once the run has ended and been recorded.
     pub recorded: Option<Result<String, String>>,
+    /// The ledger entry the run was recorded as.
+    pub entry: Option<u64>,
+    /// The model kind, from the header (`mlp`, `resnet`, …).
+    pub model: String,
+    /// The lesion study of the recorded run (`d`), once asked for.
+    pub lesion: Option<LesionView>,
     pub view: View,
+}
+
+/// The Run screen's lesion study.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LesionView {
+    /// Computing it on entry `seq`.
+    Running {
+        seq: u64,
+    },
+    Done(Result<crate::tui::event::Lesioned, String>),
 }
 
 impl RunState {
@@ -346,6 +362,9 @@ impl RunState {
             rate: VecDeque::with_capacity(RATE_WINDOW),
             wall_s: 0.0,
             recorded: None,
+            entry: None,
+            model: exp.spec().model.kind.name().to_string(),
+            lesion: None,
             view: View::default(),
         }
     }
@@ -355,6 +374,7 @@ impl RunState {
         self.total = h.steps;
         self.classify = h.objective == "classify";
         self.search = h.search.clone();
+        self.model = h.model.clone();
         if self.phase == Phase::Starting {
             self.phase = Phase::Running;
         }

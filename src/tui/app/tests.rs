@@ -303,3 +303,46 @@ fn dbn_events_set_the_phase_and_fill_each_rbm_curves() {
     app.update(ch('i'));
     assert!(!run(&app).view.samples);
 }
+
+/// `d` asks for the lesion study only of a finished, recorded mlp or resnet run; a second `d`
+/// hides it, and a study of another entry (an older job) is not shown.
+#[test]
+fn d_lesions_the_finished_recorded_run_and_hides_it_again() {
+    use crate::tui::app::{Effect, LesionView};
+    use crate::tui::event::{Event, Job};
+    let mut app = fixtures::running((80, 24), ColorMode::Ansi16, 10, Profile::Vanishing);
+    app.ledger = crate::tui::app::LedgerState::at("ledger".into());
+    assert_eq!(app.update(ch('d')), None, "not while training");
+    assert!(app.flash.as_deref().unwrap().contains("finished run"));
+    app.update(finished(Status::Completed, 400, None));
+    app.recorded(Err("disk full".into()));
+    assert_eq!(app.update(ch('d')), None, "an unrecorded run has no entry");
+    assert!(app.flash.as_deref().unwrap().contains("not recorded"));
+    app.run.as_mut().unwrap().entry = Some(7);
+    assert_eq!(app.update(ch('d')), Some(Effect::Lesion(7)));
+    assert_eq!(app.update(ch('d')), None, "once at a time");
+    assert!(app.flash.as_deref().unwrap().contains("still running"));
+    app.update(Event::Job(Job::Lesioned {
+        seq: 6,
+        result: Err("old".into()),
+    }));
+    assert_eq!(
+        run(&app).lesion,
+        Some(LesionView::Running { seq: 7 }),
+        "another entry's study"
+    );
+    app.update(Event::Job(Job::Lesioned {
+        seq: 7,
+        result: Ok(fixtures::lesioned(false)),
+    }));
+    assert!(matches!(run(&app).lesion, Some(LesionView::Done(Ok(_)))));
+    assert_eq!(app.update(ch('d')), None);
+    assert_eq!(run(&app).lesion, None, "d hides it");
+
+    let mut rnn = fixtures::recurrent((80, 24), ColorMode::Ansi16, 3);
+    rnn.ledger = crate::tui::app::LedgerState::at("ledger".into());
+    rnn.update(finished(Status::Completed, 400, None));
+    rnn.run.as_mut().unwrap().entry = Some(2);
+    assert_eq!(rnn.update(ch('d')), None);
+    assert!(rnn.flash.as_deref().unwrap().contains("mlp or a resnet"));
+}

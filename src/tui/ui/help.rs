@@ -106,6 +106,10 @@ fn run_page(theme: &Theme) -> Vec<Line<'static>> {
             "back to the experiments once the run has ended     l  ledger",
         )),
         Line::from(k(
+            "d",
+            "finished mlp/resnet: lesion study (delete blocks at test time)",
+        )),
+        Line::from(k(
             "q, ctrl-c",
             "quit (q asks while a run is going; ctrl-c stops it)",
         )),

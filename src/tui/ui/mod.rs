@@ -7,6 +7,7 @@ mod diff;
 mod experiments;
 mod help;
 mod ledger;
+mod lesion;
 mod run;
 mod run_models;
 pub mod sweep;

@@ -62,6 +62,14 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
                 app.theory.through_time(&run.config_hash),
             ),
             Panel::Heatmap if dbn_panel => run_models::dbn(run, theme, rect, buf, focused),
+            // The lesion study of the finished run takes the heatmap's place while shown.
+            Panel::Heatmap if run.lesion.is_some() => super::lesion::render(
+                run.lesion.as_ref().expect("checked"),
+                theme,
+                rect,
+                buf,
+                focused,
+            ),
             Panel::Profile => profile(
                 run,
                 theme,
@@ -102,7 +110,13 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
             ("q", "quit"),
         ]
     };
-    footer(theme, keys, app.flash.as_deref(), foot, buf);
+    // A finished mlp or resnet run can be lesioned: say so beside the ledger key.
+    let mut keys = keys.to_vec();
+    if !run.phase.active() && run.entry.is_some() && matches!(run.model.as_str(), "mlp" | "resnet")
+    {
+        keys.insert(2, ("d", "lesion"));
+    }
+    footer(theme, &keys, app.flash.as_deref(), foot, buf);
 }
 
 /// Where each panel goes: the focused one alone when zoomed; five panels on a wide

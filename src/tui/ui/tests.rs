@@ -68,6 +68,27 @@ fn experiments_screen_shows_an_invalid_file_with_its_error() {
 }
 
 #[test]
+fn run_screen_shows_the_lesion_study_of_the_finished_run() {
+    for (w, h) in [SMALL, LARGE] {
+        let app = fixtures::lesion_app((w, h), ColorMode::Ansi16, false);
+        let t = draw(&app);
+        let text: String = (0..h).map(|y| row(t.backend().buffer(), y)).collect();
+        assert!(text.contains("Lesion study · entry 8"), "{text}");
+        assert!(text.contains("peak k=4"), "{text}");
+        insta::assert_snapshot!(format!("run_lesion_{w}x{h}"), t.backend());
+    }
+    let plain = fixtures::lesion_app(LARGE, ColorMode::Ansi16, true);
+    let t = draw(&plain);
+    let text: String = (0..LARGE.1).map(|y| row(t.backend().buffer(), y)).collect();
+    assert!(text.contains("one layer deleted 0.937"), "{text}");
+    assert!(
+        !text.contains("path length"),
+        "a plain net has one path: {text}"
+    );
+    insta::assert_snapshot!("run_lesion_plain_160x48", t.backend());
+}
+
+#[test]
 fn run_screen_while_training() {
     for (w, h) in [SMALL, LARGE] {
         let app = fixtures::running((w, h), ColorMode::Ansi16, 120, Profile::Vanishing);

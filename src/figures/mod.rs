@@ -3,6 +3,8 @@
 //!
 //! [`plot::Figure`]: crate::plot::Figure
 
+mod lesion;
+
 use crate::experiment::Experiment;
 use crate::ledger::{Entry, Ledger, LedgerError};
 use crate::plot::{Figure, Series};
@@ -26,6 +28,12 @@ pub enum Kind {
     Time,
     /// A sweep's grid as a heatmap (`--sweep ID`), with ξ over σ_w × depth.
     Sweep,
+    /// Test error against the number of blocks (layers) deleted, per lesion study (a lesion
+    /// entry, or a run: its latest study), with chance dashed.
+    Lesion,
+    /// A residual net's gradient by path length: the share carried by paths through k
+    /// branches, per lesion study.
+    Paths,
 }
 
 impl Kind {
@@ -36,6 +44,8 @@ impl Kind {
             Kind::Loss => "loss",
             Kind::Time => "time",
             Kind::Sweep => "sweep",
+            Kind::Lesion => "lesion",
+            Kind::Paths => "paths",
         }
     }
 }
@@ -121,6 +131,12 @@ pub enum FigureError {
     TheoryScope,
     #[error("--theory: entry {seq}'s config or data cannot be rebuilt here: {message}")]
     TheoryInput { seq: u64, message: String },
+    #[error("entry {seq} ({experiment}) has no lesion study: run `gradlab lesion {seq}` first")]
+    NoLesion { seq: u64, experiment: String },
+    #[error(
+        "entry {seq} ({experiment}) is a plain net: it has one path, so no path lengths (--kind paths needs a resnet's study)"
+    )]
+    NoPaths { seq: u64, experiment: String },
     #[error("entry {seq} ({experiment}) has no probes ({status} before its first step)")]
     NoProbes {
         seq: u64,
@@ -181,6 +197,8 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
         }
         Kind::Loss => loss(ledger, &entries, &labels),
         Kind::Time => time(ledger, &entries, &labels, req.theory),
+        Kind::Lesion => lesion::lesion(ledger, &entries, &labels),
+        Kind::Paths => lesion::paths(ledger, &entries, &labels),
         Kind::Sweep => unreachable!("handled above"),
     }
 }
