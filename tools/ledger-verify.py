@@ -198,8 +198,9 @@ LAYER = OBJ(("name", "str"), ("delta_first", NUMN), ("delta_last", NUMN), ("grad
 OBJECT = OBJ(("hash", "str"), ("bytes", "u64"), ("file_hash", NUL("str")))
 ORIGIN = OBJ(("source", "str"), ("source_head", "str"), ("seq", "u64"), ("hash", "str"),
              ("merged", "str"), ("line", "str"))
-ENTRY = OBJ(("format", "str"), ("seq", "u64"), ("kind", ("enum", ("run", "replay"))),
-            ("replay_of", NUL("str")), ("verdict", NUL(VERDICT)), ("tags", STRS),
+ENTRY = OBJ(("format", "str"), ("seq", "u64"), ("kind", ("enum", ("run", "replay", "lesion"))),
+            ("replay_of", NUL("str")), ("verdict", NUL(VERDICT)), ("lesion_of", NUL("str")),
+            ("tags", STRS),
             ("started", "str"), ("ended", "str"), ("experiment", "str"), ("config_hash", "str"),
             ("config", "str"), ("seeds", SEEDS), ("code", CODE), ("execution", EXECUTION),
             ("host", HOST),
@@ -440,9 +441,9 @@ def derive_claims(content):
     if len(records) < 2 or records[0]["type"] != "header" or records[-1]["type"] != "end":
         return "the trace is not a valid trace: it must start with a `header` record and end with an `end` record"
     for rec in records[1:-1]:
-        if rec["type"] not in ("probe", "phase", "pretrain"):
+        if rec["type"] not in ("probe", "phase", "pretrain", "lesion", "paths"):
             return (f"the trace is not a valid trace: a `{rec['type']}` record between header and end "
-                    "(only probe, phase and pretrain may be there)")
+                    "(only probe, phase, pretrain, lesion and paths may be there)")
     header, end = records[0], records[-1]
     probes = [r for r in records[1:-1] if r["type"] == "probe"]
 
@@ -696,14 +697,20 @@ def verify(root, head):
             if not valid_stamp(entry[k]):
                 here.append(f"`{k}` {_json_text(entry[k])} is not a UTC stamp YYYY-MM-DDTHH:MM:SSZ")
         kind, rof, verdict = entry["kind"], entry["replay_of"], entry["verdict"]
+        lof = entry["lesion_of"]
         if kind == "run":
-            if rof is not None or verdict is not None:
-                here.append("kind is run but replay_of/verdict is not null")
-        else:
-            if rof is None or verdict is None:
-                here.append("kind is replay but replay_of/verdict is null")
+            if rof is not None or verdict is not None or lof is not None:
+                here.append("kind is run but replay_of/verdict/lesion_of is not null")
+        elif kind == "replay":
+            if rof is None or verdict is None or lof is not None:
+                here.append("kind is replay but replay_of/verdict is null or lesion_of is not")
             elif rof not in lineage_set:
                 here.append(f"replay_of {rof} does not name an earlier entry")
+        else:
+            if rof is not None or verdict is not None or lof is None:
+                here.append("kind is lesion but replay_of/verdict is not null or lesion_of is")
+            elif lof not in lineage_set:
+                here.append(f"lesion_of {lof} does not name an earlier entry")
         trace_content = None
         trace_ok = False
         if entry["trace"]["file_hash"] is None:

@@ -87,7 +87,7 @@ pub struct Study {
 
 /// The net a study works on, rebuilt from its config and final weights.
 enum Net {
-    Resnet(Resnet),
+    Resnet(Box<Resnet>),
     Mlp(Mlp),
 }
 
@@ -139,7 +139,7 @@ fn study_here(
             let mut r = Resnet::new(m, input, out, exp.seed(), &device);
             load(&mut r, params, &device)?;
             let units = (0..r.blocks.len()).map(|i| (i, format!("b{}", i + 1)));
-            (Net::Resnet(r), units.collect())
+            (Net::Resnet(Box::new(r)), units.collect())
         }
         ModelKind::Mlp => {
             let mut p = Mlp::new(m, input, out, exp.seed(), &device);
@@ -272,7 +272,7 @@ impl Study {
 /// every name and shape is the one this build gives it.
 fn load<N: Network>(
     net: &mut N,
-    params: Vec<(String, Vec<usize>, Vec<f32>)>,
+    params: Vec<crate::train::NamedParam>,
     device: &Device,
 ) -> Result<(), LesionError> {
     let names = net.param_names();

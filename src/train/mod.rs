@@ -209,9 +209,12 @@ pub fn weights_bytes(params: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     out
 }
 
+/// One parameter of the canonical weights layout: name, shape, values (row-major).
+pub type NamedParam = (String, Vec<usize>, Vec<f32>);
+
 /// Reads back the canonical weights layout of [`weights_bytes`]: (name, shape, values) per
 /// parameter, in order; `Err` says where the bytes stop making sense.
-pub fn parse_weights(bytes: &[u8]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, String> {
+pub fn parse_weights(bytes: &[u8]) -> Result<Vec<NamedParam>, String> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {

@@ -3,6 +3,7 @@
 pub mod common;
 mod config;
 mod ledger;
+mod lesion;
 mod plot;
 mod portable;
 mod property;

@@ -6,7 +6,8 @@
 //! with CD-k pretraining, an RBM with its exact log-likelihood), every activation, optimiser
 //! and clipping mode, both gradient-free searches, the three objectives (softmax, per-position
 //! softmax, MSE), probes and test-split evaluation, shapes with ragged edges in every tile
-//! dimension, and products large enough to be split among threads. qemu-user is
+//! dimension, products large enough to be split among threads, and lesion studies (`gradlab
+//! lesion`) of a plain and two residual nets. qemu-user is
 //! required on x86-64 (`.ci/run` installs it; `apt-get install qemu-user`).
 
 use super::common::{copy_dir, gradlab, write_experiment};
@@ -125,9 +126,11 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// Records every case natively (on `threads`) in `dir/ledger`; returns (seq, name) of each.
-fn record(dir: &Path, threads: u16) -> Vec<(u64, &'static str)> {
-    CASES
+/// Records every case natively (on `threads`) in `dir/ledger`, then a lesion study of the
+/// plain and the residual nets' (the study computes on the portable engine whatever ran the
+/// net); returns (seq, name) of each entry.
+fn record(dir: &Path, threads: u16) -> Vec<(u64, String)> {
+    let mut runs: Vec<(u64, String)> = CASES
         .iter()
         .enumerate()
         .map(|(i, (name, data, model, train))| {
@@ -150,9 +153,37 @@ fn record(dir: &Path, threads: u16) -> Vec<(u64, &'static str)> {
                 "{name} ran on the portable engine (no fallback)"
             );
             assert_eq!(last["seeds"]["version"], 2, "{name}: the libm data path");
-            (last["seq"].as_u64().unwrap(), *name)
+            (last["seq"].as_u64().unwrap(), name.to_string())
         })
-        .collect()
+        .collect();
+    let studied: Vec<(u64, String)> = runs
+        .iter()
+        .filter(|(_, name)| {
+            ["tanh-sgd", "resnet-layer-norm", "resnet-tanh"].contains(&name.as_str())
+        })
+        .cloned()
+        .collect();
+    for (seq, name) in studied {
+        let out = gradlab(dir)
+            .args([
+                "lesion",
+                &seq.to_string(),
+                "--draws",
+                "3",
+                "--path-draws",
+                "4",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "lesion of {name}: {out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        runs.push((
+            v["recorded"]["seq"].as_u64().unwrap(),
+            format!("lesion of {name}"),
+        ));
+    }
+    runs
 }
 
 /// Replays `seq` with `prefix` (an emulator command line, or nothing) and `extra` arguments;
@@ -211,7 +242,7 @@ fn under(cpu: &str) {
     let runs = record(dir.path(), 1);
     let prefix = qemu(cpu);
     for (seq, name) in runs {
-        replays_exact(dir.path(), &prefix, seq, name, &[]);
+        replays_exact(dir.path(), &prefix, seq, &name, &[]);
     }
 }
 
@@ -280,7 +311,7 @@ fn portable_runs_replay_exact_with_other_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
     for (seq, name) in record(dir.path(), 2) {
         for threads in ["1", "3"] {
-            replays_exact(dir.path(), &[], seq, name, &["--threads", threads]);
+            replays_exact(dir.path(), &[], seq, &name, &["--threads", threads]);
         }
     }
 }

@@ -743,3 +743,54 @@ fn both_verifiers_agree_on_the_repository_ledger_and_on_every_tampering() {
         disagreements.join("\n")
     );
 }
+
+/// Lesion entries (`gradlab lesion`): both verifiers accept a ledger with a study and the
+/// replay of one, and both refuse the same resealed forgeries of its kind and link.
+#[test]
+fn both_verifiers_agree_on_lesion_entries_and_their_forgeries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = tmp.path().join("cases");
+    let resnet = small_experiment("small-resnet", "").replace(
+        "depth = 4\nwidth = 16",
+        "kind = \"resnet\"\ndepth = 3\nwidth = 8",
+    );
+    let file = write_experiment(tmp.path(), "small-resnet", &resnet);
+    let base = tmp.path().join("base");
+    gradlab_ok(&base, &["run", file.to_str().unwrap(), "--headless"]);
+    gradlab_ok(&base, &["lesion", "1", "--draws", "2", "--path-draws", "2"]);
+    gradlab_ok(&base, &["replay", "2"]);
+    let lines = read_lines(&base);
+    assert_eq!(get(&lines[1], "kind"), "\"lesion\"");
+    let mut disagreements = Vec::new();
+    assert!(
+        both(
+            "a ledger with a lesion study",
+            &base,
+            None,
+            &mut disagreements
+        )
+        .ok
+    );
+    let unknown = format!("\"{}\"", "ab".repeat(32));
+    let forgeries: Vec<(&str, Vec<String>)> = vec![
+        (
+            "lesion_of names no earlier entry",
+            forge(&lines, 1, |b| set(b, "lesion_of", &unknown)),
+        ),
+        (
+            "a lesion entry called a run",
+            forge(&lines, 1, |b| set(b, "kind", "\"run\"")),
+        ),
+        (
+            "a run that claims to be a lesion study",
+            forge(&lines, 0, |b| set(b, "kind", "\"lesion\"")),
+        ),
+    ];
+    for (k, (what, forged)) in forgeries.into_iter().enumerate() {
+        let dir = copy_of(&base, &scratch, k);
+        write_lines(&dir, &forged);
+        let s = both(what, &dir, None, &mut disagreements);
+        assert!(!s.ok, "{what}: {s:?}");
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}

@@ -61,31 +61,6 @@ fn last_test_loss(out: &Outcome) -> f64 {
         .loss
 }
 
-/// The canonical weights bytes back as (name, values).
-fn parse_weights(mut bytes: &[u8]) -> Vec<(String, Vec<f32>)> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
-        let head = std::str::from_utf8(&bytes[..nl]).unwrap().to_string();
-        let mut parts = head.split(' ');
-        let name = parts.next().unwrap().to_string();
-        let n: usize = parts
-            .nth(1)
-            .unwrap()
-            .split('x')
-            .map(|d| d.parse::<usize>().unwrap())
-            .product();
-        bytes = &bytes[nl + 1..];
-        let values = bytes[..4 * n]
-            .chunks(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        bytes = &bytes[4 * n..];
-        out.push((name, values));
-    }
-    out
-}
-
 /// ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ at initialisation (the step-0 probe).
 fn time_ratio(file: &str, seed: u64) -> f64 {
     let out = run_file(file, 1, seed);
@@ -256,11 +231,11 @@ fn clipped_updates_have_exactly_the_threshold_norm() {
         let device = burn::tensor::Device::flex();
         let m = &exp.spec().model;
         let before = Rnn::new(m, 20, 2, 1, 1, exp.seed(), &device);
-        let after = parse_weights(&run(&exp).weights);
+        let after = gradlab::train::parse_weights(&run(&exp).weights).unwrap();
         let sq: f64 = named_parameters(&before)
             .iter()
             .zip(&after)
-            .map(|((name, _, v0), (n1, v1))| {
+            .map(|((name, _, v0), (n1, _, v1))| {
                 assert_eq!(name, n1);
                 v0.iter()
                     .zip(v1)
