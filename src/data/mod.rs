@@ -118,6 +118,7 @@ pub fn build(section: &DataSection, seed: u64) -> Result<Dataset, DataError> {
         Task::Adding => sequence::adding(section, &mut rng),
         Task::TemporalOrder => sequence::temporal_order(section, &mut rng),
         Task::CopyMemory => sequence::copy_memory(section, &mut rng),
+        Task::KeyRecall => sequence::key_recall(section, &mut rng),
         Task::BarsStripes => bars::bars_stripes(section, &mut rng),
     };
     if section.binarize {
@@ -178,6 +179,7 @@ mod tests {
             Task::TemporalOrder,
             Task::CopyMemory,
             Task::BarsStripes,
+            Task::KeyRecall,
         ] {
             let a = build(&section(task), 3).unwrap();
             let b = build(&section(task), 3).unwrap();

@@ -166,10 +166,85 @@ pub fn copy_memory(s: &DataSection, rng: &mut Stream) -> Dataset {
     }
 }
 
+/// Key symbols of key-recall (the classes).
+pub const KEY_SYMBOLS: usize = 4;
+/// Filler symbols of key-recall, shown in a fixed cycle.
+const FILLER_SYMBOLS: usize = 4;
+/// Features per step of key-recall: one-hot over keys, fillers and the query.
+pub const KEY_FEATURES: usize = KEY_SYMBOLS + FILLER_SYMBOLS + 1;
+
+/// A long time lag in a mostly predictable sequence, for the history compressor (Schmidhuber
+/// 1992): a key (one of 4) at t = 0, then filler symbols in the fixed cycle a b c d a … from
+/// a random phase, then the query at t = T − 1, whose answer is the key. Only the key, the
+/// first filler (its phase) and the query cannot be predicted from what came before.
+pub fn key_recall(s: &DataSection, rng: &mut Stream) -> Dataset {
+    let t_len = s.seq_len;
+    let mut take = |n: usize| {
+        let mut split = Split {
+            n,
+            x: Vec::with_capacity(n * t_len * KEY_FEATURES),
+            labels: Vec::new(),
+            targets: Vec::new(),
+        };
+        for _ in 0..n {
+            let mut row = vec![0f32; t_len * KEY_FEATURES];
+            let key = rng.below(KEY_SYMBOLS);
+            let phase = rng.below(FILLER_SYMBOLS);
+            for t in 0..t_len {
+                let symbol = match t {
+                    0 => key,
+                    t if t == t_len - 1 => KEY_FEATURES - 1,
+                    t => KEY_SYMBOLS + (phase + t - 1) % FILLER_SYMBOLS,
+                };
+                one_hot(&mut row, t, KEY_FEATURES, symbol);
+            }
+            split.x.extend(row);
+            split.labels.push(key as u32);
+        }
+        split
+    };
+    let train = take(s.train_size);
+    let test = take(s.test_size);
+    Dataset {
+        input_dim: t_len * KEY_FEATURES,
+        seq_len: t_len,
+        objective: Objective::Classify {
+            classes: KEY_SYMBOLS,
+        },
+        train,
+        test,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::experiment::Task;
+
+    /// Key, a filler cycle from a random phase, the query; the label is the key.
+    #[test]
+    fn key_recall_examples_follow_the_definition() {
+        let d = key_recall(&section(Task::KeyRecall), &mut Stream::new(2, "t"));
+        let symbol = |row: &[f32], t: usize| {
+            let step = &row[t * KEY_FEATURES..(t + 1) * KEY_FEATURES];
+            assert_eq!(step.iter().sum::<f32>(), 1.0, "one-hot");
+            step.iter().position(|&v| v == 1.0).unwrap()
+        };
+        let mut phases = std::collections::BTreeSet::new();
+        for (row, &y) in d.train.x.chunks(d.input_dim).zip(&d.train.labels) {
+            assert_eq!(symbol(row, 0), y as usize);
+            assert_eq!(symbol(row, 39), KEY_FEATURES - 1);
+            phases.insert(symbol(row, 1));
+            for t in 2..39 {
+                let (a, b) = (
+                    symbol(row, t - 1) - KEY_SYMBOLS,
+                    symbol(row, t) - KEY_SYMBOLS,
+                );
+                assert_eq!(b, (a + 1) % FILLER_SYMBOLS, "the filler cycles");
+            }
+        }
+        assert_eq!(phases.len(), FILLER_SYMBOLS, "every phase occurs");
+    }
 
     fn section(task: Task) -> DataSection {
         DataSection {

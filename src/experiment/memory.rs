@@ -40,6 +40,8 @@ pub fn estimate(spec: &Spec) -> Estimate {
         ModelKind::Rnn => (w * w, 2 * steps_in_time * w),
         // Four gates, the cell and its tanh at every time step.
         ModelKind::Lstm => (4 * w * w, 6 * steps_in_time * w),
+        // Two levels of h_t and pre-activations, and the upper level's z_t.
+        ModelKind::Chunker => (2 * w * w, 5 * steps_in_time * w),
     };
     // Copies of every weight alive at once: itself, its gradient, the optimiser's slots;
     // a search holds its whole population instead.

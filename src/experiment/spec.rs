@@ -67,6 +67,9 @@ pub enum Task {
     CopyMemory,
     /// MacKay's bars and stripes on a `size`×`size` grid, labelled bars (0) or stripes (1).
     BarsStripes,
+    /// A key at t = 0, a long predictable filler, a query at the end whose answer is the key
+    /// (for the history compressor, Schmidhuber 1992), 4 classes.
+    KeyRecall,
 }
 
 /// `[data]`.
@@ -142,6 +145,10 @@ pub enum ModelKind {
     /// A deep belief net: RBMs pretrained greedily with CD-k, then unrolled into a deep
     /// sigmoid MLP and fine-tuned (Hinton, Osindero & Teh 2006).
     Dbn,
+    /// Schmidhuber's history compressor (1992): a tanh RNN that learns to predict its next
+    /// input, under a second one that sees only the inputs the first failed to predict (with
+    /// their time) and answers at the end.
+    Chunker,
 }
 
 /// The factor α of a residual block h ← h + α·F(h).
@@ -484,12 +491,16 @@ impl Task {
             Task::TemporalOrder => "temporal-order",
             Task::CopyMemory => "copy-memory",
             Task::BarsStripes => "bars-stripes",
+            Task::KeyRecall => "key-recall",
         }
     }
 
     /// Whether each example is a sequence of `data.seq_len` steps.
     pub fn is_sequence(self) -> bool {
-        matches!(self, Task::Adding | Task::TemporalOrder | Task::CopyMemory)
+        matches!(
+            self,
+            Task::Adding | Task::TemporalOrder | Task::CopyMemory | Task::KeyRecall
+        )
     }
 }
 
@@ -502,12 +513,13 @@ impl ModelKind {
             ModelKind::Rnn => "rnn",
             ModelKind::Lstm => "lstm",
             ModelKind::Dbn => "dbn",
+            ModelKind::Chunker => "chunker",
         }
     }
 
     /// Whether the network reads its input one time step at a time.
     pub fn is_recurrent(self) -> bool {
-        matches!(self, ModelKind::Rnn | ModelKind::Lstm)
+        matches!(self, ModelKind::Rnn | ModelKind::Lstm | ModelKind::Chunker)
     }
 }
 

@@ -152,10 +152,32 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
             field: "model.kind".into(),
             value: format!("'{}'", m.kind.name()),
             allowed: format!(
-                "reads sequences: use data.task 'adding', 'temporal-order' or 'copy-memory', not '{}'",
+                "reads sequences: use data.task 'adding', 'temporal-order', 'copy-memory' or 'key-recall', not '{}'",
                 d.task.name()
             ),
         });
+    }
+    if m.kind == ModelKind::Chunker {
+        if !matches!(d.task, Task::KeyRecall | Task::TemporalOrder) {
+            return Err(Violation {
+                field: "model.kind".into(),
+                value: "'chunker'".into(),
+                allowed: format!(
+                    "predicts its next input symbol and answers at the end: use data.task \
+                     'key-recall' or 'temporal-order' (one-hot symbols, one answer), not '{}'",
+                    d.task.name()
+                ),
+            });
+        }
+        if spec.train.optimizer.gradient_free() {
+            return Err(Violation {
+                field: "train.optimizer".into(),
+                value: format!("'{}'", spec.train.optimizer.name()),
+                allowed: "must use gradients for model 'chunker' (its lower level learns to \
+                          predict by back-propagation): 'sgd', 'momentum', 'adam', 'rmsprop' or 'rprop'"
+                    .into(),
+            });
+        }
     }
     if m.kind == ModelKind::Dbn {
         let binary = d.task == Task::BarsStripes || d.binarize;

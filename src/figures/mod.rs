@@ -34,6 +34,9 @@ pub enum Kind {
     /// A residual net's gradient by path length: the share carried by paths through k
     /// branches, per lesion study.
     Paths,
+    /// The history compressor: inputs its lower level passed up to the higher one (of T)
+    /// over training, per entry.
+    Levels,
 }
 
 impl Kind {
@@ -46,6 +49,7 @@ impl Kind {
             Kind::Sweep => "sweep",
             Kind::Lesion => "lesion",
             Kind::Paths => "paths",
+            Kind::Levels => "levels",
         }
     }
 }
@@ -131,6 +135,10 @@ pub enum FigureError {
     TheoryScope,
     #[error("--theory: entry {seq}'s config or data cannot be rebuilt here: {message}")]
     TheoryInput { seq: u64, message: String },
+    #[error(
+        "entry {seq} ({experiment}) is not a history compressor: --kind levels needs a model.kind = \"chunker\" entry"
+    )]
+    NotChunker { seq: u64, experiment: String },
     #[error("entry {seq} ({experiment}) has no lesion study: run `gradlab lesion {seq}` first")]
     NoLesion { seq: u64, experiment: String },
     #[error(
@@ -199,6 +207,7 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
         Kind::Time => time(ledger, &entries, &labels, req.theory),
         Kind::Lesion => lesion::lesion(ledger, &entries, &labels),
         Kind::Paths => lesion::paths(ledger, &entries, &labels),
+        Kind::Levels => levels(ledger, &entries, &labels),
         Kind::Sweep => unreachable!("handled above"),
     }
 }
@@ -510,19 +519,66 @@ fn time(
         if last.step != first.step {
             picks.push(*last);
         }
+        let along = |v: &[f64]| -> Vec<(f64, f64)> {
+            v.iter()
+                .enumerate()
+                .map(|(t, v)| ((t + 1) as f64, *v))
+                .collect()
+        };
         for p in picks {
+            // The history compressor: the higher level's error, then the lower level's own.
+            let (high, low) = match &p.levels {
+                Some(l) => (", high level", Some(&l.low_time)),
+                None => ("", None),
+            };
             series.push(Series {
-                label: format!("{label}, step {}", p.step),
-                points: p
-                    .time
-                    .iter()
-                    .enumerate()
-                    .map(|(t, v)| ((t + 1) as f64, *v))
-                    .collect(),
+                label: format!("{label}{high}, step {}", p.step),
+                points: along(&p.time),
             });
+            if let Some(low) = low {
+                series.push(Series {
+                    label: format!("{label}, low level, step {}", p.step),
+                    points: along(low),
+                });
+            }
         }
     }
     Ok(Figure::TimeProfile { series })
+}
+
+/// Inputs passed up to the history compressor's higher level per sequence, over training.
+fn levels(ledger: &Ledger, entries: &[&Entry], labels: &[String]) -> Result<Figure, FigureError> {
+    let mut series = Vec::new();
+    let mut steps = 0;
+    for (e, label) in entries.iter().zip(labels) {
+        let probes = probes(ledger, e)?;
+        let points: Vec<(f64, f64)> = probes
+            .iter()
+            .filter_map(|p| p.levels.as_ref().map(|l| (p.step as f64, l.passed_up)))
+            .collect();
+        if points.is_empty() {
+            return Err(FigureError::NotChunker {
+                seq: e.seq,
+                experiment: e.experiment.clone(),
+            });
+        }
+        steps = probes
+            .iter()
+            .find_map(|p| p.levels.as_ref().map(|l| l.steps))
+            .unwrap_or(steps);
+        series.push(Series {
+            label: label.clone(),
+            points,
+        });
+    }
+    Ok(Figure::Curves {
+        title: format!("inputs passed up to the higher level, of T = {steps}"),
+        x_label: "step".into(),
+        y_label: "inputs passed up per sequence".into(),
+        series,
+        dashed: Vec::new(),
+        log_y: true,
+    })
 }
 
 /// A readable axis name for a config field.

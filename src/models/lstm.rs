@@ -310,6 +310,7 @@ impl Lstm {
                 },
             ],
             time: vec![time],
+            levels: None,
         }
     }
 }
@@ -676,6 +677,7 @@ impl Lstm {
                 },
             ],
             time: vec![host::tensor(g.time, [self.steps], &device)],
+            levels: None,
         }
     }
 }

@@ -241,6 +241,7 @@ impl Network for Mlp {
                 .collect(),
             layers,
             time: Vec::new(),
+            levels: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! pre-activation.
 
 pub mod activation;
+pub mod chunker;
 pub(crate) mod host;
 pub mod init;
 pub mod kernels;
@@ -20,6 +21,7 @@ pub mod recurrent;
 pub mod resnet;
 pub mod rnn;
 
+pub use chunker::Chunker;
 pub use lstm::Lstm;
 pub use mlp::Mlp;
 pub use resnet::Resnet;
@@ -82,6 +84,19 @@ pub struct Backward {
     /// For recurrent nets: ‖∂L/∂h_t‖² for t = 1..T, in order, as 1-D tensors whose
     /// concatenation has T elements; empty for other nets.
     pub time: Vec<Tensor<1>>,
+    /// The history compressor's own signals; `None` for other nets.
+    pub levels: Option<LevelSignals>,
+}
+
+/// What the history compressor's backward pass adds: how much its lower level passes up and
+/// how well it predicts. Its upper level's ‖∂L/∂h_t‖² is [`Backward::time`].
+pub struct LevelSignals {
+    /// Inputs passed up (not predicted by the lower level), summed over the batch: `[1]`.
+    pub passed: Tensor<1>,
+    /// The lower level's loss at predicting each next input (mean cross-entropy): `[1]`.
+    pub predict_loss: Tensor<1>,
+    /// ‖∂L_predict/∂h^low_t‖² for t = 1..T: the lower level's error through time, `[T]`.
+    pub low_time: Tensor<1>,
 }
 
 /// A network the training loop can drive.

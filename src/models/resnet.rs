@@ -379,6 +379,7 @@ impl Network for Resnet {
                 .collect(),
             layers: signals,
             time: Vec::new(),
+            levels: None,
         }
     }
 }

@@ -192,6 +192,7 @@ impl Network for Rnn {
                 },
             ],
             time: vec![time_profile(dhs, b, h)],
+            levels: None,
         }
     }
 }

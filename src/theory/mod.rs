@@ -416,6 +416,14 @@ pub fn phase_diagram(exp: &Experiment, sigma_w: &[f64], sigma_b: &[f64]) -> Stri
 /// ([`profile::predict`]).
 pub fn not_covered(exp: &Experiment) -> Option<String> {
     let spec = exp.spec();
+    if spec.model.kind == crate::experiment::ModelKind::Chunker {
+        return Some(
+            "the history compressor's upper level sees only the inputs its lower level fails \
+             to predict, so its depth in time is learned, not set at initialisation: there is \
+             no mean-field profile to predict (the trace measures it)"
+                .into(),
+        );
+    }
     spec.train.optimizer.gradient_free().then(|| {
         format!(
             "a {} search propagates no gradient, so there is no ‖δ‖ profile to predict or measure",

@@ -155,6 +155,23 @@ pub struct Probe {
     /// Gradient-free trainers: the generation's losses on this step's batch.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fitness: Option<Fitness>,
+    /// The history compressor: what its lower level passes up and how well it predicts
+    /// (`time` is then its upper level's ‖∂L/∂h_t‖).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub levels: Option<Levels>,
+}
+
+/// The history compressor's two levels at one probe step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Levels {
+    /// Inputs the lower level failed to predict and passed up, per sequence (mean over the
+    /// batch), of `steps`.
+    pub passed_up: f64,
+    pub steps: usize,
+    /// The lower level's loss at predicting each next input (mean cross-entropy, nats).
+    pub predict_loss: f64,
+    /// ‖∂L_predict/∂h^low_t‖ for t = 1..T: the lower level's own error through time.
+    pub low_time: Vec<f64>,
 }
 
 /// Losses of one generation of a gradient-free search (lower is fitter).

@@ -14,7 +14,7 @@ use crate::data::{self, Dataset, Objective};
 use crate::experiment::{Experiment, ModelKind, ProbeSection};
 use crate::models::ops::PortableOps;
 use crate::models::ops::log_softmax;
-use crate::models::{Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
+use crate::models::{Chunker, Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
 use burn::tensor::{Device, Tensor};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
@@ -322,6 +322,11 @@ fn run(
             &ctx,
             rec,
         ),
+        ModelKind::Chunker => fit(
+            |s| Chunker::new(m, steps, features, out, s, &device),
+            &ctx,
+            rec,
+        ),
         ModelKind::Dbn => {
             let (net, stopped) = super::pretrain::pretrain(&ctx, rec)?;
             if stopped {
@@ -536,6 +541,12 @@ fn drive_with(
                 time: stats.time.iter().map(|&v| v.sqrt()).collect(),
                 test,
                 fitness: None,
+                levels: stats.levels.as_ref().map(|(passed, loss, low)| Levels {
+                    passed_up: passed / batch.n as f64,
+                    steps: low.len(),
+                    predict_loss: *loss,
+                    low_time: low.iter().map(|v| v.sqrt()).collect(),
+                }),
             });
         }
     }

@@ -148,6 +148,7 @@ pub(super) fn search<N: Network>(
                     best: losses[best],
                     mean,
                 }),
+                levels: None,
             });
         }
         if step + 1 == t.steps {

@@ -23,6 +23,9 @@ pub struct StepStats {
     pub layers: Vec<LayerStats>,
     /// ‖∂L/∂h_t‖² for t = 1..T (recurrent nets, probe steps).
     pub time: Vec<f64>,
+    /// The history compressor (probe steps): inputs passed up over the batch, the lower
+    /// level's prediction loss, its ‖∂L/∂h_t‖² per step.
+    pub levels: Option<(f64, f64, Vec<f64>)>,
 }
 
 /// One layer's squared norms and sums on a probe step.
@@ -139,6 +142,9 @@ impl<N: Network> Stepper for TensorStep<N> {
                 }
             }
             scalars.extend(back.time.iter().cloned());
+            if let Some(l) = &back.levels {
+                scalars.extend([l.passed.clone(), l.predict_loss.clone(), l.low_time.clone()]);
+            }
         }
         let values = Tensor::cat(scalars, 0)
             .into_data()
@@ -150,6 +156,7 @@ impl<N: Network> Stepper for TensorStep<N> {
             correct: None,
             layers: Vec::new(),
             time: Vec::new(),
+            levels: None,
         };
         if !probing || !stats.loss.is_finite() || !stats.grad_sq.is_finite() {
             return Ok(stats);
@@ -205,7 +212,17 @@ impl<N: Network> Stepper for TensorStep<N> {
                 }
             })
             .collect();
+        let (time, levels) = if back.levels.is_some() {
+            // The time profile has as many values as the lower level's: T each, after 2.
+            let t_len = (time.len() - 2) / 2;
+            let (time, rest) = time.split_at(t_len);
+            let low = rest[2..].iter().map(|&v| v as f64).collect();
+            (time, Some((rest[0] as f64, rest[1] as f64, low)))
+        } else {
+            (time, None)
+        };
         stats.time = time.iter().map(|&v| v as f64).collect();
+        stats.levels = levels;
         Ok(stats)
     }
 

@@ -80,6 +80,7 @@ pub fn probe(step: usize, layers: usize, profile: Profile) -> Probe {
         layers: (0..layers).map(layer).collect(),
         time: Vec::new(),
         fitness: None,
+        levels: None,
         test: step.is_multiple_of(50).then(|| TestMetrics {
             loss: 0.72 * (-t / 320.0).exp() + 0.12,
             accuracy: Some(0.5 + 0.35 * (1.0 - (-t / 220.0).exp())),
@@ -379,6 +380,7 @@ pub fn search_probe(step: usize) -> Probe {
             best,
             mean: best + 0.3 + 0.05 * (0.8 * t).sin(),
         }),
+        levels: None,
     }
 }
 
@@ -552,4 +554,38 @@ pub fn lesion_app(size: (u16, u16), mode: ColorMode, plain: bool) -> App {
         result: Ok(lesioned(plain)),
     }));
     app
+}
+
+/// A history compressor on key recall (T = 50) after `probes` probes: its lower level learns
+/// to predict within the first probes, so fewer and fewer inputs are passed up.
+pub fn compressor(size: (u16, u16), mode: ColorMode, probes: usize) -> App {
+    let exp = experiment("chunker-key-50", 2, 400);
+    let mut h = header(&exp);
+    h.model = "chunker".into();
+    h.layers = vec!["low".into(), "high".into(), "out".into()];
+    let mut events = vec![train::Event::Started(h)];
+    events.extend((0..probes).map(|s| {
+        let mut p = recurrent_probe(s, 50);
+        p.layers.push(p.layers[1]);
+        let learnt = (s as f64 / 10.0).min(1.0);
+        // Once the filler is predicted, the upper level's error is carried across it intact.
+        if learnt >= 1.0 {
+            p.time = (1..=50)
+                .map(|k| 0.02 * (1.0 + 0.1 * (k as f64).cos()))
+                .collect();
+        }
+        p.levels = Some(train::Levels {
+            passed_up: 50.0 - 47.2 * learnt,
+            steps: 50,
+            predict_loss: 2.2 - 2.1 * learnt,
+            low_time: (1..=50)
+                .map(|k| 0.01 * (1.0 + 0.3 * (k as f64 / 3.0).sin()))
+                .collect(),
+        });
+        train::Event::Probe {
+            probe: p,
+            wall_s: s as f64 / 80.0,
+        }
+    }));
+    fed(size, mode, "chunker-key-50", events)
 }

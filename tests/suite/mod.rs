@@ -1,6 +1,7 @@
 //! Integration tests through the real binary and the public library API.
 
 pub mod common;
+mod compressor;
 mod config;
 mod ledger;
 mod lesion;

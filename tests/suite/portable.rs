@@ -2,8 +2,8 @@
 //! under emulated CPUs of other kinds — qemu-user's Nehalem (SSE4.2 only: no AVX, no FMA),
 //! Haswell (AVX2 + FMA) and `max` — and with another thread count.
 //!
-//! The cases cover every model kind (MLP, ResNet with and without layer norm, RNN, LSTM, DBN
-//! with CD-k pretraining, an RBM with its exact log-likelihood), every activation, optimiser
+//! The cases cover every model kind (MLP, ResNet with and without layer norm, RNN, LSTM, the
+//! history compressor, DBN with CD-k pretraining, an RBM with its exact log-likelihood), every activation, optimiser
 //! and clipping mode, both gradient-free searches, the three objectives (softmax, per-position
 //! softmax, MSE), probes and test-split evaluation, shapes with ragged edges in every tile
 //! dimension, products large enough to be split among threads, and lesion studies (`gradlab
@@ -87,6 +87,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "task = \"temporal-order\"\nseq_len = 12\ntrain_size = 40\ntest_size = 20",
         "kind = \"lstm\"\nwidth = 11",
         "optimizer = \"rmsprop\"\nlearning_rate = 0.003\nbatch_size = 20\nclip = \"value\"\nclip_threshold = 0.1",
+    ),
+    (
+        "chunker-key-recall",
+        "task = \"key-recall\"\nseq_len = 12\ntrain_size = 40\ntest_size = 20",
+        "kind = \"chunker\"\nwidth = 9\nspectral_radius = 0.8",
+        "optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 20",
     ),
     (
         "resnet-layer-norm",

@@ -348,6 +348,7 @@ impl Stepper for FusedMlp {
             correct: if probing { out.correct } else { None },
             layers,
             time: Vec::new(),
+            levels: None,
         })
     }
 

@@ -550,6 +550,7 @@ mod tests {
                 .collect(),
             time: Vec::new(),
             fitness: None,
+            levels: None,
             test: step.is_multiple_of(10).then_some(TestMetrics {
                 loss: 0.9,
                 accuracy: Some(0.4),

@@ -179,7 +179,7 @@ fn paths(l: &Lesioned, theme: &Theme, area: Rect, buf: &mut Buffer) {
     }
     let label = match s.paths_peak() {
         Some((peak, median)) => format!(
-            "gradient by path length: peak k={peak}, half ≤ {median} of {}",
+            "by path length: peak k={peak}, half ≤ {median} of {}",
             s.paths.len() - 1
         ),
         None => "gradient by path length".into(),

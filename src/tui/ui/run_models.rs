@@ -31,8 +31,9 @@ pub fn phase_note(run: &RunState) -> Option<String> {
     })
 }
 
-/// ‖∂L/∂h_t‖ by time step, t = 1 on the left, on a log scale like the depth profile; the
-/// title carries h_1/h_T, the share of the last step's error that reaches the first.
+/// ‖∂L/∂h_t‖ by time step (see [`time_panel`]); the history compressor's two levels one
+/// above the other: the upper level's error from the task, which crosses only the steps
+/// passed up to it, and the lower level's from predicting its next input.
 pub fn through_time(
     run: &RunState,
     theme: &Theme,
@@ -41,8 +42,72 @@ pub fn through_time(
     focused: bool,
     theory: Option<&[f64]>,
 ) {
-    let time = run.through_time();
-    let ratio = run.time_ratio().map_or("—".into(), sci);
+    let Some(levels) = run.latest.as_ref().and_then(|p| p.levels.as_ref()) else {
+        return time_panel(
+            run,
+            run.through_time(),
+            "",
+            theme,
+            area,
+            buf,
+            focused,
+            theory,
+        );
+    };
+    let high = format!(
+        "high level · {}/{} passed up · ",
+        num(levels.passed_up, 1),
+        levels.steps
+    );
+    // Too low for two profiles: the upper level's, which carries the task's lag.
+    if area.height < 14 {
+        return time_panel(
+            run,
+            run.through_time(),
+            &high,
+            theme,
+            area,
+            buf,
+            focused,
+            None,
+        );
+    }
+    let [upper, lower] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Fill(1)]).areas(area);
+    time_panel(
+        run,
+        run.through_time(),
+        &high,
+        theme,
+        upper,
+        buf,
+        focused,
+        None,
+    );
+    let low = format!(
+        "low level · predicts, loss {} · ",
+        num(levels.predict_loss, 3)
+    );
+    time_panel(run, &levels.low_time, &low, theme, lower, buf, false, None);
+}
+
+/// ‖∂L/∂h_t‖ by time step, t = 1 on the left, on a log scale like the depth profile; the
+/// title carries h_1/h_T, the share of the last step's error that reaches the first.
+#[allow(clippy::too_many_arguments)]
+fn time_panel(
+    run: &RunState,
+    time: &[f64],
+    what: &str,
+    theme: &Theme,
+    area: Rect,
+    buf: &mut Buffer,
+    focused: bool,
+    theory: Option<&[f64]>,
+) {
+    let ratio = match (time.first(), time.last()) {
+        (Some(&a), Some(&b)) if b > 0.0 => sci(a / b),
+        _ => "—".into(),
+    };
     // The theory's ‖∂L/∂h_t‖/‖∂L/∂h_ref‖ (at initialisation), anchored at the measured
     // value of the reference step — the last step it predicts.
     let predicted: Option<Vec<f64>> = theory.filter(|r| r.len() == time.len()).and_then(|r| {
@@ -54,7 +119,11 @@ pub fn through_time(
     });
     let mut block = panel(
         theme,
-        format!(" ‖∂L/∂h_t‖ vs t · log10 · h1/hT {ratio} "),
+        if what.is_empty() {
+            format!(" ‖∂L/∂h_t‖ vs t · log10 · h1/hT {ratio} ")
+        } else {
+            format!(" {what}‖∂L/∂h_t‖ · h1/hT {ratio} ")
+        },
         focused,
     );
     if predicted.is_some() {

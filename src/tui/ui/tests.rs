@@ -89,6 +89,20 @@ fn run_screen_shows_the_lesion_study_of_the_finished_run() {
 }
 
 #[test]
+fn run_screen_shows_both_levels_of_the_history_compressor() {
+    for (w, h) in [SMALL, LARGE] {
+        let app = fixtures::compressor((w, h), ColorMode::Ansi16, 30);
+        let t = draw(&app);
+        let text: String = (0..h).map(|y| row(t.backend().buffer(), y)).collect();
+        assert!(text.contains("high level · 2.8/50 passed up"), "{text}");
+        if h >= 48 {
+            assert!(text.contains("low level · predicts"), "{text}");
+        }
+        insta::assert_snapshot!(format!("run_compressor_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
 fn run_screen_while_training() {
     for (w, h) in [SMALL, LARGE] {
         let app = fixtures::running((w, h), ColorMode::Ansi16, 120, Profile::Vanishing);
