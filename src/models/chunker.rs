@@ -606,9 +606,9 @@ mod tests {
         assert_eq!(total, tape.passed_count);
         assert!(total >= b as f32 && total <= (b * t_len) as f32);
         // A state carried unchanged where nothing was passed up.
-        for t in 1..t_len {
-            for e in 0..b {
-                if m[t][e] == 0.0 {
+        for (t, step) in m.iter().enumerate().skip(1) {
+            for (e, &passed) in step.iter().enumerate() {
+                if passed == 0.0 {
                     let before = host::to_vec(tape.high[t].clone().narrow(0, e, 1));
                     let after = host::to_vec(tape.high[t + 1].clone().narrow(0, e, 1));
                     assert_eq!(before, after, "example {e} step {t}");
