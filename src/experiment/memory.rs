@@ -42,6 +42,10 @@ pub fn estimate(spec: &Spec) -> Estimate {
         ModelKind::Lstm => (4 * w * w, 6 * steps_in_time * w),
         // Two levels of h_t and pre-activations, and the upper level's z_t.
         ModelKind::Chunker => (2 * w * w, 5 * steps_in_time * w),
+        // Four scans of two recurrent matrices (five gate blocks each for the MD-LSTM), and
+        // per pixel and scan the states and gates.
+        ModelKind::Mdlstm => (40 * w * w, 4 * 8 * spec.data.input_dim.max(64) as u64 * w),
+        ModelKind::Rnn2d => (8 * w * w, 4 * 2 * spec.data.input_dim.max(64) as u64 * w),
     };
     // Copies of every weight alive at once: itself, its gradient, the optimiser's slots;
     // a search holds its whole population instead.

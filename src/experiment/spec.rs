@@ -149,6 +149,11 @@ pub enum ModelKind {
     /// input, under a second one that sees only the inputs the first failed to predict (with
     /// their time) and answers at the end.
     Chunker,
+    /// Multi-dimensional LSTM (Graves, Fernández & Schmidhuber 2007) on an image: cells on the
+    /// pixel grid with one forget gate per dimension, four scans from the four corners.
+    Mdlstm,
+    /// The 2-D tanh RNN of the same shape as `mdlstm`.
+    Rnn2d,
 }
 
 /// The factor α of a residual block h ← h + α·F(h).
@@ -514,7 +519,14 @@ impl ModelKind {
             ModelKind::Lstm => "lstm",
             ModelKind::Dbn => "dbn",
             ModelKind::Chunker => "chunker",
+            ModelKind::Mdlstm => "mdlstm",
+            ModelKind::Rnn2d => "rnn2d",
         }
+    }
+
+    /// Whether the network scans an image's pixel grid (`mdlstm`, `rnn2d`).
+    pub fn is_grid(self) -> bool {
+        matches!(self, ModelKind::Mdlstm | ModelKind::Rnn2d)
     }
 
     /// Whether the network reads its input one time step at a time.

@@ -157,6 +157,26 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
             ),
         });
     }
+    if m.kind.is_grid() && !matches!(d.task, Task::Digits | Task::BarsStripes | Task::Mnist) {
+        return Err(Violation {
+            field: "model.kind".into(),
+            value: format!("'{}'", m.kind.name()),
+            allowed: format!(
+                "scans an image's pixel grid: use data.task 'digits', 'bars-stripes' or 'mnist', not '{}'",
+                d.task.name()
+            ),
+        });
+    }
+    if m.kind.is_grid() && spec.train.optimizer.gradient_free() {
+        return Err(Violation {
+            field: "train.optimizer".into(),
+            value: format!("'{}'", spec.train.optimizer.name()),
+            allowed: format!(
+                "must use gradients for model '{}': 'sgd', 'momentum', 'adam', 'rmsprop' or 'rprop'",
+                m.kind.name()
+            ),
+        });
+    }
     if m.kind == ModelKind::Chunker {
         if !matches!(d.task, Task::KeyRecall | Task::TemporalOrder) {
             return Err(Violation {

@@ -37,6 +37,9 @@ pub enum Kind {
     /// The history compressor: inputs its lower level passed up to the higher one (of T)
     /// over training, per entry.
     Levels,
+    /// A grid net's (`mdlstm`, `rnn2d`) ‖∂L/∂h_{i,j}‖ over the image, one entry, at the first
+    /// probe or (`--at end`) the last.
+    Grid,
 }
 
 impl Kind {
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Lesion => "lesion",
             Kind::Paths => "paths",
             Kind::Levels => "levels",
+            Kind::Grid => "grid",
         }
     }
 }
@@ -110,7 +114,7 @@ pub enum FigureError {
         "--kind {kind} needs at least one entry ID (a seq number or hash prefix; see `gradlab ledger list`)"
     )]
     NoIds { kind: &'static str },
-    #[error("--kind layers draws one entry's layers: give one ID, not {count}")]
+    #[error("--kind layers and --kind grid draw one entry: give one ID, not {count}")]
     OneOnly { count: usize },
     #[error("--kind sweep draws the sweep named by --sweep; leave out the entry IDs ({ids})")]
     IdsWithSweep { ids: String },
@@ -139,6 +143,10 @@ pub enum FigureError {
         "entry {seq} ({experiment}) is not a history compressor: --kind levels needs a model.kind = \"chunker\" entry"
     )]
     NotChunker { seq: u64, experiment: String },
+    #[error(
+        "entry {seq} ({experiment}) is not a grid net: --kind grid needs a model.kind = \"mdlstm\" or \"rnn2d\" entry"
+    )]
+    NotGrid { seq: u64, experiment: String },
     #[error("entry {seq} ({experiment}) has no lesion study: run `gradlab lesion {seq}` first")]
     NoLesion { seq: u64, experiment: String },
     #[error(
@@ -171,7 +179,7 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
     if !matches!(req.kind, Kind::Depth | Kind::Time) && req.theory {
         return Err(unused("theory"));
     }
-    if req.kind != Kind::Depth && req.at.is_some() {
+    if !matches!(req.kind, Kind::Depth | Kind::Grid) && req.at.is_some() {
         return Err(unused("at"));
     }
     if req.kind == Kind::Sweep {
@@ -208,6 +216,14 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
         Kind::Lesion => lesion::lesion(ledger, &entries, &labels),
         Kind::Paths => lesion::paths(ledger, &entries, &labels),
         Kind::Levels => levels(ledger, &entries, &labels),
+        Kind::Grid => {
+            if entries.len() != 1 {
+                return Err(FigureError::OneOnly {
+                    count: entries.len(),
+                });
+            }
+            grid(ledger, entries[0], req.at.unwrap_or(At::Init))
+        }
         Kind::Sweep => unreachable!("handled above"),
     }
 }
@@ -489,7 +505,15 @@ fn time(
     let mut series = Vec::new();
     for (e, label) in entries.iter().zip(labels) {
         let probes = probes(ledger, e)?;
-        let with_time: Vec<&Probe> = probes.iter().filter(|p| !p.time.is_empty()).collect();
+        // A grid net's `time` is its scans' maps over the image (`--kind grid`), not time.
+        let grid = matches!(
+            flat_config(&e.config).get("model.kind").map(String::as_str),
+            Some("\"mdlstm\"" | "\"rnn2d\"")
+        );
+        let with_time: Vec<&Probe> = probes
+            .iter()
+            .filter(|p| !p.time.is_empty() && !grid)
+            .collect();
         let (Some(first), Some(last)) = (with_time.first(), with_time.last()) else {
             return Err(FigureError::NotRecurrent {
                 seq: e.seq,
@@ -544,6 +568,51 @@ fn time(
         }
     }
     Ok(Figure::TimeProfile { series })
+}
+
+/// ‖∂L/∂h_{i,j}‖ over the image (the four scans' states at each pixel together), as log10 of
+/// its share of the largest, at the first or last probe.
+fn grid(ledger: &Ledger, e: &Entry, at: At) -> Result<Figure, FigureError> {
+    let probes = probes(ledger, e)?;
+    let p = match at {
+        At::Init => probes.first(),
+        At::End => probes.last(),
+    }
+    .ok_or_else(|| no_probes(e))?;
+    let not_grid = || FigureError::NotGrid {
+        seq: e.seq,
+        experiment: e.experiment.clone(),
+    };
+    if !matches!(
+        flat_config(&e.config).get("model.kind").map(String::as_str),
+        Some("\"mdlstm\"" | "\"rnn2d\"")
+    ) {
+        return Err(not_grid());
+    }
+    let map = crate::models::grid::pixel_map(&p.time).ok_or_else(not_grid)?;
+    let side = crate::models::grid::square_side(map.len()).ok_or_else(not_grid)?;
+    let max = map.iter().copied().fold(0.0, f64::max);
+    let values = (0..side)
+        .map(|r| {
+            // Heatmap rows go upwards: the image's bottom row first.
+            let row = side - 1 - r;
+            (0..side)
+                .map(|c| (map[row * side + c] / max).log10())
+                .collect()
+        })
+        .collect();
+    Ok(Figure::Heatmap {
+        title: format!(
+            "{}: log10 ‖∂L/∂h_ij‖ / its largest, step {}",
+            e.experiment, p.step
+        ),
+        x_label: "image column".into(),
+        y_label: "image row (1 = bottom)".into(),
+        xs: (1..=side).map(|c| c as f64).collect(),
+        ys: (1..=side).map(|r| r as f64).collect(),
+        values,
+        overlay: None,
+    })
 }
 
 /// Inputs passed up to the history compressor's higher level per sequence, over training.

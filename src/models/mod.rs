@@ -10,6 +10,7 @@
 
 pub mod activation;
 pub mod chunker;
+pub mod grid;
 pub(crate) mod host;
 pub mod init;
 pub mod kernels;
@@ -22,6 +23,7 @@ pub mod resnet;
 pub mod rnn;
 
 pub use chunker::Chunker;
+pub use grid::GridNet;
 pub use lstm::Lstm;
 pub use mlp::Mlp;
 pub use resnet::Resnet;

@@ -416,6 +416,13 @@ pub fn phase_diagram(exp: &Experiment, sigma_w: &[f64], sigma_b: &[f64]) -> Stri
 /// ([`profile::predict`]).
 pub fn not_covered(exp: &Experiment) -> Option<String> {
     let spec = exp.spec();
+    if spec.model.kind.is_grid() {
+        return Some(format!(
+            "a {} scans the pixel grid in four directions: the lab has no mean-field theory of \
+             its 2-D recursion (the trace measures ‖∂L/∂h‖ per pixel)",
+            spec.model.kind.name()
+        ));
+    }
     if spec.model.kind == crate::experiment::ModelKind::Chunker {
         return Some(
             "the history compressor's upper level sees only the inputs its lower level fails \

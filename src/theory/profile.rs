@@ -86,7 +86,7 @@ pub fn predict(exp: &Experiment) -> Result<Option<Profile>, TheoryError> {
         reason: None,
     };
     let profile = match m.kind {
-        ModelKind::Chunker => return Ok(None),
+        ModelKind::Chunker | ModelKind::Mdlstm | ModelKind::Rnn2d => return Ok(None),
         ModelKind::Mlp | ModelKind::Dbn => {
             let p = super::predict(m, input, out, super::input_q(&ds.train.x));
             let mut prof = base(

@@ -12,6 +12,9 @@ pub enum TrainError {
     /// The data set could not be built or read.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// The data does not have the shape the model reads (a grid net on a non-square image).
+    #[error("{what}")]
+    Shape { what: String },
     /// The backend handed back numbers in a type the lab did not ask for.
     #[error("reading {what} back from the backend: {message}")]
     Readback { what: &'static str, message: String },
@@ -28,6 +31,9 @@ impl TrainError {
 
     /// Whether the failure lies in the input (the config), not in the run.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, TrainError::DeviceMissing { .. })
+        matches!(
+            self,
+            TrainError::DeviceMissing { .. } | TrainError::Shape { .. }
+        )
     }
 }

@@ -12,9 +12,10 @@ use super::{Control, DeviceKind, Outcome, RunEnv, TrainError, weights_bytes};
 use crate::cancel;
 use crate::data::{self, Dataset, Objective};
 use crate::experiment::{Experiment, ModelKind, ProbeSection};
+use crate::models::grid::{Cell, square_side};
 use crate::models::ops::PortableOps;
 use crate::models::ops::log_softmax;
-use crate::models::{Chunker, Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
+use crate::models::{Chunker, GridNet, Lstm, Mlp, Network, Resnet, Rnn, named_parameters};
 use burn::tensor::{Device, Tensor};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
@@ -322,6 +323,24 @@ fn run(
             &ctx,
             rec,
         ),
+        ModelKind::Mdlstm | ModelKind::Rnn2d => {
+            let cell = if m.kind == ModelKind::Mdlstm {
+                Cell::Lstm
+            } else {
+                Cell::Tanh
+            };
+            let side = square_side(input).ok_or_else(|| TrainError::Shape {
+                what: format!(
+                    "{} needs a square image; {input} pixels are not one",
+                    m.kind.name()
+                ),
+            })?;
+            fit(
+                |s| GridNet::new(m, cell, (side, side), 1, out, s, &device),
+                &ctx,
+                rec,
+            )
+        }
         ModelKind::Chunker => fit(
             |s| Chunker::new(m, steps, features, out, s, &device),
             &ctx,

@@ -589,3 +589,37 @@ pub fn compressor(size: (u16, u16), mode: ColorMode, probes: usize) -> App {
     }));
     fed(size, mode, "chunker-key-50", events)
 }
+
+/// An MD-LSTM on the 8×8 digits after `probes` probes: each scan's error largest at its
+/// read-out corner and falling off across the image towards the opposite one.
+pub fn grid_net(size: (u16, u16), mode: ColorMode, probes: usize) -> App {
+    let exp = experiment("mdlstm-digits", 2, 400);
+    let mut h = header(&exp);
+    h.model = "mdlstm".into();
+    h.layers = vec![
+        "s1".into(),
+        "s2".into(),
+        "s3".into(),
+        "s4".into(),
+        "out".into(),
+    ];
+    let mut events = vec![train::Event::Started(h)];
+    events.extend((0..probes).map(|s| {
+        let mut p = probe(s, 5, Profile::Vanishing);
+        p.time = (0..4)
+            .flat_map(|scan| {
+                (0..64).map(move |px| {
+                    let (r, c) = (px / 8, px % 8);
+                    let r = if scan & 1 == 1 { r } else { 7 - r };
+                    let c = if scan & 2 == 2 { c } else { 7 - c };
+                    0.05 * 0.6f64.powi((r + c) as i32)
+                })
+            })
+            .collect();
+        train::Event::Probe {
+            probe: p,
+            wall_s: s as f64 / 40.0,
+        }
+    }));
+    fed(size, mode, "mdlstm-digits", events)
+}

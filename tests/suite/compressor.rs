@@ -134,6 +134,9 @@ fn a_compressor_entry_replays_exact_and_is_plotted() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("not a history compressor"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("not a history compressor"),
+        "{err}"
+    );
     assert!(!d.join("g.svg").exists());
 }

@@ -43,6 +43,7 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
     };
     // Recurrent nets have two layers but T time steps: the profile shows time instead.
     let recurrent = !run.through_time().is_empty();
+    let grid = matches!(run.model.as_str(), "mdlstm" | "rnn2d");
     // A deep belief net's panel takes the heatmap's place while pretraining (no gradient
     // probes then) and whenever its samples are shown.
     let dbn_panel = run
@@ -53,6 +54,8 @@ pub fn render(app: &App, run: &RunState, area: Rect, buf: &mut Buffer) {
         let focused = p == run.view.focus;
         match p {
             Panel::Layers => layers(run, theme, rect, buf, focused, with_sat_column),
+            // A grid net's `time` is its four scans' maps over the image.
+            Panel::Profile if grid => run_models::grid(run, theme, rect, buf, focused),
             Panel::Profile if recurrent => run_models::through_time(
                 run,
                 theme,

@@ -182,6 +182,71 @@ fn time_panel(
     }
 }
 
+/// A grid net's ‖∂L/∂h_{i,j}‖ over the image (the four scans together), as shades from the
+/// map's smallest to its largest on a log scale, two cells per pixel; the title gives each
+/// scan's far corner over its read-out corner, geometric mean.
+pub fn grid(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bool) {
+    let time = run.through_time();
+    let geo = crate::models::grid::far_over_near(time).map_or("—".into(), |(_, g)| sci(g));
+    let block = panel(
+        theme,
+        format!(" ‖∂L/∂h‖ per pixel · far/near {geo} "),
+        focused,
+    );
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let Some(map) = crate::models::grid::pixel_map(time) else {
+        waiting(run, theme, inner, buf);
+        return;
+    };
+    let Some(side) = crate::models::grid::square_side(map.len()) else {
+        return;
+    };
+    let logs: Vec<f64> = map.iter().map(|&v| log10(v) as f64).collect();
+    let lo = logs
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    let hi = logs
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let span = (hi - lo).max(1e-9);
+    let (w, h) = (2 * side as u16, side as u16);
+    if inner.width < w || inner.height < 2 {
+        return;
+    }
+    let x0 = inner.x + (inner.width - w) / 2;
+    // A panel lower than the image shows every (side/rows)-th row, top and bottom kept.
+    let rows = h.min(inner.height - 1);
+    for r in 0..rows {
+        let image_row = if rows > 1 {
+            r as usize * (side - 1) / (rows as usize - 1)
+        } else {
+            0
+        };
+        for c in 0..side as u16 {
+            let (glyph, style) = theme.heat((logs[image_row * side + c as usize] - lo) / span);
+            for dx in 0..2 {
+                buf[(x0 + 2 * c + dx, inner.y + r)]
+                    .set_char(glyph)
+                    .set_style(style);
+            }
+        }
+    }
+    let legend = format!("{} ·░▒▓█ {}", decade(lo), decade(hi));
+    put(
+        buf,
+        inner.x + 1,
+        inner.y + rows,
+        &legend,
+        inner.width.saturating_sub(2),
+        theme.dim(),
+    );
+}
+
 fn worst(rs: &[Regime]) -> Regime {
     for r in [Regime::Exploding, Regime::Vanishing, Regime::Healthy] {
         if rs.contains(&r) {

@@ -103,6 +103,18 @@ fn run_screen_shows_both_levels_of_the_history_compressor() {
 }
 
 #[test]
+fn run_screen_draws_a_grid_nets_error_over_the_image() {
+    for (w, h) in [SMALL, LARGE] {
+        let app = fixtures::grid_net((w, h), ColorMode::Ansi16, 12);
+        let t = draw(&app);
+        let text: String = (0..h).map(|y| row(t.backend().buffer(), y)).collect();
+        // Each scan's far corner is 0.6^14 = 7.8e-4 of its read-out corner.
+        assert!(text.contains("per pixel · far/near 7.8e-4"), "{text}");
+        insta::assert_snapshot!(format!("run_grid_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
 fn run_screen_while_training() {
     for (w, h) in [SMALL, LARGE] {
         let app = fixtures::running((w, h), ColorMode::Ansi16, 120, Profile::Vanishing);
