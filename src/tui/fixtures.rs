@@ -608,11 +608,11 @@ pub fn grid_net(size: (u16, u16), mode: ColorMode, probes: usize) -> App {
         let mut p = probe(s, 5, Profile::Vanishing);
         p.time = (0..4)
             .flat_map(|scan| {
-                (0..64).map(move |px| {
+                (0..64i32).map(move |px| {
                     let (r, c) = (px / 8, px % 8);
                     let r = if scan & 1 == 1 { r } else { 7 - r };
                     let c = if scan & 2 == 2 { c } else { 7 - c };
-                    0.05 * 0.6f64.powi((r + c) as i32)
+                    0.05 * 0.6f64.powi(r + c)
                 })
             })
             .collect();
