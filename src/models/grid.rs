@@ -590,7 +590,11 @@ mod tests {
             let grads = (logits * Tensor::<2>::from_data(cot.to_data(), &ad))
                 .sum()
                 .backward();
-            let per_pixel = ours.time[0].clone().into_data().try_to_vec::<f32>().unwrap();
+            let per_pixel = ours.time[0]
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             assert_eq!(per_pixel.len(), SCANS * n);
             for (s, scan) in leaves.iter().enumerate() {
                 for px in 0..n {

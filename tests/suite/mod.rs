@@ -3,6 +3,7 @@
 pub mod common;
 mod compressor;
 mod config;
+mod grid;
 mod ledger;
 mod lesion;
 mod plot;

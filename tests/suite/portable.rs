@@ -3,7 +3,7 @@
 //! Haswell (AVX2 + FMA) and `max` — and with another thread count.
 //!
 //! The cases cover every model kind (MLP, ResNet with and without layer norm, RNN, LSTM, the
-//! history compressor, DBN with CD-k pretraining, an RBM with its exact log-likelihood), every activation, optimiser
+//! history compressor, MD-LSTM and the 2-D RNN, DBN with CD-k pretraining, an RBM with its exact log-likelihood), every activation, optimiser
 //! and clipping mode, both gradient-free searches, the three objectives (softmax, per-position
 //! softmax, MSE), probes and test-split evaluation, shapes with ragged edges in every tile
 //! dimension, products large enough to be split among threads, and lesion studies (`gradlab
@@ -93,6 +93,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "task = \"key-recall\"\nseq_len = 12\ntrain_size = 40\ntest_size = 20",
         "kind = \"chunker\"\nwidth = 9\nspectral_radius = 0.8",
         "optimizer = \"adam\"\nlearning_rate = 0.01\nbatch_size = 20",
+    ),
+    (
+        "mdlstm-bars",
+        "task = \"bars-stripes\"\nsize = 3\ntrain_size = 30\ntest_size = 12",
+        "kind = \"mdlstm\"\nwidth = 5\nforget_bias = 1.5",
+        "optimizer = \"rmsprop\"\nlearning_rate = 0.01\nbatch_size = 15",
+    ),
+    (
+        "rnn2d-digits",
+        "task = \"digits\"\ntrain_size = 30\ntest_size = 10",
+        "kind = \"rnn2d\"\nwidth = 6\nspectral_radius = 0.5",
+        "optimizer = \"sgd\"\nlearning_rate = 0.1\nbatch_size = 15",
     ),
     (
         "resnet-layer-norm",
