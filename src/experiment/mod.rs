@@ -502,4 +502,24 @@ mod tests {
         let again = Experiment::from_canonical(b.canonical()).unwrap();
         assert_eq!(again.hash(), b.hash());
     }
+
+    /// `model.collapse` is left out of the canonical form when false, so configs written
+    /// before it existed keep their hashes; set, it is part of the form and the hash.
+    #[test]
+    fn collapse_is_canonical_only_when_set() {
+        let base = "[experiment]\nname = \"c\"\n[data]\ntask = \"key-recall\"\n[model]\nkind = \"chunker\"\n";
+        let plain = Experiment::parse(base, Path::new("c.toml")).unwrap();
+        assert!(
+            !plain.canonical().contains("collapse"),
+            "{}",
+            plain.canonical()
+        );
+        let collapsed =
+            Experiment::parse(&format!("{base}collapse = true\n"), Path::new("c.toml")).unwrap();
+        assert!(collapsed.canonical().contains("collapse = true"));
+        assert_ne!(plain.hash(), collapsed.hash());
+        let again = Experiment::from_canonical(collapsed.canonical()).unwrap();
+        assert_eq!(again.hash(), collapsed.hash());
+        assert!(again.spec().model.collapse);
+    }
 }

@@ -241,6 +241,11 @@ pub struct ModelSection {
     pub spectral_radius: f64,
     /// Lstm: initial bias of the forget gate, −100..=100; default 1.
     pub forget_bias: f64,
+    /// Chunker: the collapsed history compressor — the lower level also learns to reproduce
+    /// the upper level's state (Schmidhuber 1992); default false. Left out of the canonical
+    /// form when false, so every config written before it keeps its hash.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub collapse: bool,
 }
 
 impl Default for ModelSection {
@@ -260,6 +265,7 @@ impl Default for ModelSection {
             recurrent_init: RecurrentInit::Orthogonal,
             spectral_radius: 1.0,
             forget_bias: 1.0,
+            collapse: false,
         }
     }
 }

@@ -177,6 +177,16 @@ pub fn check(spec: &Spec) -> Result<(), Violation> {
             ),
         });
     }
+    if m.collapse && m.kind != ModelKind::Chunker {
+        return Err(Violation {
+            field: "model.collapse".into(),
+            value: "true".into(),
+            allowed: format!(
+                "is only used by model.kind 'chunker', not '{}'",
+                m.kind.name()
+            ),
+        });
+    }
     if m.kind == ModelKind::Chunker {
         if !matches!(d.task, Task::KeyRecall | Task::TemporalOrder) {
             return Err(Violation {

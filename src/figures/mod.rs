@@ -4,6 +4,7 @@
 //! [`plot::Figure`]: crate::plot::Figure
 
 mod lesion;
+mod zoo;
 
 use crate::experiment::Experiment;
 use crate::ledger::{Entry, Ledger, LedgerError};
@@ -215,14 +216,14 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Figure, FigureError> {
         Kind::Time => time(ledger, &entries, &labels, req.theory),
         Kind::Lesion => lesion::lesion(ledger, &entries, &labels),
         Kind::Paths => lesion::paths(ledger, &entries, &labels),
-        Kind::Levels => levels(ledger, &entries, &labels),
+        Kind::Levels => zoo::levels(ledger, &entries, &labels),
         Kind::Grid => {
             if entries.len() != 1 {
                 return Err(FigureError::OneOnly {
                     count: entries.len(),
                 });
             }
-            grid(ledger, entries[0], req.at.unwrap_or(At::Init))
+            zoo::grid(ledger, entries[0], req.at.unwrap_or(At::Init))
         }
         Kind::Sweep => unreachable!("handled above"),
     }
@@ -568,86 +569,6 @@ fn time(
         }
     }
     Ok(Figure::TimeProfile { series })
-}
-
-/// ‖∂L/∂h_{i,j}‖ over the image (the four scans' states at each pixel together), as log10 of
-/// its share of the largest, at the first or last probe.
-fn grid(ledger: &Ledger, e: &Entry, at: At) -> Result<Figure, FigureError> {
-    let probes = probes(ledger, e)?;
-    let p = match at {
-        At::Init => probes.first(),
-        At::End => probes.last(),
-    }
-    .ok_or_else(|| no_probes(e))?;
-    let not_grid = || FigureError::NotGrid {
-        seq: e.seq,
-        experiment: e.experiment.clone(),
-    };
-    if !matches!(
-        flat_config(&e.config).get("model.kind").map(String::as_str),
-        Some("\"mdlstm\"" | "\"rnn2d\"")
-    ) {
-        return Err(not_grid());
-    }
-    let map = crate::models::grid::pixel_map(&p.time).ok_or_else(not_grid)?;
-    let side = crate::models::grid::square_side(map.len()).ok_or_else(not_grid)?;
-    let max = map.iter().copied().fold(0.0, f64::max);
-    let values = (0..side)
-        .map(|r| {
-            // Heatmap rows go upwards: the image's bottom row first.
-            let row = side - 1 - r;
-            (0..side)
-                .map(|c| (map[row * side + c] / max).log10())
-                .collect()
-        })
-        .collect();
-    Ok(Figure::Heatmap {
-        title: format!(
-            "{}: log10 ‖∂L/∂h_ij‖ / its largest, step {}",
-            e.experiment, p.step
-        ),
-        x_label: "image column".into(),
-        y_label: "image row (1 = bottom)".into(),
-        xs: (1..=side).map(|c| c as f64).collect(),
-        ys: (1..=side).map(|r| r as f64).collect(),
-        values,
-        overlay: None,
-    })
-}
-
-/// Inputs passed up to the history compressor's higher level per sequence, over training.
-fn levels(ledger: &Ledger, entries: &[&Entry], labels: &[String]) -> Result<Figure, FigureError> {
-    let mut series = Vec::new();
-    let mut steps = 0;
-    for (e, label) in entries.iter().zip(labels) {
-        let probes = probes(ledger, e)?;
-        let points: Vec<(f64, f64)> = probes
-            .iter()
-            .filter_map(|p| p.levels.as_ref().map(|l| (p.step as f64, l.passed_up)))
-            .collect();
-        if points.is_empty() {
-            return Err(FigureError::NotChunker {
-                seq: e.seq,
-                experiment: e.experiment.clone(),
-            });
-        }
-        steps = probes
-            .iter()
-            .find_map(|p| p.levels.as_ref().map(|l| l.steps))
-            .unwrap_or(steps);
-        series.push(Series {
-            label: label.clone(),
-            points,
-        });
-    }
-    Ok(Figure::Curves {
-        title: format!("inputs passed up to the higher level, of T = {steps}"),
-        x_label: "step".into(),
-        y_label: "inputs passed up per sequence".into(),
-        series,
-        dashed: Vec::new(),
-        log_y: true,
-    })
 }
 
 /// A readable axis name for a config field.

@@ -52,6 +52,9 @@ pub struct Chunker {
     /// Reads `features + 1` inputs: the symbol and its time t/T.
     pub high: Level,
     pub readout: Readout,
+    /// The collapsed compressor: ĥ_t = h^low_t·W + b, the lower level's reproduction of the
+    /// upper level's state h^high_t (`model.collapse`); `None` otherwise.
+    pub collapse: Option<(Tensor<2>, Tensor<2>)>,
     pub steps: usize,
     pub features: usize,
 }
@@ -83,7 +86,8 @@ fn steps_of(rows: &[Tensor<2>], b: usize, width: usize) -> Tensor<2> {
 
 impl Chunker {
     /// Draws, in order, from the `init` stream: the low level (W_in, W_rec, b), its predictor
-    /// (W, b), the high level (W_in, W_rec, b), W_out, b_out.
+    /// (W, b), the high level (W_in, W_rec, b), W_out, b_out; last, when collapsing, the
+    /// lower level's reproduction of the upper state (W, b) — so the rest draws the same.
     pub fn new(
         m: &ModelSection,
         steps: usize,
@@ -98,12 +102,19 @@ impl Chunker {
         let predict_w = init::weights(m.init, h, features, m.sigma_w, &mut rng);
         let predict_b = init::biases(features, m.sigma_b, &mut rng);
         let high = Level::new(m, features + 1, &mut rng, device);
+        let readout = Readout::new(m, h, output_dim, 1, &mut rng, device);
+        let collapse = m.collapse.then(|| {
+            let w = init::weights(m.init, h, h, m.sigma_w, &mut rng);
+            let b = init::biases(h, m.sigma_b, &mut rng);
+            (matrix(w, h, h, device), matrix(b, 1, h, device))
+        });
         Self {
             low,
             predict_w: matrix(predict_w, h, features, device),
             predict_b: matrix(predict_b, 1, features, device),
             high,
-            readout: Readout::new(m, h, output_dim, 1, &mut rng, device),
+            readout,
+            collapse,
             steps,
             features,
         }
@@ -196,6 +207,52 @@ impl Chunker {
     }
 }
 
+/// The collapsed compressor's part of a backward pass.
+struct CollapseGrads {
+    /// Mean squared error of ĥ_t against h^high_t over every step, example and unit: `[1]`.
+    loss: Tensor<1>,
+    g_w: Tensor<2>,
+    g_b: Tensor<2>,
+    /// ∂L_collapse/∂h^low_t for t = 1..T, `[b, T·hidden]`.
+    d_low: Tensor<2>,
+    /// Examples whose answer read from ĥ_T through the read-out is the upper level's own.
+    agree: f32,
+}
+
+impl Chunker {
+    /// ĥ_t = h^low_t·W + b against the upper state h^high_t (a target: no gradient reaches the
+    /// upper level), and how often the read-out of ĥ_T gives the upper level's answer.
+    fn collapse_back(&self, tape: &ChunkerTape, b: usize) -> Option<CollapseGrads> {
+        let (w, bias) = self.collapse.as_ref()?;
+        let (t_len, h) = (self.steps, self.hidden());
+        let low = steps_of(&tape.low[1..], b, h);
+        let target = steps_of(&tape.high[1..], b, h);
+        let reproduced = low.clone().pmatmul(w.clone()).add(bias.clone());
+        let n = (b * t_len) as f64;
+        let diff = reproduced.clone().sub(target);
+        let loss = diff.clone().square().psum().div_scalar(n);
+        let d = diff.mul_scalar(2.0 / n);
+        let last = reproduced
+            .reshape([b, t_len * h])
+            .narrow(1, (t_len - 1) * h, h);
+        let answers = host::to_vec(self.readout.forward_rows(last, b));
+        let own = host::to_vec(tape.logits.clone());
+        let classes = own.len() / b;
+        let agree = answers
+            .chunks_exact(classes)
+            .zip(own.chunks_exact(classes))
+            .filter(|(a, o)| argmax(a) == argmax(o))
+            .count() as f32;
+        Some(CollapseGrads {
+            loss,
+            g_w: low.pmatmul_tn(d.clone()),
+            g_b: d.clone().psum_dim(0),
+            d_low: d.pmatmul_nt(w.clone()).reshape([b, t_len * h]),
+            agree,
+        })
+    }
+}
+
 /// The index of the largest value (the first of equal ones).
 fn argmax(v: &[f32]) -> usize {
     v.iter()
@@ -279,9 +336,13 @@ impl Network for Chunker {
             "high.bias",
             "out.weight",
             "out.bias",
+            "low.collapse_w",
+            "low.collapse_b",
         ]
         .map(String::from)
-        .to_vec()
+        .into_iter()
+        .take(if self.collapse.is_some() { 12 } else { 10 })
+        .collect()
     }
 
     fn params(&self) -> Vec<Tensor<2>> {
@@ -297,9 +358,25 @@ impl Network for Chunker {
             self.readout.weight.clone(),
             self.readout.bias.clone(),
         ]
+        .into_iter()
+        .chain(
+            self.collapse
+                .iter()
+                .flat_map(|(w, b)| [w.clone(), b.clone()]),
+        )
+        .collect()
     }
 
-    fn set_params(&mut self, params: Vec<Tensor<2>>) {
+    fn set_params(&mut self, mut params: Vec<Tensor<2>>) {
+        if self.collapse.is_some() {
+            let b = params
+                .pop()
+                .expect("a collapsing chunker has twelve parameters");
+            let w = params
+                .pop()
+                .expect("a collapsing chunker has twelve parameters");
+            self.collapse = Some((w, b));
+        }
         let [li, lr, lb, pw, pb, hi, hr, hb, ow, ob]: [Tensor<2>; 10] =
             params.try_into().expect("a chunker has ten parameters");
         self.low = Level {
@@ -355,6 +432,7 @@ impl Network for Chunker {
         let (g_hi, g_hr, g_hb, high_da) = level_grads(tape.xt_rows.clone(), &tape.high, das, b, h);
         let high_time = time_profile(dhs, b, h);
 
+        let collapse = self.collapse_back(&tape, b);
         let (predict_loss, d_pred) = self.predict_loss(&tape, b);
         let before_last = steps_of(&tape.low[1..t_len], b, h);
         let g_pw = before_last.pmatmul_tn(d_pred.clone());
@@ -368,7 +446,10 @@ impl Network for Chunker {
         for t in (1..=t_len).rev() {
             let through = das.last().map(|da: &Tensor<2>| low_rec_t.times(da.clone()));
             let own = (t < t_len).then(|| d_states.clone().narrow(1, (t - 1) * h, h));
-            let dh = [through, own]
+            let reproduce = collapse
+                .as_ref()
+                .map(|c| c.d_low.clone().narrow(1, (t - 1) * h, h));
+            let dh = [through, own, reproduce]
                 .into_iter()
                 .flatten()
                 .reduce(|a, o| a.add(o))
@@ -393,19 +474,24 @@ impl Network for Chunker {
         let low_out = steps_of(&tape.low[1..], b, h);
         let high_out = steps_of(&tape.high[1..], b, h);
         let device = tape.logits.device();
+        let mut grads = vec![
+            g_li,
+            g_lr,
+            g_lb,
+            g_pw,
+            g_pb,
+            g_hi,
+            g_hr,
+            g_hb,
+            read.weight,
+            read.bias,
+        ];
+        let collapsed = collapse.map(|c| {
+            grads.extend([c.g_w, c.g_b]);
+            (c.loss, host::tensor(vec![c.agree], [1], &device))
+        });
         Backward {
-            grads: vec![
-                g_li,
-                g_lr,
-                g_lb,
-                g_pw,
-                g_pb,
-                g_hi,
-                g_hr,
-                g_hb,
-                read.weight,
-                read.bias,
-            ],
+            grads,
             layers: vec![
                 LayerSignals {
                     delta: low_da,
@@ -440,6 +526,7 @@ impl Network for Chunker {
                 passed: host::tensor(vec![tape.passed_count], [1], &device),
                 predict_loss,
                 low_time,
+                collapse: collapsed,
             }),
         }
     }
@@ -451,12 +538,13 @@ mod tests {
     use crate::experiment::{DataSection, Task};
     use crate::models::rnn::tests::{check_bptt, leaf};
 
-    fn net_and_data(t_len: usize, b: usize) -> (Chunker, Tensor<2>) {
+    fn net_and_data(t_len: usize, b: usize, collapse: bool) -> (Chunker, Tensor<2>) {
         let device = Device::flex();
         let m = ModelSection {
             width: 5,
             sigma_b: 0.3,
             spectral_radius: 1.2,
+            collapse,
             ..ModelSection::default()
         };
         let f = crate::data::sequence::KEY_FEATURES;
@@ -474,11 +562,18 @@ mod tests {
 
     /// Both hand-derived passes agree with autodiff: the high level through its gated
     /// recursion (zero leaves at each pre-activation and state; the masks as constants, as
-    /// they are), the low level through its prediction loss, every parameter's gradient.
+    /// they are), the low level through its prediction loss (and, collapsing, its error at
+    /// reproducing the upper state, a constant target), every parameter's gradient.
     #[test]
     fn bptt_matches_autodiff() {
+        for collapse in [false, true] {
+            bptt_matches_autodiff_with(collapse);
+        }
+    }
+
+    fn bptt_matches_autodiff_with(collapse: bool) {
         let (b, t_len) = (3, 11);
-        let (net, x) = net_and_data(t_len, b);
+        let (net, x) = net_and_data(t_len, b, collapse);
         let f = net.features;
         let h = 5;
         let cot = crate::models::rnn::tests::random(b, 4, 2, &x.device());
@@ -500,6 +595,7 @@ mod tests {
             Tensor::<2>::zeros([b, h], &ad),
         );
         let mut predict_loss = Tensor::<1>::zeros([1], &ad);
+        let mut collapse_loss = Tensor::<1>::zeros([1], &ad);
         let n = (b * (t_len - 1)) as f64;
         for t in 0..t_len {
             let xt = xa.clone().narrow(1, t * f, f);
@@ -518,13 +614,22 @@ mod tests {
             let z = (a + high_a[t].clone()).tanh();
             let m = Tensor::<2>::from_data(masks[t].to_data(), &ad);
             hh = hh.clone() + m * (z - hh) + high_h[t].clone();
+            if collapse {
+                let target = Tensor::<2>::from_data(hh.to_data(), &ad);
+                let reproduced = hl.clone().matmul(p[10].clone()) + p[11].clone();
+                collapse_loss = collapse_loss
+                    + (reproduced - target)
+                        .square()
+                        .sum()
+                        .div_scalar((b * t_len) as f64);
+            }
         }
         let logits = hh.matmul(p[8].clone()) + p[9].clone();
         let task = (logits * Tensor::<2>::from_data(cot.to_data(), &ad)).sum();
         // The last low state predicts nothing: kept in the graph at weight 0, so its leaves
         // have a (zero) gradient to compare.
         let unused = hl.sum().mul_scalar(0.0);
-        let grads = (task + predict_loss.clone().sum() + unused).backward();
+        let grads = (task + predict_loss.clone().sum() + unused + collapse_loss.sum()).backward();
 
         // The high level and its read-out: layer 1, the time profile, parameters 5..10.
         let high = Backward {
@@ -594,7 +699,7 @@ mod tests {
     #[test]
     fn the_first_input_and_every_surprise_are_passed_up() {
         let (b, t_len) = (6, 12);
-        let (net, x) = net_and_data(t_len, b);
+        let (net, x) = net_and_data(t_len, b, false);
         let tape = net.run(&x);
         let m: Vec<Vec<f32>> = tape
             .passed

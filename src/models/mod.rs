@@ -99,6 +99,9 @@ pub struct LevelSignals {
     pub predict_loss: Tensor<1>,
     /// ‖∂L_predict/∂h^low_t‖² for t = 1..T: the lower level's error through time, `[T]`.
     pub low_time: Tensor<1>,
+    /// The collapsed compressor: the lower level's error at reproducing the upper state
+    /// (mean squared), and the examples whose answer it reproduces, `[1]` each.
+    pub collapse: Option<(Tensor<1>, Tensor<1>)>,
 }
 
 /// A network the training loop can drive.

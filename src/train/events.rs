@@ -172,6 +172,13 @@ pub struct Levels {
     pub predict_loss: f64,
     /// ‖∂L_predict/∂h^low_t‖ for t = 1..T: the lower level's own error through time.
     pub low_time: Vec<f64>,
+    /// The collapsed compressor (`model.collapse`): the lower level's mean squared error at
+    /// reproducing the upper level's state, and the share of the batch whose answer, read
+    /// from that reproduction at the last step, is the upper level's own.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub collapse_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub collapsed_agreement: Option<f64>,
 }
 
 /// Losses of one generation of a gradient-free search (lower is fitter).

@@ -560,11 +560,13 @@ fn drive_with(
                 time: stats.time.iter().map(|&v| v.sqrt()).collect(),
                 test,
                 fitness: None,
-                levels: stats.levels.as_ref().map(|(passed, loss, low)| Levels {
-                    passed_up: passed / batch.n as f64,
-                    steps: low.len(),
-                    predict_loss: *loss,
-                    low_time: low.iter().map(|v| v.sqrt()).collect(),
+                levels: stats.levels.as_ref().map(|l| Levels {
+                    passed_up: l.passed / batch.n as f64,
+                    steps: l.low_time.len(),
+                    predict_loss: l.predict_loss,
+                    low_time: l.low_time.iter().map(|v| v.sqrt()).collect(),
+                    collapse_loss: l.collapse.map(|c| c.0),
+                    collapsed_agreement: l.collapse.map(|c| c.1 / batch.n as f64),
                 }),
             });
         }

@@ -23,9 +23,20 @@ pub struct StepStats {
     pub layers: Vec<LayerStats>,
     /// ‖∂L/∂h_t‖² for t = 1..T (recurrent nets, probe steps).
     pub time: Vec<f64>,
-    /// The history compressor (probe steps): inputs passed up over the batch, the lower
-    /// level's prediction loss, its ‖∂L/∂h_t‖² per step.
-    pub levels: Option<(f64, f64, Vec<f64>)>,
+    /// The history compressor (probe steps).
+    pub levels: Option<LevelStats>,
+}
+
+/// The history compressor's own numbers on a probe step.
+pub struct LevelStats {
+    /// Inputs passed up, summed over the batch.
+    pub passed: f64,
+    pub predict_loss: f64,
+    /// The lower level's ‖∂L/∂h_t‖² per step.
+    pub low_time: Vec<f64>,
+    /// Collapsing: the error at reproducing the upper state, and the examples (of the batch)
+    /// whose answer the reproduction gives.
+    pub collapse: Option<(f64, f64)>,
 }
 
 /// One layer's squared norms and sums on a probe step.
@@ -144,6 +155,9 @@ impl<N: Network> Stepper for TensorStep<N> {
             scalars.extend(back.time.iter().cloned());
             if let Some(l) = &back.levels {
                 scalars.extend([l.passed.clone(), l.predict_loss.clone(), l.low_time.clone()]);
+                if let Some((loss, agree)) = &l.collapse {
+                    scalars.extend([loss.clone(), agree.clone()]);
+                }
             }
         }
         let values = Tensor::cat(scalars, 0)
@@ -212,14 +226,27 @@ impl<N: Network> Stepper for TensorStep<N> {
                 }
             })
             .collect();
-        let (time, levels) = if back.levels.is_some() {
-            // The time profile has as many values as the lower level's: T each, after 2.
-            let t_len = (time.len() - 2) / 2;
-            let (time, rest) = time.split_at(t_len);
-            let low = rest[2..].iter().map(|&v| v as f64).collect();
-            (time, Some((rest[0] as f64, rest[1] as f64, low)))
-        } else {
-            (time, None)
+        let (time, levels) = match &back.levels {
+            Some(l) => {
+                // The time profile has as many values as the lower level's, T each, around
+                // 2 scalars (4 when collapsing).
+                let extra = if l.collapse.is_some() { 4 } else { 2 };
+                let t_len = (time.len() - extra) / 2;
+                let (time, rest) = time.split_at(t_len);
+                let low = &rest[2..2 + t_len];
+                let collapse = l.collapse.as_ref().map(|_| {
+                    let c = &rest[2 + t_len..];
+                    (c[0] as f64, c[1] as f64)
+                });
+                let stats = LevelStats {
+                    passed: rest[0] as f64,
+                    predict_loss: rest[1] as f64,
+                    low_time: low.iter().map(|&v| v as f64).collect(),
+                    collapse,
+                };
+                (time, Some(stats))
+            }
+            None => (time, None),
         };
         stats.time = time.iter().map(|&v| v as f64).collect();
         stats.levels = levels;

@@ -581,6 +581,8 @@ pub fn compressor(size: (u16, u16), mode: ColorMode, probes: usize) -> App {
             low_time: (1..=50)
                 .map(|k| 0.01 * (1.0 + 0.3 * (k as f64 / 3.0).sin()))
                 .collect(),
+            collapse_loss: None,
+            collapsed_agreement: None,
         });
         train::Event::Probe {
             probe: p,

@@ -3,8 +3,8 @@
 //! Haswell (AVX2 + FMA) and `max` — and with another thread count.
 //!
 //! The cases cover every model kind (MLP, ResNet with and without layer norm, RNN, LSTM, the
-//! history compressor, MD-LSTM and the 2-D RNN, DBN with CD-k pretraining, an RBM with its exact log-likelihood), every activation, optimiser
-//! and clipping mode, both gradient-free searches, the three objectives (softmax, per-position
+//! history compressor, MD-LSTM and the 2-D RNN, DBN with CD-k pretraining, an RBM with its
+//! exact log-likelihood), every activation, optimiser and clipping mode, both gradient-free searches, the three objectives (softmax, per-position
 //! softmax, MSE), probes and test-split evaluation, shapes with ragged edges in every tile
 //! dimension, products large enough to be split among threads, and lesion studies (`gradlab
 //! lesion`) of a plain and two residual nets. qemu-user is

@@ -84,10 +84,13 @@ pub fn through_time(
         focused,
         None,
     );
-    let low = format!(
+    let mut low = format!(
         "low level · predicts, loss {} · ",
         num(levels.predict_loss, 3)
     );
+    if let Some(a) = levels.collapsed_agreement {
+        low += &format!("its answer {:.0}% · ", 100.0 * a);
+    }
     time_panel(run, &levels.low_time, &low, theme, lower, buf, false, None);
 }
 
