@@ -14,35 +14,26 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Widget};
 
 pub fn render(view: &LesionView, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bool) {
-    match view {
-        LesionView::Running { seq } => {
-            let block = panel(theme, format!(" Lesion study · entry {seq} "), focused);
-            let inner = block.inner(area);
-            block.render(area, buf);
-            put(
-                buf,
-                inner.x + 1,
-                inner.y,
-                "deleting each unit at test time, then k at random…",
-                inner.width.saturating_sub(2),
-                theme.dim(),
-            );
-        }
-        LesionView::Done(Err(e)) => {
-            let block = panel(theme, " Lesion study ", focused);
-            let inner = block.inner(area);
-            block.render(area, buf);
-            put(
-                buf,
-                inner.x + 1,
-                inner.y,
-                e,
-                inner.width.saturating_sub(2),
-                theme.error(),
-            );
-        }
-        LesionView::Done(Ok(l)) => done(l, theme, area, buf, focused),
-    }
+    let (title, text, style) = match view {
+        LesionView::Running { seq } => (
+            format!(" Lesion study · entry {seq} "),
+            "deleting each unit at test time, then k at random…",
+            theme.dim(),
+        ),
+        LesionView::Done(Err(e)) => (" Lesion study ".to_string(), e.as_str(), theme.error()),
+        LesionView::Done(Ok(l)) => return done(l, theme, area, buf, focused),
+    };
+    let block = panel(theme, title, focused);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    put(
+        buf,
+        inner.x + 1,
+        inner.y,
+        text,
+        inner.width.saturating_sub(2),
+        style,
+    );
 }
 
 fn done(l: &Lesioned, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bool) {
