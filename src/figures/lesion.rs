@@ -5,6 +5,7 @@ use super::FigureError;
 use crate::ledger::{Entry, EntryKind, Ledger};
 use crate::lesion::Summary;
 use crate::plot::{Figure, Series};
+use crate::train::TraceLine;
 
 /// The lesion entry an ID stands for: itself, or a run's latest study.
 fn study_of<'a>(ledger: &'a Ledger, e: &'a Entry) -> Result<&'a Entry, FigureError> {
@@ -22,10 +23,14 @@ fn study_of<'a>(ledger: &'a Ledger, e: &'a Entry) -> Result<&'a Entry, FigureErr
         })
 }
 
-fn summary(ledger: &Ledger, e: &Entry) -> Result<Summary, FigureError> {
-    Ok(Summary::from_trace(
-        &ledger.load_trace(study_of(ledger, e)?)?,
-    ))
+/// A study's summary and its task's classes (for the chance line), from its trace.
+fn summary(ledger: &Ledger, e: &Entry) -> Result<(Summary, Option<usize>), FigureError> {
+    let lines = ledger.load_trace(study_of(ledger, e)?)?;
+    let classes = lines.iter().find_map(|l| match l {
+        TraceLine::Header(h) => h.lesion.as_ref().and_then(|s| s.classes),
+        _ => None,
+    });
+    Ok((Summary::from_trace(&lines), classes))
 }
 
 /// Mean test error per k (k = 0 the intact net), one line per study, chance dashed.
@@ -37,14 +42,14 @@ pub(super) fn lesion(
     let mut series = Vec::new();
     let mut chance = None;
     for (e, label) in entries.iter().zip(labels) {
-        let s = summary(ledger, e)?;
+        let (s, classes) = summary(ledger, e)?;
         let mut points = vec![(0.0, s.intact)];
         points.extend(s.by_k.iter().map(|k| (k.k as f64, k.mean)));
         series.push(Series {
             label: label.clone(),
             points,
         });
-        chance = chance.or_else(|| classes(e).map(|c| 1.0 - 1.0 / c as f64));
+        chance = chance.or_else(|| classes.map(|c| 1.0 - 1.0 / c as f64));
     }
     let dashed = chance
         .map(|c| {
@@ -77,7 +82,7 @@ pub(super) fn paths(
 ) -> Result<Figure, FigureError> {
     let mut series = Vec::new();
     for (e, label) in entries.iter().zip(labels) {
-        let s = summary(ledger, e)?;
+        let (s, _) = summary(ledger, e)?;
         if s.paths.is_empty() {
             return Err(FigureError::NoPaths {
                 seq: e.seq,
@@ -98,14 +103,4 @@ pub(super) fn paths(
         dashed: Vec::new(),
         log_y: false,
     })
-}
-
-/// The classes of a classification entry's task (for the chance line).
-fn classes(e: &Entry) -> Option<usize> {
-    let exp = crate::experiment::Experiment::from_canonical(&e.config).ok()?;
-    let ds = crate::data::build(&exp.spec().data, exp.seed()).ok()?;
-    match ds.objective {
-        crate::data::Objective::Classify { classes } => Some(classes),
-        _ => None,
-    }
 }

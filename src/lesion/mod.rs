@@ -77,8 +77,6 @@ pub struct Study {
     pub units: Vec<String>,
     /// `classify` or `regress`.
     pub objective: &'static str,
-    /// Classes of a classification task (chance is 1 − 1/classes).
-    pub classes: Option<usize>,
     /// The intact net (k = 0), each unit alone (k = 1), then k random units for k = 2..=L.
     pub lesions: Vec<LesionRecord>,
     /// Residual nets: one record per path length k = 0..=L; empty for plain nets.
@@ -198,15 +196,15 @@ fn study_here(
             draws: options.draws,
             path_draws: options.path_draws,
             examples: test.n,
+            classes: match ds.objective {
+                Objective::Classify { classes } => Some(classes),
+                _ => None,
+            },
         },
         units: units.into_iter().map(|(_, name)| name).collect(),
         objective: match ds.objective {
             Objective::Regress { .. } => "regress",
             _ => "classify",
-        },
-        classes: match ds.objective {
-            Objective::Classify { classes } => Some(classes),
-            _ => None,
         },
         lesions,
         paths,

@@ -74,6 +74,9 @@ pub struct LesionSpec {
     pub path_draws: usize,
     /// Test examples every lesion is scored on.
     pub examples: usize,
+    /// Classes of a classification task (chance is 1 − 1/classes); absent for regression.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub classes: Option<usize>,
 }
 
 /// One lesion of a trained net: the units in `deleted` replaced by the identity, scored on

@@ -142,7 +142,7 @@ pub fn lesion_entry(at: &LedgerAt, seq: u64) -> Result<Lesioned, JobError> {
         } else {
             "block"
         },
-        chance: report.study.classes.map(|c| 1.0 - 1.0 / c as f64),
+        chance: report.study.spec.classes.map(|c| 1.0 - 1.0 / c as f64),
         recorded: Some((e.seq, e.short_hash().to_string())),
     })
 }
