@@ -54,8 +54,9 @@ pub fn through_time(
             theory,
         );
     };
+    // Short titles, the point first: the panels are a third of the screen wide.
     let high = format!(
-        "high level · {}/{} passed up · ",
+        "high: {}/{} passed up",
         num(levels.passed_up, 1),
         levels.steps
     );
@@ -84,13 +85,14 @@ pub fn through_time(
         focused,
         None,
     );
-    let mut low = format!(
-        "low level · predicts, loss {} · ",
-        num(levels.predict_loss, 3)
-    );
-    if let Some(a) = levels.collapsed_agreement {
-        low += &format!("its answer {:.0}% · ", 100.0 * a);
-    }
+    let low = match levels.collapsed_agreement {
+        Some(a) => format!(
+            "low: loss {} · answer {:.0}%",
+            num(levels.predict_loss, 3),
+            100.0 * a
+        ),
+        None => format!("low: predicts, loss {}", num(levels.predict_loss, 3)),
+    };
     time_panel(run, &levels.low_time, &low, theme, lower, buf, false, None);
 }
 
@@ -125,7 +127,7 @@ fn time_panel(
         if what.is_empty() {
             format!(" ‖∂L/∂h_t‖ vs t · log10 · h1/hT {ratio} ")
         } else {
-            format!(" {what}‖∂L/∂h_t‖ · h1/hT {ratio} ")
+            format!(" {what} · h1/hT {ratio} ")
         },
         focused,
     );

@@ -94,9 +94,9 @@ fn run_screen_shows_both_levels_of_the_history_compressor() {
         let app = fixtures::compressor((w, h), ColorMode::Ansi16, 30);
         let t = draw(&app);
         let text: String = (0..h).map(|y| row(t.backend().buffer(), y)).collect();
-        assert!(text.contains("high level · 2.8/50 passed up"), "{text}");
+        assert!(text.contains("high: 2.8/50 passed up"), "{text}");
         if h >= 48 {
-            assert!(text.contains("low level · predicts"), "{text}");
+            assert!(text.contains("low: predicts"), "{text}");
         }
         insta::assert_snapshot!(format!("run_compressor_{w}x{h}"), t.backend());
     }
