@@ -501,7 +501,7 @@ pub fn far_over_near(time: &[f64]) -> Option<(Vec<f64>, f64)> {
 /// The side of a square image of `pixels` pixels, if it is one.
 pub fn square_side(pixels: usize) -> Option<usize> {
     let s = (pixels as f64).sqrt().round() as usize;
-    (s * s == pixels).then_some(s)
+    (s > 0 && s * s == pixels).then_some(s)
 }
 
 #[cfg(test)]
@@ -633,5 +633,12 @@ mod tests {
         assert_eq!(lasts, [14, 4, 10, 0]);
         assert_eq!(square_side(64), Some(8));
         assert_eq!(square_side(63), None);
+        assert_eq!(square_side(0), None);
+        // Before the first probe there is no map (the Run screen asks all the same).
+        assert_eq!(far_over_near(&[]), None);
+        assert_eq!(pixel_map(&[]), None);
+        assert_eq!(far_over_near(&[1.0; 7]), None);
+        let (ratios, geo) = far_over_near(&[1.0; 4 * 9]).unwrap();
+        assert_eq!((ratios, geo), (vec![1.0; 4], 1.0));
     }
 }

@@ -195,7 +195,7 @@ pub fn grid(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused
     let geo = crate::models::grid::far_over_near(time).map_or("—".into(), |(_, g)| sci(g));
     let block = panel(
         theme,
-        format!(" ‖∂L/∂h‖ per pixel · far/near {geo} "),
+        format!(" ‖∂L/∂h‖ · far/near {geo} "),
         focused,
     );
     let inner = block.inner(area);

@@ -109,7 +109,7 @@ fn run_screen_draws_a_grid_nets_error_over_the_image() {
         let t = draw(&app);
         let text: String = (0..h).map(|y| row(t.backend().buffer(), y)).collect();
         // Each scan's far corner is 0.6^14 = 7.8e-4 of its read-out corner.
-        assert!(text.contains("per pixel · far/near 7.8e-4"), "{text}");
+        assert!(text.contains("‖∂L/∂h‖ · far/near 7.8e-4"), "{text}");
         insta::assert_snapshot!(format!("run_grid_{w}x{h}"), t.backend());
     }
 }
