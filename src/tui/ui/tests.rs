@@ -114,6 +114,21 @@ fn run_screen_draws_a_grid_nets_error_over_the_image() {
     }
 }
 
+/// Before the first probe every model's Run screen draws (a grid net's map, the compressor's
+/// levels and a recurrent profile are still empty: drawing them once indexed an empty map).
+#[test]
+fn run_screens_draw_before_the_first_probe() {
+    for app in [
+        fixtures::grid_net(SMALL, ColorMode::Ansi16, 0),
+        fixtures::compressor(SMALL, ColorMode::Ansi16, 0),
+        fixtures::recurrent(SMALL, ColorMode::Ansi16, 0),
+    ] {
+        let t = draw(&app);
+        let text: String = (0..SMALL.1).map(|y| row(t.backend().buffer(), y)).collect();
+        assert!(text.contains("waiting for the first probe"), "{text}");
+    }
+}
+
 #[test]
 fn run_screen_while_training() {
     for (w, h) in [SMALL, LARGE] {
