@@ -233,6 +233,8 @@ fn table(lg: &LedgerState, theme: &Theme, area: Rect, buf: &mut Buffer, wide: bo
             (EntryKind::Replay, Some(of), Some(v)) => Some((seq_of(lg, of), v)),
             _ => None,
         };
+        // A lesion study names the run it studied in place of a kind and a loss.
+        let lesion = e.lesion_of.as_ref().map(|of| seq_of(lg, of));
         let config = e.config_hash.short();
         let loss = format!(
             "{:>8}",
@@ -258,7 +260,10 @@ fn table(lg: &LedgerState, theme: &Theme, area: Rect, buf: &mut Buffer, wide: bo
                     format!("replay of {of}: {}", text::verdict_word(v)),
                     verdict_style(v, theme),
                 ),
-                None => Span::styled("run", theme.dim()),
+                None => match &lesion {
+                    Some(of) => Span::styled(format!("lesion of {of}"), theme.dim()),
+                    None => Span::styled("run", theme.dim()),
+                },
             };
             cells.extend([Cell::from(status), Cell::from(loss), Cell::from(kind)]);
         } else {
@@ -268,7 +273,10 @@ fn table(lg: &LedgerState, theme: &Theme, area: Rect, buf: &mut Buffer, wide: bo
                     format!("↺ {of} {}", text::verdict_word(v)),
                     verdict_style(v, theme),
                 ),
-                None => status,
+                None => match &lesion {
+                    Some(of) => Span::styled(format!("✂ {of}"), theme.dim()),
+                    None => status,
+                },
             };
             cells.extend([Cell::from(result), Cell::from(loss)]);
         }
@@ -424,6 +432,15 @@ fn facts<'a>(lg: &LedgerState, e: &Entry, theme: &Theme, wide: bool) -> Vec<Line
     ];
     if let Some(err) = &e.error {
         lines.push(row("error", vec![Span::styled(err.clone(), theme.error())]));
+    }
+    if let Some(of) = &e.lesion_of {
+        lines.push(row(
+            "lesion",
+            vec![Span::raw(format!(
+                "a lesion study of {} (`gradlab lesion`; `plot --kind lesion`)",
+                seq_of(lg, of)
+            ))],
+        ));
     }
     // The verdict in place: a replay's own, or every replay of this run.
     match (&e.replay_of, &e.verdict) {

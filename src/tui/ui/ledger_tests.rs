@@ -353,3 +353,25 @@ fn no_color_leaves_the_ledger_screens_uncoloured_and_their_symbols_intact() {
         }
     }
 }
+
+/// A lesion entry names the run it studied in the list (wide and narrow) and in its details.
+#[test]
+fn a_lesion_entry_names_the_run_it_studied() {
+    let mut entries = fixtures::ledger_entries();
+    let studied = entries[0].hash.clone();
+    let last = entries.last_mut().unwrap();
+    last.kind = crate::ledger::EntryKind::Lesion;
+    (last.replay_of, last.verdict) = (None, None);
+    last.lesion_of = Some(studied);
+    let seq = last.seq;
+    for (size, says) in [(LARGE, "lesion of #1"), (SMALL, "✂ #1")] {
+        let mut app = fixtures::ledger_app(size, ColorMode::Ansi16);
+        app.update(job(Job::Loaded(Ok(entries.clone()))));
+        select(&mut app, seq);
+        let text = rows(draw(&app).backend().buffer()).join("\n");
+        assert!(text.contains(says), "{text}");
+        if size == LARGE {
+            assert!(text.contains("a lesion study of #1"), "{text}");
+        }
+    }
+}

@@ -193,11 +193,7 @@ fn time_panel(
 pub fn grid(run: &RunState, theme: &Theme, area: Rect, buf: &mut Buffer, focused: bool) {
     let time = run.through_time();
     let geo = crate::models::grid::far_over_near(time).map_or("—".into(), |(_, g)| sci(g));
-    let block = panel(
-        theme,
-        format!(" ‖∂L/∂h‖ · far/near {geo} "),
-        focused,
-    );
+    let block = panel(theme, format!(" ‖∂L/∂h‖ · far/near {geo} "), focused);
     let inner = block.inner(area);
     block.render(area, buf);
     let Some(map) = crate::models::grid::pixel_map(time) else {
